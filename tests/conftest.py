@@ -1,0 +1,77 @@
+"""Shared fixtures: a migrated database on SQLite and, when reachable, on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.db import create_engine, upgrade_schema
+from workflow.clock import SHANGHAI, ManualClock
+
+PG_URL = os.environ.get(
+    "SHUOSHI_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_COUNTY = ROOT / "examples" / "county.yaml"
+
+
+def _pg_reachable() -> str | None:
+    """None when PostgreSQL answers, else the reason to skip."""
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            pass
+    except OSError as exc:
+        return f"PostgreSQL not reachable at 127.0.0.1:5432 ({exc})"
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        return "asyncpg not installed"
+    return None
+
+
+PG_SKIP_REASON = _pg_reachable()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if PG_SKIP_REASON:
+        return f"shuoshi: PostgreSQL tests will be skipped: {PG_SKIP_REASON}"
+    return "shuoshi: PostgreSQL tests run against 127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A freshly migrated database: a temp SQLite file, or a private schema on PostgreSQL."""
+    if request.param == "sqlite":
+        eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+        await upgrade_schema(eng)
+        yield eng
+        await eng.dispose()
+        return
+    if PG_SKIP_REASON:
+        pytest.skip(PG_SKIP_REASON)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    eng = create_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        await upgrade_schema(eng)
+        yield eng
+    finally:
+        await eng.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI))

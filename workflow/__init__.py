@@ -1,0 +1,1 @@
+"""The domain: cases, the transition table, guards, deadlines. No I/O frameworks here."""

@@ -1,0 +1,182 @@
+"""THE transition table: every state change a case can make, who may make it, and its guards.
+
+Nothing else in shuoshi decides whether an event is legal; services, handlers, the
+dashboard's buttons and the tests all read this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from workflow.guards import (
+    Guard,
+    actor_holds_case,
+    has_department,
+    has_duplicate_target,
+    has_new_category,
+    has_rating,
+    has_reason,
+    has_text,
+    has_text_or_photos,
+    held_by_department,
+    held_by_township,
+    not_reopened_before,
+    rating_is_negative,
+    rating_is_positive,
+    rating_window_passed,
+    reopened_before,
+)
+from workflow.model import OPEN_STATES, Action, Level, Role, State
+from workflow.model import Action as A
+from workflow.model import Role as R
+from workflow.model import State as S
+
+
+class Scope(StrEnum):
+    """Which cases a role may touch."""
+
+    ALL = "all"
+    REPORTER = "reporter"  # cases the actor reported
+    GRID = "grid"  # cases in the actor's grids
+    TOWNSHIP = "township"  # cases in the actor's township
+    DEPARTMENT = "department"  # cases assigned to the actor's department
+
+
+SCOPE_OF_ROLE: dict[Role, Scope] = {
+    R.RESIDENT: Scope.REPORTER,
+    R.GRID_WORKER: Scope.GRID,
+    R.GRID_LEADER: Scope.GRID,
+    R.TOWNSHIP_OPERATOR: Scope.TOWNSHIP,
+    R.COUNTY_DISPATCHER: Scope.ALL,
+    R.DEPARTMENT_HANDLER: Scope.DEPARTMENT,
+    R.SUPERVISOR: Scope.ALL,
+    R.ADMIN: Scope.ALL,
+    R.SYSTEM: Scope.ALL,
+}
+
+
+class Same:
+    """Target marker: the case stays where it is (notes, supervision, reclassification)."""
+
+    def __repr__(self) -> str:
+        return "SAME"
+
+
+SAME = Same()
+
+
+@dataclass(frozen=True)
+class NextOnRoute:
+    """Target marker: the next level on the configured route after `after` (None: the first)."""
+
+    after: Level | None
+
+
+Target = State | Same | NextOnRoute
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: Action
+    sources: frozenset[State]
+    target: Target
+    roles: frozenset[Role]
+    guards: tuple[Guard, ...] = ()
+    emits: str = ""
+    scope: Scope | None = None  # overrides the role's scope when set
+
+
+def T(
+    action: Action,
+    sources: State | frozenset[State] | set[State],
+    target: Target,
+    roles: Role | set[Role],
+    guards: tuple[Guard, ...] = (),
+    *,
+    emits: str,
+    scope: Scope | None = None,
+) -> Transition:
+    return Transition(
+        action=action,
+        sources=frozenset({sources} if isinstance(sources, State) else sources),
+        target=target,
+        roles=frozenset({roles} if isinstance(roles, Role) else roles),
+        guards=guards,
+        emits=emits,
+        scope=scope,
+    )
+
+
+_REPORTERS = {R.RESIDENT, R.GRID_WORKER, R.TOWNSHIP_OPERATOR, R.COUNTY_DISPATCHER}
+_HOLDERS = {R.DEPARTMENT_HANDLER, R.TOWNSHIP_OPERATOR}
+_OPEN = frozenset(OPEN_STATES)
+
+# (level's state, the role that screens at that level)
+_SCREENERS = (
+    (S.SCREENING, R.GRID_LEADER),
+    (S.TOWNSHIP, R.TOWNSHIP_OPERATOR),
+    (frozenset({S.COUNTY, S.RETURNED}), R.COUNTY_DISPATCHER),
+)
+
+TRANSITIONS: tuple[Transition, ...] = (
+    T(A.SUBMIT, S.NEW, S.REPORTED, _REPORTERS, emits="CaseReported"),
+    T(A.ROUTE, S.REPORTED, NextOnRoute(None), R.SYSTEM, emits="CaseRouted"),
+    T(A.SCREEN_VALID, S.SCREENING, NextOnRoute(Level.SCREENING), R.GRID_LEADER,
+      emits="CaseValidated"),
+    *(
+        T(A.SCREEN_INVALID, src, S.REJECTED, role, (has_reason,), emits="CaseRejected")
+        for src, role in _SCREENERS
+    ),
+    *(
+        T(A.MARK_DUPLICATE, src, S.DUPLICATE, role, (has_duplicate_target,),
+          emits="CaseMarkedDuplicate")
+        for src, role in _SCREENERS
+    ),
+    *(
+        T(A.RECLASSIFY, src, SAME, role, (has_new_category,), emits="CaseReclassified")
+        for src, role in _SCREENERS
+    ),
+    T(A.HANDLE_LOCALLY, S.TOWNSHIP, S.IN_PROGRESS, R.TOWNSHIP_OPERATOR,
+      emits="CaseTakenByTownship"),
+    T(A.PASS_UP, S.TOWNSHIP, NextOnRoute(Level.TOWNSHIP), R.TOWNSHIP_OPERATOR,
+      emits="CasePassedUp"),
+    T(A.PASS_UP, S.IN_PROGRESS, NextOnRoute(Level.TOWNSHIP), R.TOWNSHIP_OPERATOR,
+      (held_by_township,), emits="CasePassedUp"),
+    T(A.ASSIGN, {S.COUNTY, S.RETURNED}, S.ASSIGNED, R.COUNTY_DISPATCHER, (has_department,),
+      emits="CaseAssigned"),
+    T(A.ASSIGN, S.SUPERVISION, S.ASSIGNED, R.SUPERVISOR, (has_department,),
+      emits="CaseAssigned"),
+    T(A.ACCEPT, S.ASSIGNED, S.IN_PROGRESS, R.DEPARTMENT_HANDLER, emits="CaseAccepted"),
+    T(A.RETURN, {S.ASSIGNED, S.IN_PROGRESS}, S.RETURNED, R.DEPARTMENT_HANDLER,
+      (held_by_department, has_reason), emits="CaseReturned"),
+    T(A.NOTE, S.IN_PROGRESS, SAME, _HOLDERS, (actor_holds_case, has_text_or_photos),
+      emits="ProgressNoted"),
+    T(A.RESOLVE, S.IN_PROGRESS, S.RESOLVED, _HOLDERS, (actor_holds_case, has_text),
+      emits="CaseResolved"),
+    T(A.RATE, S.RESOLVED, S.CLOSED, {R.RESIDENT, R.GRID_WORKER}, (has_rating, rating_is_positive),
+      emits="CaseRated", scope=Scope.REPORTER),
+    T(A.RATE, S.RESOLVED, S.IN_PROGRESS, {R.RESIDENT, R.GRID_WORKER},
+      (has_rating, rating_is_negative, not_reopened_before), emits="CaseReopened",
+      scope=Scope.REPORTER),
+    T(A.RATE, S.RESOLVED, S.SUPERVISION, {R.RESIDENT, R.GRID_WORKER},
+      (has_rating, rating_is_negative, reopened_before), emits="CaseEscalated",
+      scope=Scope.REPORTER),
+    T(A.CLOSE, S.SUPERVISION, S.CLOSED, R.SUPERVISOR, (has_reason,), emits="CaseClosed"),
+    T(A.CLOSE_UNRATED, S.RESOLVED, S.CLOSED_UNRATED, R.SYSTEM, (rating_window_passed,),
+      emits="CaseClosedUnrated"),
+    T(A.SUPERVISE, _OPEN, SAME, R.SUPERVISOR, (has_reason,), emits="CaseSupervised"),
+)  # fmt: skip
+
+
+def transitions_for(action: Action, state: State) -> list[Transition]:
+    return [t for t in TRANSITIONS if t.action is action and state in t.sources]
+
+
+def available_actions(state: State, role: Role) -> list[Action]:
+    """Which buttons a role may be shown for a case in this state (before scope and guards)."""
+    seen: list[Action] = []
+    for t in TRANSITIONS:
+        if state in t.sources and role in t.roles and t.action not in seen:
+            seen.append(t.action)
+    return seen
