@@ -16,9 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage.db import create_engine, upgrade_schema
 from workflow.clock import SHANGHAI, ManualClock
 
-PG_URL = os.environ.get(
-    "SHUOSHI_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("SHUOSHI_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_COUNTY = ROOT / "examples" / "county.yaml"
 

@@ -57,6 +57,8 @@ class WorkflowPolicy:
     close_unrated_after_days: int = 3
 
     def __post_init__(self) -> None:
+        self.route = _levels(self.route)
+        self.emergency_route = _levels(self.emergency_route) if self.emergency_route else None
         for route in (self.route, self.emergency_route):
             if route is not None:
                 validate_route(route)
@@ -85,6 +87,16 @@ class WorkflowPolicy:
             if stage_state is state and stage in per_class:
                 return per_class[stage]
         return None
+
+
+def _levels(route: tuple[Level | str, ...]) -> tuple[Level, ...]:
+    try:
+        return tuple(Level(x) for x in route)
+    except ValueError:
+        raise WorkflowError(
+            "invalid_route",
+            f"unknown level in route {list(route)}: use screening, township, county",
+        ) from None
 
 
 def validate_route(route: tuple[Level, ...]) -> None:

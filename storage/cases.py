@@ -1,0 +1,191 @@
+"""Case repository: maps rows to the Case aggregate and appends its trail entries."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.rows import CaseAttachmentRow, CaseCounterRow, CaseRow, TransitionRow
+from workflow.clock import ensure_aware
+from workflow.errors import ConcurrentUpdate, NotFound
+from workflow.model import OPEN_STATES, Action, Case, DeadlineClass, Rating, Role, State, TrailEntry
+
+# Fields copied one to one between the Case dataclass and CaseRow.
+_PLAIN = (
+    "number", "category_id", "grid_id", "village_id", "township_id", "reporter_id",
+    "description", "location_text", "latitude", "longitude", "anonymous", "contact_phone",
+    "department_id", "handled_by_township", "duplicate_of", "reopen_count", "supervise_count",
+    "rating_comment", "due_provisional",
+)  # fmt: skip
+_TIMES = (
+    "created_at", "stage_entered_at", "stage_due_at", "due_basis_at", "due_at", "accepted_at",
+    "resolved_at", "closed_at", "first_response_at",
+)  # fmt: skip
+
+
+def case_from_row(row: CaseRow) -> Case:
+    """Build the aggregate from its row; SQLite's naive datetimes come back as UTC."""
+    values: dict[str, Any] = {name: getattr(row, name) for name in _PLAIN}
+    for name in _TIMES:
+        value = getattr(row, name)
+        values[name] = ensure_aware(value) if value is not None else None
+    return Case(
+        **values,
+        state=State(row.state),
+        deadline_class=DeadlineClass(row.deadline_class),
+        reporter_role=Role(row.reporter_role),
+        rating=Rating(row.rating) if row.rating else None,
+        id=row.id,
+        version=row.version,
+    )
+
+
+def _row_values(case: Case) -> dict[str, Any]:
+    values: dict[str, Any] = {name: getattr(case, name) for name in _PLAIN + _TIMES}
+    values.update(
+        state=case.state.value,
+        deadline_class=case.deadline_class.value,
+        reporter_role=case.reporter_role.value,
+        rating=case.rating.value if case.rating else None,
+    )
+    return values
+
+
+def entry_from_row(row: TransitionRow, attachment_ids: tuple[int, ...] = ()) -> TrailEntry:
+    return TrailEntry(
+        action=Action(row.action),
+        from_state=State(row.from_state),
+        to_state=State(row.to_state),
+        actor_id=row.actor_id,
+        actor_role=Role(row.actor_role),
+        at=ensure_aware(row.at),
+        comment=row.comment,
+        data=dict(row.data or {}),
+        attachment_ids=attachment_ids,
+        seq=row.seq,
+    )
+
+
+class SqlCaseRepository:
+    """Cases in SQL; `save` refuses a stale version so two handlers never overwrite each other."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, number: str) -> Case:
+        row = await self._row(number)
+        return case_from_row(row)
+
+    async def _row(self, number: str) -> CaseRow:
+        row = (
+            await self.session.execute(select(CaseRow).where(CaseRow.number == number.strip()))
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound("unknown_case", f"no case numbered {number}", case=number)
+        return row
+
+    async def add(self, case: Case) -> None:
+        result = await self.session.execute(
+            insert(CaseRow).values(**_row_values(case), version=1).returning(CaseRow.id)
+        )
+        case.id = result.scalar_one()
+        case.version = 1
+        await self._append(case, first_seq=1)
+
+    async def save(self, case: Case) -> None:
+        if case.id is None:
+            raise ValueError("save() needs a case loaded from the repository")
+        result = await self.session.execute(
+            update(CaseRow)
+            .where(CaseRow.id == case.id, CaseRow.version == case.version)
+            .values(**_row_values(case), version=case.version + 1)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(
+                message=f"case {case.number} was changed by someone else", case=case.number
+            )
+        case.version += 1
+        last = (
+            await self.session.execute(
+                select(func.max(TransitionRow.seq)).where(TransitionRow.case_id == case.id)
+            )
+        ).scalar_one()
+        await self._append(case, first_seq=(last or 0) + 1)
+
+    async def _append(self, case: Case, first_seq: int) -> None:
+        for offset, entry in enumerate(case.new_entries):
+            result = await self.session.execute(
+                insert(TransitionRow)
+                .values(
+                    case_id=case.id,
+                    seq=first_seq + offset,
+                    action=entry.action.value,
+                    from_state=entry.from_state.value,
+                    to_state=entry.to_state.value,
+                    actor_id=entry.actor_id,
+                    actor_role=entry.actor_role.value,
+                    comment=entry.comment,
+                    data=entry.data,
+                    at=entry.at,
+                )
+                .returning(TransitionRow.id)
+            )
+            transition_id = result.scalar_one()
+            if entry.attachment_ids:
+                await self.session.execute(
+                    insert(CaseAttachmentRow),
+                    [
+                        {
+                            "case_id": case.id,
+                            "transition_id": transition_id,
+                            "attachment_id": attachment_id,
+                            "position": position,
+                        }
+                        for position, attachment_id in enumerate(entry.attachment_ids)
+                    ],
+                )
+        case.new_entries.clear()
+
+    async def next_number(self, prefix: str, day: date) -> str:
+        """JL-20261121-0042: a per-day counter bumped atomically inside the transaction."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        maker = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = maker(CaseCounterRow).values(prefix=prefix, day=day, last=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[CaseCounterRow.prefix, CaseCounterRow.day],
+            set_={"last": CaseCounterRow.last + 1},
+        ).returning(CaseCounterRow.last)
+        value = (await self.session.execute(stmt)).scalar_one()
+        return f"{prefix}-{day:%Y%m%d}-{value:04d}"
+
+    async def open_cases(self) -> list[Case]:
+        rows = await self.session.execute(
+            select(CaseRow).where(CaseRow.state.in_([s.value for s in OPEN_STATES]))
+        )
+        return [case_from_row(row) for row in rows.scalars()]
+
+    async def history(self, number: str) -> list[TrailEntry]:
+        case_row = await self._row(number)
+        rows = (
+            await self.session.execute(
+                select(TransitionRow)
+                .where(TransitionRow.case_id == case_row.id)
+                .order_by(TransitionRow.seq)
+            )
+        ).scalars()
+        links = (
+            await self.session.execute(
+                select(CaseAttachmentRow.transition_id, CaseAttachmentRow.attachment_id)
+                .where(CaseAttachmentRow.case_id == case_row.id)
+                .order_by(CaseAttachmentRow.position)
+            )
+        ).all()
+        by_transition: dict[int, list[int]] = {}
+        for transition_id, attachment_id in links:
+            by_transition.setdefault(transition_id, []).append(attachment_id)
+        return [entry_from_row(row, tuple(by_transition.get(row.id, ()))) for row in rows]

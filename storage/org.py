@@ -1,0 +1,93 @@
+"""Org directory: who may act where, and the codes commands name, read from the org tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.rows import AreaRow, CategoryRow, DepartmentRow, PersonRow, RoleAssignmentRow
+from workflow.errors import NotFound, NotPermitted
+from workflow.model import Actor, DeadlineClass, Role
+from workflow.ports import CategoryInfo, DepartmentInfo, GridPlace
+
+
+class SqlOrgDirectory:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def actor(self, person_id: int, role: Role) -> Actor:
+        """The person in the given role, with every grid, township and department it covers."""
+        person = await self.session.get(PersonRow, person_id)
+        if person is None or not person.active:
+            raise NotFound("unknown_person", f"no active person with id {person_id}")
+        rows = (
+            await self.session.execute(
+                select(RoleAssignmentRow.area_id, RoleAssignmentRow.department_id, AreaRow.kind)
+                .outerjoin(AreaRow, AreaRow.id == RoleAssignmentRow.area_id)
+                .where(RoleAssignmentRow.person_id == person_id, RoleAssignmentRow.role == role)
+            )
+        ).all()
+        if not rows:
+            raise NotPermitted(
+                "role_not_held",
+                f"person {person_id} does not hold the role {role.value}",
+                role=role.value,
+            )
+        grids = frozenset(a for a, _d, kind in rows if a is not None and kind == "grid")
+        townships = frozenset(
+            a for a, _d, kind in rows if a is not None and kind in ("township", "street")
+        )
+        departments = frozenset(d for _a, d, _k in rows if d is not None)
+        return Actor(
+            person_id=person_id,
+            role=role,
+            grid_ids=grids,
+            township_ids=townships,
+            department_ids=departments,
+        )
+
+    async def grid_place(self, grid_code: str) -> GridPlace:
+        row = (
+            await self.session.execute(
+                select(AreaRow).where(
+                    AreaRow.code == grid_code, AreaRow.kind == "grid", AreaRow.active.is_(True)
+                )
+            )
+        ).scalar_one_or_none()
+        if row is None or row.village_id is None or row.township_id is None:
+            raise NotFound("unknown_grid", f"no grid with code {grid_code}", grid=grid_code)
+        return GridPlace(grid_id=row.id, village_id=row.village_id, township_id=row.township_id)
+
+    async def category(self, code: str) -> CategoryInfo:
+        row = (
+            await self.session.execute(
+                select(CategoryRow).where(CategoryRow.code == code, CategoryRow.active.is_(True))
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound("unknown_category", f"no category with code {code}", category=code)
+        return CategoryInfo(
+            id=row.id, code=row.code, deadline_class=DeadlineClass(row.deadline_class)
+        )
+
+    async def department(self, code: str) -> DepartmentInfo:
+        row = (
+            await self.session.execute(
+                select(DepartmentRow).where(
+                    DepartmentRow.code == code, DepartmentRow.active.is_(True)
+                )
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound("unknown_department", f"no department with code {code}", department=code)
+        return DepartmentInfo(id=row.id, code=row.code)
+
+    async def case_prefix(self) -> str:
+        code = (
+            await self.session.execute(
+                select(AreaRow.code).where(AreaRow.kind == "county").limit(1)
+            )
+        ).scalar_one_or_none()
+        if code is None:
+            raise NotFound("no_county", "no county loaded: run `shuoshi org load FILE`")
+        return code

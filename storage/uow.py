@@ -1,0 +1,59 @@
+"""The SQL unit of work: one session, one transaction, every repository sharing it."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.calendar import CalendarCache, SqlCalendarStore
+from storage.cases import SqlCaseRepository
+from storage.org import SqlOrgDirectory
+from storage.outbox import SqlOutbox
+from workflow.clock import Clock
+
+
+class SqlUnitOfWork:
+    """Commit or nothing: leaving the block without commit() rolls everything back."""
+
+    session: AsyncSession
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker,
+        clock: Clock,
+        calendar_cache: CalendarCache | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.clock = clock
+        self._calendar_cache = calendar_cache
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        self.session = self._sessions()
+        self.cases = SqlCaseRepository(self.session)
+        self.org = SqlOrgDirectory(self.session)
+        self.calendar = SqlCalendarStore(self.session, self._calendar_cache)
+        self.outbox = SqlOutbox(self.session, self.clock)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+class UnitOfWorkFactory:
+    """Makes a fresh unit of work per command; shared caches live here."""
+
+    def __init__(self, sessions: async_sessionmaker, clock: Clock) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.calendar_cache = CalendarCache()
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.sessions, self.clock, self.calendar_cache)
