@@ -1,0 +1,75 @@
+"""Composition root: builds engine, unit of work, workflow and media store from settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from bot.config import Settings
+from handlers.render import Renderer
+from storage.calendar import seed_calendar
+from storage.db import create_engine, session_factory, upgrade_schema
+from storage.media import MediaStore
+from storage.rows import AreaRow
+from storage.uow import UnitOfWorkFactory
+from workflow.clock import Clock, SystemClock
+from workflow.services import Workflow
+
+log = logging.getLogger(__name__)
+
+REPO_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker
+    clock: Clock
+    uow: UnitOfWorkFactory
+    workflow: Workflow
+    media: MediaStore
+    renderer: Renderer = field(default_factory=Renderer)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def org_is_empty(self) -> bool:
+        async with self.sessions() as session:
+            count = (await session.execute(select(func.count()).select_from(AreaRow))).scalar_one()
+        return count == 0
+
+    def example_county(self) -> Path | None:
+        path = self.settings.example_county or REPO_EXAMPLES / "county.yaml"
+        return path if path.is_file() else None
+
+
+async def open_app(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> App:
+    """Connect, upgrade the schema and seed the calendar; the same steps on every start."""
+    clock = clock or SystemClock()
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.db_url)
+    sessions = session_factory(engine)
+    if migrate:
+        await upgrade_schema(engine)
+        async with sessions() as session:
+            added = await seed_calendar(session, clock.now())
+            await session.commit()
+        if added:
+            log.info("seeded the working-day calendar with %s years", added)
+    factory = UnitOfWorkFactory(sessions, clock)
+    return App(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        clock=clock,
+        uow=factory,
+        workflow=Workflow(settings.workflow.policy()),
+        media=MediaStore(settings.media_root),
+        renderer=Renderer(settings.locale),
+    )

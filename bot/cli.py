@@ -1,0 +1,250 @@
+"""The `shuoshi` command line: init, org, calendar, case, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+from handlers.render import Renderer
+from workflow.clock import SHANGHAI
+from workflow.deadlines import Limit, deadline
+from workflow.errors import WorkflowError
+
+log = logging.getLogger("shuoshi")
+
+
+class UserError(Exception):
+    """A mistake of the person at the keyboard: one line, exit 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shuoshi", description="说事 shuoshi: grid governance intake and dispatch"
+    )
+    parser.add_argument("--config", help="TOML settings file (default: ./shuoshi.toml if present)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("init", help="create ./data, upgrade the schema, load the example county")
+
+    org = sub.add_parser("org", help="the county's organisation").add_subparsers(
+        dest="org_command", required=True, metavar="ORG_COMMAND"
+    )
+    load = org.add_parser("load", help="load or update the organisation from a YAML file")
+    load.add_argument("file", type=Path)
+    gen = org.add_parser("generate", help="write a Julu-sized county YAML for benchmarks")
+    gen.add_argument("--out", type=Path, default=Path("julu.yaml"))
+    gen.add_argument("--townships", type=int, default=11)
+    gen.add_argument("--grids", type=int, default=2750)
+    gen.add_argument("--departments", type=int, default=63)
+    gen.add_argument("--seed", type=int, default=0)
+
+    cal = sub.add_parser("calendar", help="the official working-day calendar").add_subparsers(
+        dest="calendar_command", required=True, metavar="CALENDAR_COMMAND"
+    )
+    cal_load = cal.add_parser("load", help="load a year's official schedule (YAML)")
+    cal_load.add_argument("file", type=Path)
+    due = cal.add_parser("due", help="print a deadline as ISO 8601")
+    due.add_argument("--from", dest="start", required=True, help="e.g. 2026-09-30T10:00+08:00")
+    amount = due.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--working-days", type=int)
+    amount.add_argument("--hours", type=int)
+
+    case = sub.add_parser("case", help="look at cases").add_subparsers(
+        dest="case_command", required=True, metavar="CASE_COMMAND"
+    )
+    lst = case.add_parser("list", help="newest cases first")
+    lst.add_argument("--state", default=None)
+    lst.add_argument("--limit", type=int, default=50)
+    show = case.add_parser("show", help="a case and its full timeline")
+    show.add_argument("number")
+
+    sub.add_parser("demo", help="play one case through the whole loop on the example county")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(Renderer().macro("cli.j2", "error", message=str(exc)), file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level), format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    renderer = Renderer(settings.locale)
+    try:
+        return asyncio.run(_dispatch(args, settings, renderer))
+    except WorkflowError as exc:
+        print(renderer.macro("cli.j2", "error", message=renderer.error(exc)), file=sys.stderr)
+        return 1
+    except (UserError, ValueError, OSError) as exc:
+        print(renderer.macro("cli.j2", "error", message=str(exc)), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Renderer) -> int:
+    if args.command == "calendar" and args.calendar_command == "due":
+        return await _calendar_due(args, settings, renderer)
+    if args.command == "org" and args.org_command == "generate":
+        return _org_generate(args, renderer)
+
+    from bot.app import open_app
+
+    app = await open_app(settings)
+    try:
+        if args.command == "init":
+            return await _init(app, renderer)
+        if args.command == "org":
+            return await _org_load(app, args.file, renderer)
+        if args.command == "calendar":
+            return await _calendar_load(app, args.file, renderer)
+        if args.command == "case":
+            return await _case(app, args, renderer)
+        if args.command == "demo":
+            from bot.demo import play_demo
+
+            return await play_demo(app, renderer)
+    finally:
+        await app.close()
+    return 2
+
+
+async def _init(app, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+    loaded = None
+    example = app.example_county()
+    if await app.org_is_empty() and example is not None:
+        await _org_load(app, example, renderer, quiet=True)
+        loaded = str(example)
+    print(renderer.macro("cli.j2", "init_done", db=app.settings.db_url, loaded=loaded))
+    return 0
+
+
+async def _org_load(app, path: Path, renderer: Renderer, quiet: bool = False) -> int:  # type: ignore[no-untyped-def]
+    from storage.org_loader import OrgFileError, load_org_file
+
+    try:
+        report = await load_org_file(app.sessions, path)
+    except OrgFileError as exc:
+        raise UserError(str(exc)) from None
+    if not quiet:
+        if report.changed:
+            print(renderer.macro("cli.j2", "org_loaded", path=path, summary=report.summary()))
+        else:
+            print(renderer.macro("cli.j2", "org_unchanged", path=path))
+    return 0
+
+
+def _org_generate(args: argparse.Namespace, renderer: Renderer) -> int:
+    from storage.org_generate import generate_county
+
+    if args.townships < 1 or args.grids < args.townships or args.departments < 1:
+        raise UserError("need at least 1 township, 1 grid per township and 1 department")
+    text = generate_county(
+        townships=args.townships, grids=args.grids, departments=args.departments, seed=args.seed
+    )
+    args.out.write_text(text, encoding="utf-8")
+    print(
+        renderer.macro(
+            "cli.j2", "org_generated", path=args.out, grids=args.grids, departments=args.departments
+        )
+    )
+    return 0
+
+
+async def _calendar_load(app, path: Path, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+    from storage.calendar import CalendarFileError, parse_schedule, store_schedule
+
+    try:
+        schedule = parse_schedule(path)
+    except CalendarFileError as exc:
+        raise UserError(str(exc)) from None
+    async with app.sessions() as session:
+        await store_schedule(session, schedule, source=str(path), now=app.clock.now())
+        await session.commit()
+    app.uow.calendar_cache.invalidate()
+    recomputed = await app.workflow.recompute_deadlines(app.uow())
+    print(
+        renderer.macro(
+            "cli.j2",
+            "calendar_loaded",
+            year=schedule.year,
+            holidays=len(schedule.holidays),
+            workdays=len(schedule.workdays),
+            recomputed=recomputed,
+        )
+    )
+    return 0
+
+
+async def _calendar_due(args: argparse.Namespace, settings: Settings, renderer: Renderer) -> int:
+    try:
+        start = datetime.fromisoformat(args.start)
+    except ValueError:
+        raise UserError(f"--from {args.start!r} is not an ISO 8601 time") from None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=SHANGHAI)
+    amount = args.working_days if args.working_days is not None else args.hours
+    if amount is None or amount < 1:
+        raise UserError("the limit must be a positive number")
+    limit = Limit(amount, "working_days" if args.working_days is not None else "hours")
+    calendar = await _calendar(settings)
+    result = deadline(start, limit, calendar)
+    at = result.at.astimezone(start.tzinfo)
+    print(at.isoformat())
+    if result.provisional:
+        year = next(y for y in range(start.year, at.year + 1) if not calendar.has_year(y))
+        print(renderer.macro("cli.j2", "provisional", year=year), file=sys.stderr)
+    return 0
+
+
+async def _calendar(settings: Settings):  # type: ignore[no-untyped-def]
+    """The database's calendar when there is one, else the bundled chinesecalendar data."""
+    from storage.calendar import chinesecalendar_schedules, read_calendar
+    from storage.db import create_engine
+    from workflow.deadlines import WorkCalendar
+
+    db_file = settings.data_dir / "shuoshi.db"
+    if settings.database_url is not None or db_file.exists():
+        from storage.calendar import seed_calendar
+        from storage.db import session_factory, upgrade_schema
+
+        engine = create_engine(settings.db_url)
+        try:
+            await upgrade_schema(engine)
+            async with session_factory(engine)() as session:
+                await seed_calendar(session, datetime.now(SHANGHAI))
+                await session.commit()
+                return await read_calendar(session)
+        finally:
+            await engine.dispose()
+    calendar = WorkCalendar()
+    for schedule in chinesecalendar_schedules():
+        calendar.load_year(schedule.year, schedule.holidays, schedule.workdays)
+    return calendar
+
+
+async def _case(app, args: argparse.Namespace, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+    from storage.queries import case_list, case_view
+
+    async with app.sessions() as session:
+        if args.case_command == "list":
+            rows = await case_list(session, state=args.state, limit=args.limit)
+            print(renderer.render("case_list.txt.j2", rows=rows))
+        else:
+            view = await case_view(session, args.number)
+            print(renderer.render("case_show.txt.j2", view=view))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Settings from a TOML file and SHUOSHI_* environment variables, checked once at start."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+from workflow.deadlines import Limit
+from workflow.errors import WorkflowError
+from workflow.model import DeadlineClass, Level
+from workflow.policy import WorkflowPolicy, validate_route
+
+DEFAULT_CONFIG_FILE = "shuoshi.toml"
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names the setting and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClassLimits(_Strict):
+    """Overall limit of a deadline class and the limit of each stage before resolution."""
+
+    limit: str
+    screening: str
+    township: str
+    county: str
+    returned: str
+    acceptance: str
+
+    @field_validator("*")
+    @classmethod
+    def _parse(cls, value: str) -> str:
+        try:
+            Limit.parse(value)
+        except WorkflowError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    def stages(self) -> dict[str, Limit]:
+        return {k: Limit.parse(v) for k, v in self.model_dump().items() if k != "limit"}
+
+
+class EmergencyLimits(ClassLimits):
+    limit: str = "2h"
+    screening: str = "15m"
+    township: str = "15m"
+    county: str = "15m"
+    returned: str = "15m"
+    acceptance: str = "15m"
+
+
+class LivelihoodLimits(ClassLimits):
+    limit: str = "2wd"
+    screening: str = "4h"
+    township: str = "4h"
+    county: str = "4h"
+    returned: str = "4h"
+    acceptance: str = "4h"
+
+
+class GeneralLimits(ClassLimits):
+    limit: str = "7wd"
+    screening: str = "1wd"
+    township: str = "1wd"
+    county: str = "1wd"
+    returned: str = "1wd"
+    acceptance: str = "1wd"
+
+
+class WorkflowSettings(_Strict):
+    route: list[Level] = [Level.SCREENING, Level.TOWNSHIP, Level.COUNTY]
+    emergency_route: list[Level] | None = None
+    close_unrated_after_days: int = Field(3, ge=1, le=60)
+    emergency: EmergencyLimits = EmergencyLimits()
+    livelihood: LivelihoodLimits = LivelihoodLimits()
+    general: GeneralLimits = GeneralLimits()
+
+    @field_validator("route", "emergency_route")
+    @classmethod
+    def _route(cls, value: list[Level] | None) -> list[Level] | None:
+        if value is not None:
+            try:
+                validate_route(tuple(value))
+            except WorkflowError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    def policy(self) -> WorkflowPolicy:
+        classes = {
+            DeadlineClass.EMERGENCY: self.emergency,
+            DeadlineClass.LIVELIHOOD: self.livelihood,
+            DeadlineClass.GENERAL: self.general,
+        }
+        return WorkflowPolicy(
+            route=tuple(self.route),
+            emergency_route=tuple(self.emergency_route) if self.emergency_route else None,
+            class_limits={k: Limit.parse(v.limit) for k, v in classes.items()},
+            stage_limits={k: v.stages() for k, v in classes.items()},
+            close_unrated_after_days=self.close_unrated_after_days,
+        )
+
+
+class TelegramSettings(_Strict):
+    token: SecretStr | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    api_base: str | None = None  # a local Bot API server, or the tests' fake one
+
+
+class WebSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    """Everything configurable; environment variables win over the TOML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHUOSHI_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    media_dir: Path | None = None
+    locale: Literal["zh_CN", "en"] = "zh_CN"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    example_county: Path | None = None
+    workflow: WorkflowSettings = WorkflowSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    web: WebSettings = WebSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+        ):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (async drivers)"
+            )
+        return value
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'shuoshi.db'}"
+
+    @property
+    def media_root(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read settings; raise ConfigError with the setting's name and why it is wrong."""
+    path = _config_path(config_file)
+
+    class _FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(  # type: ignore[override]
+            cls, settings_cls: Any, init_settings: Any, env_settings: Any, **_: Any
+        ) -> tuple[Any, ...]:
+            sources: list[Any] = [init_settings, env_settings]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            return tuple(sources)
+
+    if path is not None:
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    try:
+        return _FileSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def _config_path(config_file: Path | str | None) -> Path | None:
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    env = os.environ.get("SHUOSHI_CONFIG")
+    if env:
+        return _config_path(env)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = f" (from {path} or SHUOSHI_* environment)" if path else " (from SHUOSHI_* environment)"
+    parts = []
+    for error in exc.errors():
+        name = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        shown = error.get("input")
+        value = (
+            ""
+            if error["type"] == "extra_forbidden" or isinstance(shown, dict)
+            else f" (got {shown!r})"
+        )
+        env_name = "SHUOSHI_" + "__".join(str(p) for p in error["loc"]).upper()
+        parts.append(f"{name}: {message}{value} [{env_name}]")
+    return "invalid setting " + "; ".join(parts) + where
