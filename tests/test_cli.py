@@ -29,13 +29,11 @@ def test_calendar_due_examples(workdir, capsys):
     assert run(
         capsys, "calendar", "due", "--from", "2026-09-30T10:00+08:00", "--working-days", "2"
     )[:2] == (0, "2026-10-09T23:59:59+08:00\n")
-    code, out, _ = run(
+    _code, out, _ = run(
         capsys, "calendar", "due", "--from", "2026-10-03T09:00+08:00", "--working-days", "7"
     )
     assert out == "2026-10-15T23:59:59+08:00\n"
-    code, out, _ = run(
-        capsys, "calendar", "due", "--from", "2026-10-01T23:30+08:00", "--hours", "2"
-    )
+    _, out, _ = run(capsys, "calendar", "due", "--from", "2026-10-01T23:30+08:00", "--hours", "2")
     assert out == "2026-10-02T01:30:00+08:00\n"
 
 
@@ -75,9 +73,9 @@ def test_init_loads_the_example_once_and_case_commands_work(workdir, capsys):
 def test_english_locale(workdir, capsys, monkeypatch):
     monkeypatch.setenv("SHUOSHI_LOCALE", "en")
     run(capsys, "init")
-    code, out, _ = run(capsys, "case", "list")
+    _code, out, _ = run(capsys, "case", "list")
     assert out.strip() == "No cases yet."
-    code, out, err = run(capsys, "case", "show", "JL-1")
+    _, out, err = run(capsys, "case", "show", "JL-1")
     assert err.strip() == "error: There is no case numbered JL-1."
 
 
@@ -122,10 +120,10 @@ def test_bad_config_names_the_setting(workdir, capsys, monkeypatch):
     code, out, err = run(capsys, "init")
     assert code == 2 and "workflow.route" in err and "shuoshi.toml" in err
     (workdir / "shuoshi.toml").write_text("[workflow\n")
-    code, out, err = run(capsys, "init")
+    code, _out, err = run(capsys, "init")
     assert code == 2 and "not valid TOML" in err
     (workdir / "shuoshi.toml").write_text('[telegram]\ntoken = "123:abc"\n[web]\nport = 9000\n')
-    code, out, err = run(capsys, "init")
+    code, _, err = run(capsys, "init")
     assert code == 0
 
 

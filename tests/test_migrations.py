@@ -14,4 +14,8 @@ async def test_upgrade_builds_every_table_and_is_repeatable(engine):
             lambda c: {ix["name"] for ix in inspect(c).get_indexes("cases")}
         )
     assert set(Base.metadata.tables) <= tables
-    assert {"ix_cases_state_stage_due", "ix_cases_department_state", "ix_cases_township_state"} <= indexes
+    assert {
+        "ix_cases_state_stage_due",
+        "ix_cases_department_state",
+        "ix_cases_township_state",
+    } <= indexes

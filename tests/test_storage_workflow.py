@@ -210,8 +210,9 @@ async def test_concurrent_submissions_get_distinct_numbers(env: Env):
 
 async def test_duplicate_links_both_ways_in_the_trail(env: Env):
     first, second = await submit(env), await submit(env)
-    await env.wf.handle(env.uow(), MarkDuplicate(
-        case_number=second, actor=env.who("P-L-01", Role.GRID_LEADER), duplicate_of=first))  # fmt: skip
+    leader = env.who("P-L-01", Role.GRID_LEADER)
+    cmd = MarkDuplicate(case_number=second, actor=leader, duplicate_of=first)
+    await env.wf.handle(env.uow(), cmd)
     async with env.sessions() as session:
         original = await case_view(session, first)
         dup = await case_view(session, second)

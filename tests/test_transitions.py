@@ -86,7 +86,8 @@ def make_case(state: State, *, own: bool, role: Role, action: Action) -> Case:
         reporter_role=R.RESIDENT,
         description="井盖破损",
         created_at=NOW - timedelta(days=10),
-        department_id=(1 if own else 2) if state in (S.ASSIGNED, S.IN_PROGRESS, S.RESOLVED) else None,
+        department_id=(1 if own else 2) if state in (S.ASSIGNED, S.IN_PROGRESS, S.RESOLVED)
+        else None,
         handled_by_township=role is R.TOWNSHIP_OPERATOR and state is S.IN_PROGRESS,
         resolved_at=NOW - timedelta(days=5) if state is S.RESOLVED else None,
         stage_entered_at=NOW - timedelta(days=1),
