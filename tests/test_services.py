@@ -70,6 +70,17 @@ class World:
     async def do(self, cmd) -> None:
         await self.wf.handle(self.uow(), cmd)
 
+    async def resolve(self, n: str) -> None:
+        """Take a freshly submitted case up the default route to resolved, by the water bureau."""
+        for cmd in (
+            ValidateCase(case_number=n, actor=LEADER),
+            PassUp(case_number=n, actor=TOWNSHIP),
+            AssignCase(case_number=n, actor=DISPATCHER, department_code="water"),
+            AcceptCase(case_number=n, actor=WATER),
+            ResolveCase(case_number=n, actor=WATER, text="已处理"),
+        ):
+            await self.do(cmd)
+
     def case(self, number: str):
         return self.store.cases[number]
 
@@ -220,14 +231,7 @@ async def test_deadline_in_a_year_without_calendar_is_provisional_until_loaded()
 async def test_close_unrated_after_the_window_is_never_satisfied():
     w = World()
     n = await w.submit()
-    for cmd in (
-        ValidateCase(case_number=n, actor=LEADER),
-        PassUp(case_number=n, actor=TOWNSHIP),
-        AssignCase(case_number=n, actor=DISPATCHER, department_code="water"),
-        AcceptCase(case_number=n, actor=WATER),
-        ResolveCase(case_number=n, actor=WATER, text="已处理"),
-    ):
-        await w.do(cmd)
+    await w.resolve(n)
     assert w.case(n).stage_due_at == w.clock.now() + timedelta(days=3)
     with pytest.raises(GuardFailed):
         await w.do(CloseUnrated(case_number=n, actor=SYSTEM))
@@ -241,14 +245,7 @@ async def test_only_the_reporter_rates_and_supervision_is_recorded():
     n = await w.submit(who=ActorRef(2, Role.GRID_WORKER))
     await w.do(SuperviseCase(case_number=n, actor=SUPERVISOR, instruction="请尽快初筛"))
     assert w.case(n).supervise_count == 1 and w.case(n).state is State.SCREENING
-    for cmd in (
-        ValidateCase(case_number=n, actor=LEADER),
-        PassUp(case_number=n, actor=TOWNSHIP),
-        AssignCase(case_number=n, actor=DISPATCHER, department_code="water"),
-        AcceptCase(case_number=n, actor=WATER),
-        ResolveCase(case_number=n, actor=WATER, text="已处理"),
-    ):
-        await w.do(cmd)
+    await w.resolve(n)
     with pytest.raises(NotPermitted):
         await w.do(RateCase(case_number=n, actor=RESIDENT, rating="satisfied"))
     await w.do(RateCase(case_number=n, actor=ActorRef(2, Role.GRID_WORKER), rating="satisfied"))
