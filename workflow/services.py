@@ -35,61 +35,71 @@ class Workflow:
     async def submit(self, uow: UnitOfWork, cmd: SubmitCase) -> str:
         """Create a case and route it to the first level; returns its number."""
         async with uow:
-            actor = await _actor(uow, cmd.actor)
-            place = await uow.org.grid_place(cmd.grid_code)
-            category = await uow.org.category(cmd.category_code)
-            calendar = await uow.calendar.load()
-            now = uow.clock.now()
-            prefix = await uow.org.case_prefix()
-            number = await uow.cases.next_number(prefix, now.astimezone(SHANGHAI).date())
-            description = cmd.description.strip()
-            if not description and not cmd.attachment_ids:
-                raise GuardFailed("description_required", "a report needs a description or photo")
-            case = Case(
-                number=number,
-                state=State.NEW,
-                category_id=category.id,
-                deadline_class=category.deadline_class,
-                grid_id=place.grid_id,
-                village_id=place.village_id,
-                township_id=place.township_id,
-                reporter_id=actor.person_id,
-                reporter_role=actor.role,
-                description=description,
-                created_at=now,
-                location_text=cmd.location_text,
-                latitude=cmd.latitude,
-                longitude=cmd.longitude,
-                anonymous=cmd.anonymous,
-                contact_phone=None if cmd.anonymous else cmd.contact_phone,
-                attachment_ids=tuple(cmd.attachment_ids),
-            )
-            kwargs: dict[str, Any] = {"policy": self.policy, "calendar": calendar, "now": now}
-            params = {"attachment_ids": cmd.attachment_ids, "category": category.code}
-            events = [fire(case, Action.SUBMIT, actor, params, **kwargs)]
-            events.append(fire(case, Action.ROUTE, Actor.system(), {}, **kwargs))
-            await uow.cases.add(case)
-            await self._publish(uow, events)
+            number = await self.submit_in(uow, cmd)
             await uow.commit()
             return number
+
+    async def submit_in(self, uow: UnitOfWork, cmd: SubmitCase) -> str:
+        """Like submit, inside a unit of work the caller opened and will commit."""
+        actor = await _actor(uow, cmd.actor)
+        place = await uow.org.grid_place(cmd.grid_code)
+        category = await uow.org.category(cmd.category_code)
+        calendar = await uow.calendar.load()
+        now = uow.clock.now()
+        prefix = await uow.org.case_prefix()
+        number = await uow.cases.next_number(prefix, now.astimezone(SHANGHAI).date())
+        description = cmd.description.strip()
+        if not description and not cmd.attachment_ids:
+            raise GuardFailed("description_required", "a report needs a description or photo")
+        case = Case(
+            number=number,
+            state=State.NEW,
+            category_id=category.id,
+            deadline_class=category.deadline_class,
+            grid_id=place.grid_id,
+            village_id=place.village_id,
+            township_id=place.township_id,
+            reporter_id=actor.person_id,
+            reporter_role=actor.role,
+            description=description,
+            created_at=now,
+            location_text=cmd.location_text,
+            latitude=cmd.latitude,
+            longitude=cmd.longitude,
+            anonymous=cmd.anonymous,
+            contact_phone=None if cmd.anonymous else cmd.contact_phone,
+            attachment_ids=tuple(cmd.attachment_ids),
+        )
+        kwargs: dict[str, Any] = {"policy": self.policy, "calendar": calendar, "now": now}
+        params = {"attachment_ids": cmd.attachment_ids, "category": category.code}
+        events = [fire(case, Action.SUBMIT, actor, params, **kwargs)]
+        events.append(fire(case, Action.ROUTE, Actor.system(), {}, **kwargs))
+        await uow.cases.add(case)
+        await self._publish(uow, events)
+        return number
 
     async def handle(self, uow: UnitOfWork, cmd: CaseCommand) -> list[CaseEvent]:
         """Fire one event on an existing case; all or nothing."""
         async with uow:
-            actor = await _actor(uow, cmd.actor)
-            case = await uow.cases.get(cmd.case_number)
-            params = await _params(uow, cmd, case)
-            calendar = await uow.calendar.load()
-            now = uow.clock.now()
-            event = fire(
-                case, cmd.action, actor, params, policy=self.policy, calendar=calendar, now=now
-            )
-            if isinstance(cmd, MarkDuplicate):
-                await _link_original(uow, case, params["duplicate_of"], actor, now)
-            await uow.cases.save(case)
-            await self._publish(uow, [event])
+            events = await self.handle_in(uow, cmd)
             await uow.commit()
-            return [event]
+            return events
+
+    async def handle_in(self, uow: UnitOfWork, cmd: CaseCommand) -> list[CaseEvent]:
+        """Like handle, inside a unit of work the caller opened and will commit."""
+        actor = await _actor(uow, cmd.actor)
+        case = await uow.cases.get(cmd.case_number)
+        params = await _params(uow, cmd, case)
+        calendar = await uow.calendar.load()
+        now = uow.clock.now()
+        event = fire(
+            case, cmd.action, actor, params, policy=self.policy, calendar=calendar, now=now
+        )
+        if isinstance(cmd, MarkDuplicate):
+            await _link_original(uow, case, params["duplicate_of"], actor, now)
+        await uow.cases.save(case)
+        await self._publish(uow, [event])
+        return [event]
 
     async def recompute_deadlines(self, uow: UnitOfWork) -> int:
         """After a new official calendar: move the deadlines of every open case."""
