@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 import templates
 from workflow.clock import local
@@ -30,7 +30,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
-        autoescape=False,
+        # Chat texts go out in Telegram's HTML parse mode: user text inside them is escaped.
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
     )
     env.filters["local"] = _local_time
     return env

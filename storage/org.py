@@ -70,6 +70,15 @@ class SqlOrgDirectory:
             id=row.id, code=row.code, deadline_class=DeadlineClass(row.deadline_class)
         )
 
+    async def categories(self) -> list[dict[str, str]]:
+        """Active categories in file order, with both names, for the report buttons."""
+        rows = await self.session.execute(
+            select(CategoryRow).where(CategoryRow.active.is_(True)).order_by(CategoryRow.id)
+        )
+        return [
+            {"code": c.code, "name_zh": c.name_zh, "name_en": c.name_en} for c in rows.scalars()
+        ]
+
     async def department(self, code: str) -> DepartmentInfo:
         row = (
             await self.session.execute(

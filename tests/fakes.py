@@ -64,6 +64,9 @@ class FakeOrg:
             raise NotFound("unknown_department", code)
         return self.departments[code]
 
+    async def categories(self) -> list[dict[str, str]]:
+        return [{"code": c, "name_zh": c, "name_en": c} for c in self.categories]
+
     async def case_prefix(self) -> str:
         return "JL"
 

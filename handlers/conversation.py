@@ -1,0 +1,172 @@
+"""The conversation engine: one incoming message -> workflow calls -> outgoing messages.
+
+Everything a turn does (draft, case, outbox rows, "update processed" mark) commits in one
+transaction, so a crash or a repeated update never creates a second case or loses a draft.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from handlers.messages import Button, Incoming, Outgoing, PhotoRef
+from handlers.ports import Conversation, Person
+from handlers.render import Renderer
+from workflow.errors import WorkflowError
+from workflow.ports import OutgoingMessage
+from workflow.services import Workflow
+
+log = logging.getLogger(__name__)
+
+
+class PhotoSaver(Protocol):
+    """Fetches a channel's photo into the media store; the adapter knows how to download."""
+
+    async def save(self, uow: Any, channel: str, ref: PhotoRef) -> int: ...
+
+
+@dataclass
+class Turn:
+    """Everything one handler call needs, and what it wants to send."""
+
+    msg: Incoming
+    uow: Any
+    conv: Conversation
+    person: Person | None
+    r: Renderer
+    workflow: Workflow
+    photos: PhotoSaver
+    out: list[Outgoing] = field(default_factory=list)
+
+    def text(self, name: str, **params: Any) -> str:
+        return self.r.macro("chat.html.j2", name, **params)
+
+    def reply(self, name: str, *, buttons: list[list[Button]] | None = None, **kw: Any) -> Outgoing:
+        """Answer in the chat the message came from (addressed to the user in groups)."""
+        params = {k: v for k, v in kw.items() if k not in _OUT_FIELDS}
+        extra = {k: v for k, v in kw.items() if k in _OUT_FIELDS}
+        message = Outgoing(
+            chat_id=self.msg.chat_id,
+            text=self.text(name, **params),
+            buttons=buttons or [],
+            **extra,
+        )
+        if not self.msg.is_private and self.msg.message_id and "reply_to_message_id" not in extra:
+            message.reply_to_message_id = self.msg.message_id
+        self.out.append(message)
+        return message
+
+    def button(self, name: str, data: str, **params: Any) -> Button:
+        return Button(self.text(name, **params), data)
+
+    def new_draft(self, step: str, **draft: Any) -> None:
+        self.conv.step = step
+        self.conv.draft = {"id": secrets.token_hex(3), **draft}
+
+    def clear(self) -> None:
+        self.conv.step = ""
+        self.conv.draft = {}
+
+    @property
+    def draft_id(self) -> str:
+        return str(self.conv.draft.get("id", ""))
+
+
+_OUT_FIELDS = set(Outgoing.__dataclass_fields__) - {"chat_id", "text", "buttons"}
+
+Route = Callable[[Turn], Awaitable[bool]]
+
+
+class Conversations:
+    """Runs the flows in order; the first that takes the message handles it."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], Any],
+        workflow: Workflow,
+        photos: PhotoSaver,
+        routes: list[Route],
+        default_locale: str = "zh_CN",
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.workflow = workflow
+        self.photos = photos
+        self.routes = routes
+        self.default_locale = default_locale
+
+    async def handle(self, msg: Incoming) -> list[Outgoing]:
+        """Process one update exactly once; returns what was queued (for logs and tests)."""
+        try:
+            async with self.uow_factory() as uow:
+                turn = await self._turn(uow, msg)
+                if turn is None:
+                    return []
+                for route in self.routes:
+                    if await route(turn):
+                        break
+                await self._finish(uow, turn)
+                await uow.commit()
+                return turn.out
+        except WorkflowError as error:
+            # Nothing of the failed turn was written; tell the user why in a fresh transaction.
+            async with self.uow_factory() as uow:
+                turn = await self._turn(uow, msg)
+                if turn is None:
+                    return []
+                turn.out.append(
+                    Outgoing(
+                        chat_id=msg.chat_id,
+                        text=turn.r.error(error),
+                        reply_to_message_id=None if msg.is_private else msg.message_id,
+                        callback_answer=turn.r.error(error) if msg.callback_id else None,
+                    )
+                )
+                await self._finish(uow, turn, keep_conversation=True)
+                await uow.commit()
+                return turn.out
+
+    async def _turn(self, uow: Any, msg: Incoming) -> Turn | None:
+        now = uow.clock.now()
+        channels = uow.channels
+        if msg.update_key and not await channels.mark_processed(msg.channel, msg.update_key, now):
+            log.info("update %s already processed; ignored", msg.update_key)
+            return None
+        person = await uow.channels.person_for(msg.channel, msg.user_id)
+        conv = await uow.channels.conversation(msg.channel, msg.chat_id, msg.user_id)
+        locale = person.language if person else _locale_of(msg.language, self.default_locale)
+        return Turn(
+            msg=msg,
+            uow=uow,
+            conv=conv,
+            person=person,
+            r=Renderer(locale),
+            workflow=self.workflow,
+            photos=self.photos,
+        )
+
+    async def _finish(self, uow: Any, turn: Turn, keep_conversation: bool = False) -> None:
+        if not keep_conversation:
+            await uow.channels.save_conversation(turn.conv, uow.clock.now())
+        answered = False
+        for message in turn.out:
+            if turn.msg.callback_id and not answered:
+                message.callback_answer = message.callback_answer or ""
+                answered = True
+            await uow.outbox.add(
+                OutgoingMessage(
+                    channel=turn.msg.channel,
+                    chat_id=message.chat_id,
+                    payload={**message.payload(), "callback_id": turn.msg.callback_id},
+                    case_number=message.case_number,
+                )
+            )
+
+
+def _locale_of(language_code: str | None, default: str) -> str:
+    """Telegram's language_code (zh-hans, en-US, ...) to one of our locales."""
+    if not language_code:
+        return default
+    return "en" if language_code.lower().startswith("en") else "zh_CN"
