@@ -24,7 +24,7 @@ class FakeOrg:
             "G211": GridPlace(211, 21, 20),
         }
     )
-    categories: dict[str, CategoryInfo] = field(
+    category_infos: dict[str, CategoryInfo] = field(
         default_factory=lambda: {
             "safety": CategoryInfo(1, "safety", DeadlineClass.GENERAL),
             "livelihood": CategoryInfo(2, "livelihood", DeadlineClass.LIVELIHOOD),
@@ -55,9 +55,9 @@ class FakeOrg:
         return self.grids[grid_code]
 
     async def category(self, code: str) -> CategoryInfo:
-        if code not in self.categories:
+        if code not in self.category_infos:
             raise NotFound("unknown_category", code)
-        return self.categories[code]
+        return self.category_infos[code]
 
     async def department(self, code: str) -> DepartmentInfo:
         if code not in self.departments:
@@ -65,7 +65,7 @@ class FakeOrg:
         return self.departments[code]
 
     async def categories(self) -> list[dict[str, str]]:
-        return [{"code": c, "name_zh": c, "name_en": c} for c in self.categories]
+        return [{"code": c, "name_zh": c, "name_en": c} for c in self.category_infos]
 
     async def case_prefix(self) -> str:
         return "JL"
