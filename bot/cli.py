@@ -1,4 +1,4 @@
-"""The `shuoshi` command line: init, org, calendar, case, demo."""
+"""The `shuoshi` command line: init, org, calendar, case, demo, invite."""
 
 from __future__ import annotations
 
@@ -65,6 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("number")
 
     sub.add_parser("demo", help="play one case through the whole loop on the example county")
+
+    invite = sub.add_parser("invite", help="one-time codes to enrol people and bind group chats")
+    inv = invite.add_subparsers(dest="invite_command", required=True, metavar="INVITE_COMMAND")
+    enrol = inv.add_parser("enrol", help="a code that enrols a chat account (/start CODE)")
+    enrol.add_argument("--role", help="e.g. grid_worker; may be left out with --person")
+    enrol.add_argument("--area", help="grid code (grid roles) or township/street code")
+    enrol.add_argument("--department", help="department code (department_handler)")
+    enrol.add_argument("--person", help="code of a person in the org file to link the account to")
+    enrol.add_argument("--hours", type=int, default=72, help="valid for this many hours")
+    chat = inv.add_parser("chat", help="a code that binds a group chat to a unit (/bind CODE)")
+    chat.add_argument(
+        "--purpose",
+        required=True,
+        choices=("grid", "township", "county", "department", "supervisors", "leaders"),
+    )
+    chat.add_argument("--area", help="grid code (grid) or township/street code (township)")
+    chat.add_argument("--department", help="department code (department)")
+    chat.add_argument("--hours", type=int, default=72, help="valid for this many hours")
     return parser
 
 
@@ -114,6 +132,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
             from bot.demo import play_demo
 
             return await play_demo(app, renderer)
+        if args.command == "invite":
+            return await _invite(app, args, renderer)
     finally:
         await app.close()
     return 2
@@ -243,6 +263,28 @@ async def _case(app, args: argparse.Namespace, renderer: Renderer) -> int:  # ty
         else:
             view = await case_view(session, args.number)
             print(renderer.render("case_show.txt.j2", view=view))
+    return 0
+
+
+async def _invite(app, args: argparse.Namespace, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+    from storage.invites import create_invite, describe_invite
+
+    async with app.sessions() as session:
+        invite = await create_invite(
+            session,
+            purpose="enrol" if args.invite_command == "enrol" else "bind_chat",
+            role=getattr(args, "role", None),
+            area_code=args.area,
+            department_code=args.department,
+            person_code=getattr(args, "person", None),
+            chat_purpose=getattr(args, "purpose", None),
+            valid_hours=args.hours,
+            now=app.clock.now(),
+        )
+        info = await describe_invite(session, invite)
+        await session.commit()
+    macro = "invite_enrol" if info["purpose"] == "enrol" else "invite_chat"
+    print(renderer.macro("cli.j2", macro, invite=info))
     return 0
 
 
