@@ -404,3 +404,25 @@ async def route_fallback(turn: Turn) -> bool:
     else:
         return False
     return True
+
+
+async def route_unsupported(turn: Turn) -> bool:
+    """Stickers, voice, video, files: a clear answer at any step, and the draft stays."""
+    if not turn.msg.unsupported:
+        return False
+    if turn.msg.is_private or turn.conv.step:
+        turn.reply("unsupported", kind=turn.msg.unsupported, step=turn.conv.step)
+        return True
+    return False
+
+
+# Order matters: the first route that takes a message handles it.
+RESIDENT_ROUTES = [
+    route_unsupported,
+    route_start,
+    route_cancel,
+    route_pick_grid,
+    route_my,
+    route_report,
+    route_fallback,
+]

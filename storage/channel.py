@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.case_cards import CaseCards
 from storage.rows import (
     AreaRow,
     CaseRow,
@@ -61,7 +62,7 @@ def _same(column: Any, value: int | None) -> ColumnElement[bool]:
     return column.is_(None) if value is None else column == value
 
 
-class SqlChannelStore:
+class SqlChannelStore(CaseCards):
     """The ChannelStore port on the caller's session; writes join the caller's transaction."""
 
     def __init__(self, session: AsyncSession) -> None:

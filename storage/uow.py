@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.calendar import CalendarCache, SqlCalendarStore
 from storage.cases import SqlCaseRepository
+from storage.channel import SqlChannelStore
 from storage.org import SqlOrgDirectory
 from storage.outbox import SqlOutbox
 from workflow.clock import Clock
@@ -32,6 +33,7 @@ class SqlUnitOfWork:
         self.org = SqlOrgDirectory(self.session)
         self.calendar = SqlCalendarStore(self.session, self._calendar_cache)
         self.outbox = SqlOutbox(self.session, self.clock)
+        self.channels = SqlChannelStore(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

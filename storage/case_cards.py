@@ -1,0 +1,146 @@
+"""What chats show of a case: the card units act on, and the resident's own view of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.queries import case_view
+from storage.rows import (
+    CaseRow,
+    DepartmentRow,
+    IdentityRow,
+    PersonRow,
+    ResponsibilityRow,
+    RoleAssignmentRow,
+)
+from workflow.model import Role
+
+# Trail events a resident sees in /my; internal ones (returns, reclassification) stay inside.
+PUBLIC_ACTIONS = frozenset(
+    {"submit", "screen_valid", "screen_invalid", "mark_duplicate", "handle_locally", "assign",
+     "accept", "resolve", "rate", "close", "close_unrated"}
+)  # fmt: skip
+
+
+class CaseCards:
+    """Read side for chat messages; mixed into SqlChannelStore's unit of work."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def case_card(self, number: str) -> dict[str, Any]:
+        view = await case_view(self.session, number)
+        case = view.case
+        report_photos = view.timeline[0].photos if view.timeline else []
+        resolved = [t for t in view.timeline if t.action == "resolve"]
+        owners = (
+            await self.session.execute(
+                select(DepartmentRow.code, DepartmentRow.name_zh, DepartmentRow.name_en)
+                .join(ResponsibilityRow, ResponsibilityRow.department_id == DepartmentRow.id)
+                .where(
+                    ResponsibilityRow.category_id == case.category_id,
+                    DepartmentRow.active.is_(True),
+                )
+                .order_by(ResponsibilityRow.primary.desc(), DepartmentRow.id)
+            )
+        ).all()
+        department_name = view.department or {}
+        last = view.timeline[-1] if view.timeline else None
+        return {
+            "number": case.number,
+            "state": case.state.value,
+            "category": view.category,
+            "deadline_class": case.deadline_class.value,
+            "grid": view.grid,
+            "village": view.village,
+            "township": view.township,
+            "grid_id": case.grid_id,
+            "township_id": case.township_id,
+            "department_id": case.department_id,
+            "department": department_name,
+            "handled_by_township": case.handled_by_township,
+            "description": case.description,
+            "location_text": case.location_text,
+            "latitude": case.latitude,
+            "longitude": case.longitude,
+            "anonymous": case.anonymous,
+            "contact_phone": None if case.anonymous else case.contact_phone,
+            "reporter_name": None if case.anonymous else view.reporter_name,
+            "reporter_id": case.reporter_id,
+            "created_at": case.created_at,
+            "due_at": case.due_at,
+            "stage_due_at": case.stage_due_at,
+            "due_provisional": case.due_provisional,
+            "report_photos": report_photos,
+            "result_photos": resolved[-1].photos if resolved else [],
+            "result_text": resolved[-1].comment if resolved else None,
+            "last_comment": last.comment if last else None,
+            "rating": case.rating.value if case.rating else None,
+            "proposed_departments": [
+                {"code": code, "name": zh, "name_en": en} for code, zh, en in owners
+            ],
+        }
+
+    async def case_summary(self, number: str, person_id: int) -> dict[str, Any] | None:
+        """The reporter's view of their own case; None for anybody else's."""
+        row = (
+            await self.session.execute(select(CaseRow).where(CaseRow.number == number))
+        ).scalar_one_or_none()
+        if row is None or row.reporter_id != person_id:
+            return None
+        view = await case_view(self.session, number)
+        return {
+            "number": number,
+            "state": view.case.state.value,
+            "description": view.case.description,
+            "timeline": [
+                {
+                    "at": t.at,
+                    "action": t.action,
+                    "comment": t.comment if t.action in ("resolve", "screen_invalid") else None,
+                    "unit": t.data.get("department_name"),
+                }
+                for t in view.timeline
+                if t.action in PUBLIC_ACTIONS
+            ],
+        }
+
+    async def cases_of_reporter(self, person_id: int, limit: int = 10) -> list[dict[str, Any]]:
+        rows = await self.session.execute(
+            select(CaseRow.number, CaseRow.state)
+            .where(CaseRow.reporter_id == person_id)
+            .order_by(CaseRow.created_at.desc(), CaseRow.id.desc())
+            .limit(limit)
+        )
+        return [{"number": n, "state": s} for n, s in rows.all()]
+
+    async def private_chats_of(self, person_id: int) -> list[tuple[str, str, str]]:
+        """(channel, chat id, locale) of a person's private chats: there chat id == user id."""
+        rows = await self.session.execute(
+            select(IdentityRow.channel, IdentityRow.external_id, PersonRow.language)
+            .join(PersonRow, PersonRow.id == IdentityRow.person_id)
+            .where(IdentityRow.person_id == person_id, PersonRow.active.is_(True))
+            .order_by(IdentityRow.id)
+        )
+        return [(c, e, lang) for c, e, lang in rows.all()]
+
+    async def private_chats_with_role(
+        self, role: Role, *, area_id: int | None = None, department_id: int | None = None
+    ) -> list[tuple[str, str, str]]:
+        """Private chats of everyone holding `role` over that area or department."""
+        stmt = (
+            select(IdentityRow.channel, IdentityRow.external_id, PersonRow.language)
+            .join(PersonRow, PersonRow.id == IdentityRow.person_id)
+            .join(RoleAssignmentRow, RoleAssignmentRow.person_id == PersonRow.id)
+            .where(RoleAssignmentRow.role == role.value, PersonRow.active.is_(True))
+            .order_by(IdentityRow.id)
+            .distinct()
+        )
+        if area_id is not None:
+            stmt = stmt.where(RoleAssignmentRow.area_id == area_id)
+        if department_id is not None:
+            stmt = stmt.where(RoleAssignmentRow.department_id == department_id)
+        return [(c, e, lang) for c, e, lang in (await self.session.execute(stmt)).all()]

@@ -1,0 +1,179 @@
+"""The resident's private-chat dialogue, channel-neutral, on a real database."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from handlers.conversation import Conversations
+from handlers.messages import Incoming, Location, Outgoing, PhotoRef
+from handlers.resident import RESIDENT_ROUTES
+from storage.calendar import seed_calendar
+from storage.db import session_factory
+from storage.media import MediaStore
+from storage.org_loader import load_org_file
+from storage.rows import CaseAttachmentRow, CaseRow, ConversationRow, OutboxRow
+from storage.uow import UnitOfWorkFactory
+from tests.conftest import EXAMPLE_COUNTY
+from workflow.policy import WorkflowPolicy
+from workflow.services import Workflow
+
+ROUTES = RESIDENT_ROUTES
+
+
+def png(color: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class Photos:
+    """Stands in for the channel download: the bytes behind a file id go to the media store."""
+
+    def __init__(self, media: MediaStore) -> None:
+        self.media = media
+        self.files = {"red": png("red"), "blue": png("blue")}
+
+    async def save(self, uow, channel: str, ref: PhotoRef) -> int:
+        row = await self.media.save_photo(
+            uow.session, self.files[ref.file_id], now=uow.clock.now(), channel=channel,
+            channel_file_id=ref.file_id,
+        )  # fmt: skip
+        return row.id
+
+
+class Resident:
+    """One resident typing into the bot."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, engine, clock, tmp_path, user_id: str = "5001") -> None:
+        self.sessions = session_factory(engine)
+        self.clock = clock
+        self.photos = Photos(MediaStore(tmp_path / "media"))
+        self.user_id = user_id
+        self.restart()
+
+    def restart(self) -> None:
+        """A new process: nothing kept in memory, everything from the database."""
+        self.bot = Conversations(
+            UnitOfWorkFactory(self.sessions, self.clock), Workflow(WorkflowPolicy()), self.photos,
+            ROUTES,
+        )  # fmt: skip
+
+    async def send(self, **kw) -> list[Outgoing]:
+        n = next(self._ids)
+        msg = Incoming(
+            channel="telegram", chat_id=self.user_id, chat_type="private", user_id=self.user_id,
+            user_name="李秀兰", language="zh-hans", message_id=str(n), update_key=f"u{n}", **kw,
+        )  # fmt: skip
+        self.last = msg
+        return await self.bot.handle(msg)
+
+    async def press(self, out: list[Outgoing], prefix: str) -> list[Outgoing]:
+        data = next(
+            b.data for m in out for row in m.buttons for b in row if b.data.startswith(prefix)
+        )
+        return await self.send(callback_data=data, callback_id=f"cb{next(self._ids)}")
+
+    async def count(self, row) -> int:
+        async with self.sessions() as session:
+            return (await session.execute(select(func.count()).select_from(row))).scalar_one()
+
+
+@pytest.fixture
+async def resident(engine, clock, tmp_path):
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await seed_calendar(session, clock.now())
+        await session.commit()
+    await load_org_file(sessions, EXAMPLE_COUNTY)
+    return Resident(engine, clock, tmp_path)
+
+
+async def test_resident_reports_with_an_album_and_gets_a_case_number(resident: Resident):
+    await resident.send(text="/start JL-XGC-01-G1")
+    out = await resident.send(text="📝 我要说事")
+    assert "类别" in out[0].text and len(out[0].buttons) >= 4
+    out = await resident.press(out, "cat:")
+    assert "描述" in out[0].text
+    out = await resident.send(text="东门路口井盖破损 <b>很危险</b>")
+    done = out
+    out = await resident.send(photos=(PhotoRef("red", size=100),), media_group_id="g1")
+    assert len(out) == 1 and "1 张" in out[0].text
+    assert await resident.send(photos=(PhotoRef("blue", size=100),), media_group_id="g1") == []
+    out = await resident.press(done, "ph:")
+    assert out[0].request_location
+    out = await resident.send(location=Location(37.22, 115.03))
+    assert out[0].request_contact
+    out = await resident.press(out, "ct:")  # first button: no phone
+    assert "&lt;b&gt;很危险&lt;/b&gt;" in out[0].text  # user text escaped for HTML mode
+    assert "2 张" in out[0].text
+    out = await resident.press(out, "cf:")  # first button: submit
+    assert "JL-20261123-0001" in out[0].text
+    async with resident.sessions() as session:
+        case = (await session.execute(select(CaseRow))).scalar_one()
+        photos = (
+            await session.execute(select(func.count()).select_from(CaseAttachmentRow))
+        ).scalar()
+    assert (case.state, case.latitude, case.anonymous, photos) == ("screening", 37.22, False, 2)
+    assert await resident.count(ConversationRow) == 0  # the draft is gone with the submit
+
+
+async def test_a_repeated_update_is_processed_once(resident: Resident):
+    await resident.send(text="/start JL-XGC-01-G1")
+    before = await resident.count(OutboxRow)
+    assert await resident.bot.handle(resident.last) == []
+    assert await resident.count(OutboxRow) == before
+
+
+async def test_restart_in_the_middle_of_a_report_continues(resident: Resident):
+    await resident.send(text="/start JL-XGC-01-G1")
+    out = await resident.send(text="📝 我要说事")
+    await resident.press(out, "cat:")
+    resident.restart()
+    out = await resident.send(text="路灯不亮")
+    assert "照片" in out[0].text
+
+
+async def test_bad_input_keeps_the_draft(resident: Resident):
+    await resident.send(text="/start JL-XGC-01-G1")
+    old = await resident.send(text="📝 我要说事")
+    out = await resident.press(old, "cat:")
+    out = await resident.send(unsupported="sticker")
+    assert "表情" in out[0].text and "描述问题" in out[0].text
+    out = await resident.send(text="/start")
+    assert "正在填写" in out[0].text
+    out = await resident.press(old, "cat:")  # a category button again, at the description step
+    assert "描述" in out[0].text
+    out = await resident.send(text="/frobnicate")
+    assert "描述" in out[0].text
+    out = await resident.send(text="垃圾堆放")
+    assert "照片" in out[0].text
+
+
+async def test_cancel_and_stale_buttons(resident: Resident):
+    await resident.send(text="/start JL-XGC-01-G1")
+    old = await resident.send(text="📝 我要说事")
+    out = await resident.send(text="/cancel")
+    assert "已取消" in out[0].text
+    out = await resident.press(old, "cat:")
+    assert "过期" in out[0].text
+    out = await resident.send(text="/cancel")
+    assert "没有" in out[0].text
+    assert await resident.count(CaseRow) == 0
+
+
+async def test_picking_the_grid_without_a_qr_code(resident: Resident):
+    out = await resident.send(text="/start")
+    assert "乡镇" in out[0].text
+    out = await resident.press(out, "tw:")
+    out = await resident.press(out, "vl:")
+    out = await resident.press(out, "gd:")
+    assert "已登记" in out[0].text
+    out = await resident.send(text="/my")
+    assert "还没有" in out[0].text
