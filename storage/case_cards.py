@@ -137,10 +137,12 @@ class CaseCards:
             .join(RoleAssignmentRow, RoleAssignmentRow.person_id == PersonRow.id)
             .where(RoleAssignmentRow.role == role.value, PersonRow.active.is_(True))
             .order_by(IdentityRow.id)
-            .distinct()
         )
         if area_id is not None:
             stmt = stmt.where(RoleAssignmentRow.area_id == area_id)
         if department_id is not None:
             stmt = stmt.where(RoleAssignmentRow.department_id == department_id)
-        return [(c, e, lang) for c, e, lang in (await self.session.execute(stmt)).all()]
+        seen: dict[tuple[str, str], str] = {}
+        for c, e, lang in (await self.session.execute(stmt)).all():
+            seen.setdefault((c, e), lang)  # one person may hold the role over several grids
+        return [(c, e, lang) for (c, e), lang in seen.items()]

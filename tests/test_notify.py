@@ -1,0 +1,103 @@
+"""Domain events become case cards and news in the right chats, in the same transaction."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from handlers.notify import Notifier
+from storage.calendar import seed_calendar
+from storage.channel import SqlChannelStore
+from storage.db import session_factory
+from storage.invites import create_invite
+from storage.org_loader import load_org_file
+from storage.rows import OutboxRow, PersonRow
+from storage.uow import UnitOfWorkFactory
+from tests.conftest import EXAMPLE_COUNTY
+from workflow.commands import (
+    AcceptCase,
+    ActorRef,
+    AssignCase,
+    PassUp,
+    ResolveCase,
+    SubmitCase,
+    ValidateCase,
+)
+from workflow.model import Role
+from workflow.policy import WorkflowPolicy
+from workflow.services import Workflow
+
+STAFF = {"P-L-01": "7001", "P-T-01": "7002", "P-C-01": "7003", "P-H-02": "7004"}
+
+
+@pytest.fixture
+async def world(engine, clock):
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await seed_calendar(session, clock.now())
+        await session.commit()
+    await load_org_file(sessions, EXAMPLE_COUNTY)
+    async with sessions() as session:
+        store = SqlChannelStore(session)
+        for code, chat in STAFF.items():
+            invite = await create_invite(
+                session, purpose="enrol", person_code=code, now=clock.now()
+            )
+            await store.redeem_invite(invite.code, "telegram", chat, code, chat, clock.now())
+        grid = await store.place_by_code("JL-XGC-01-G1")
+        resident = await store.enrol_resident("telegram", "5001", "李秀兰", "zh_CN", grid.id,
+                                              clock.now())  # fmt: skip
+        group = await create_invite(session, purpose="bind_chat", chat_purpose="department",
+                                    department_code="housing", now=clock.now())  # fmt: skip
+        await store.redeem_invite(group.code, "telegram", "7004", "罗斌", "-100", clock.now())
+        people = dict((await session.execute(select(PersonRow.code, PersonRow.id))).all())
+        await session.commit()
+    uow = UnitOfWorkFactory(sessions, clock)
+    return {"uow": uow, "sessions": sessions, "resident": resident.id, "people": people,
+            "wf": Workflow(WorkflowPolicy(), on_events=Notifier())}  # fmt: skip
+
+
+async def outbox(world) -> list[OutboxRow]:
+    async with world["sessions"]() as session:
+        rows = (await session.execute(select(OutboxRow).order_by(OutboxRow.id))).scalars().all()
+    return list(rows)
+
+
+def buttons(row: OutboxRow) -> list[str]:
+    return [b["data"] for line in row.payload["buttons"] for b in line]
+
+
+async def test_each_holder_gets_the_card_and_the_reporter_the_news(world):
+    wf, uow, p = world["wf"], world["uow"], world["people"]
+    n = await wf.submit(uow(), SubmitCase(
+        actor=ActorRef(world["resident"], Role.RESIDENT), grid_code="JL-XGC-01-G1",
+        category_code="safety", description="井盖 <坏了>"))  # fmt: skip
+    rows = await outbox(world)
+    assert [r.chat_id for r in rows] == ["7001"]  # the grid leader, no group bound for the grid
+    assert buttons(rows[0])[:2] == [f"a:sv:{n}", f"a:si:{n}"]
+    assert "井盖 &lt;坏了&gt;" in rows[0].payload["text"]
+    steps = [
+        (ValidateCase(case_number=n, actor=ActorRef(p["P-L-01"], Role.GRID_LEADER)),
+         {"5001", "7002"}),
+        (PassUp(case_number=n, actor=ActorRef(p["P-T-01"], Role.TOWNSHIP_OPERATOR)), {"7003"}),
+        (AssignCase(case_number=n, actor=ActorRef(p["P-C-01"], Role.COUNTY_DISPATCHER),
+                    department_code="housing"), {"5001", "-100"}),
+        (AcceptCase(case_number=n, actor=ActorRef(p["P-H-02"], Role.DEPARTMENT_HANDLER)),
+         {"5001", "-100"}),
+        (ResolveCase(case_number=n, actor=ActorRef(p["P-H-02"], Role.DEPARTMENT_HANDLER),
+                     text="已更换"), {"5001"}),
+    ]  # fmt: skip
+    for cmd, chats in steps:
+        seen = len(await outbox(world))
+        await wf.handle(uow(), cmd)
+        new = (await outbox(world))[seen:]
+        assert {r.chat_id for r in new} == chats, cmd
+        if isinstance(cmd, PassUp):
+            assert buttons(new[0])[0] == f"as:housing:{n}"  # responsibility list first
+        if isinstance(cmd, AssignCase):
+            card = next(r for r in new if r.chat_id == "-100")
+            assert buttons(card) == [f"a:ac:{n}", f"a:rt:{n}"]
+    rating = new[0]
+    assert buttons(rating) == [f"rt:{n}:s", f"rt:{n}:b", f"rt:{n}:d"]
+    assert "已更换" in rating.payload["text"] and rating.payload["purpose"] == "rating"
+    assert all(len(b.encode()) <= 64 for r in await outbox(world) for b in buttons(r))
