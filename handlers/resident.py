@@ -236,10 +236,10 @@ async def _on_location(turn: Turn) -> None:
         draft["longitude"] = turn.msg.location.longitude
         await _next(turn, "contact")
         return
-    if _stale_or(turn, "loc") is not None:
+    text = (turn.msg.text or "").strip()
+    if _stale_or(turn, "loc") is not None or text == turn.text("btn_skip"):
         await _next(turn, "contact")
         return
-    text = (turn.msg.text or "").strip()
     if text and not text.startswith("/"):
         draft["location_text"] = text[:300]
         await _next(turn, "contact")
@@ -259,6 +259,9 @@ async def _on_contact(turn: Turn) -> None:
         await _next(turn, "confirm")
         return
     choice = _stale_or(turn, "ct")
+    text = (turn.msg.text or "").strip()
+    if choice is None and text in (turn.text("btn_no_phone"), turn.text("btn_anonymous")):
+        choice = ["anon" if text == turn.text("btn_anonymous") else "none"]
     if choice is not None:
         draft["anonymous"] = choice[0] == "anon"
         draft.pop("phone", None)
@@ -339,9 +342,11 @@ def _ask(turn: Turn, step: str) -> None:
         turn.reply("ask_photos", limit=MAX_PHOTOS, buttons=_done(turn))
     elif step == "location":
         turn.reply("ask_location", request_location=True,
+                   keyboard=[[turn.text("btn_share_location")]],
                    buttons=[[turn.button("btn_skip", f"loc:{d}:skip")]])  # fmt: skip
     elif step == "contact":
         turn.reply("ask_contact", request_contact=True,
+                   keyboard=[[turn.text("btn_share_phone")]],
                    buttons=[[turn.button("btn_no_phone", f"ct:{d}:none"),
                              turn.button("btn_anonymous", f"ct:{d}:anon")]])  # fmt: skip
     elif step == "confirm":

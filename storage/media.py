@@ -308,7 +308,10 @@ class MediaStore:
 
     async def read_public(self, row: AttachmentRow) -> bytes:
         """The bytes to send when a photo is shown; read off the event loop."""
-        return await asyncio.to_thread(self.public_path(row.public_sha256).read_bytes)
+        return await self.read_public_sha(row.public_sha256)
+
+    async def read_public_sha(self, sha256: str) -> bytes:
+        return await asyncio.to_thread(self.public_path(sha256).read_bytes)
 
 
 def _limit_mb(max_bytes: int) -> int | float:

@@ -1,0 +1,191 @@
+"""End to end through aiogram: real Bot and Dispatcher, long polling a fake Bot API on loopback.
+
+Scenario 1 of the Telegram issue: a resident reports a broken manhole cover with an album of
+two photos; the grid leader screens it valid; the township passes it up; the county assigns the
+housing bureau; the bureau accepts in its group, replies to the card with a progress note,
+resolves with a photo; the resident rates it 满意; the timeline shows every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from bot.telegram import OutboxSender, TelegramChannel, TelegramPhotos
+from handlers.conversation import Conversations
+from handlers.notify import Notifier
+from handlers.routes import ALL_ROUTES
+from storage.media import MediaStore
+from storage.queries import case_view
+from storage.rows import CaseRow
+from tests.fake_telegram import FakeTelegram
+from tests.test_notify import world  # noqa: F401  (fixture: org, staff chats 7001-7004, -100)
+from workflow.policy import WorkflowPolicy
+from workflow.services import Workflow
+
+RESIDENT, LEADER, TOWNSHIP, COUNTY, HANDLER, DEPT_GROUP = 5001, 7001, 7002, 7003, 7004, -100
+
+
+def jpeg(color: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), color).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+class Harness:
+    def __init__(self, fake: FakeTelegram, w: dict, media: MediaStore) -> None:
+        from aiogram.client.default import DefaultBotProperties
+        from aiogram.enums import ParseMode
+
+        self.fake = fake
+        self.w = w
+        self.bot = fake.make_bot(default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+        conversations = Conversations(
+            w["uow"], Workflow(WorkflowPolicy(), on_events=Notifier()),
+            TelegramPhotos(self.bot, media), ALL_ROUTES,
+        )  # fmt: skip
+        self.sender = OutboxSender(self.bot, w["sessions"], media, w["uow"].clock)
+        self.channel = TelegramChannel(conversations, self.sender)
+        self.dp = self.channel.dispatcher()
+
+    async def __aenter__(self) -> Harness:
+        self.tasks = [
+            asyncio.create_task(self.dp.start_polling(self.bot, handle_signals=False,
+                                                      polling_timeout=1)),
+            asyncio.create_task(self.sender.run(idle_seconds=0.05)),
+        ]  # fmt: skip
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(RuntimeError):
+            await self.dp.stop_polling()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.bot.session.close()
+
+    def count(self, chat: int) -> int:
+        return len(self.fake.sent(chat))
+
+    async def says(self, chat: int, before: int, *, n: int = 1) -> list[dict]:
+        return (await self.fake.wait_sent(chat, before + n))[before:]
+
+    async def press(self, chat: int, user: int, prefix: str) -> None:
+        for message in reversed(self.fake.sent(chat)):
+            for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+                for button in row:
+                    if button.get("callback_data", "").startswith(prefix):
+                        self.fake.press(chat, user, message["message_id"], button["callback_data"])
+                        return
+        raise AssertionError(f"no {prefix!r} button in chat {chat}")
+
+    async def until(self, chat: int, before: int, needle: str) -> list[dict]:
+        """Wait for the bot's messages to a chat until one contains `needle`."""
+        count = before + 1
+        while True:
+            new = (await self.fake.wait_sent(chat, count))[before:]
+            if any(needle in text_of(m) for m in new):
+                return new
+            count += 1
+
+    async def act(self, chat: int, user: int, action, *, n: int = 1, wait_chat=None) -> list[dict]:
+        target = wait_chat or chat
+        before = self.count(target)
+        action()
+        return await self.says(target, before, n=n)
+
+
+@pytest.fixture
+async def harness(world, tmp_path):  # noqa: F811
+    async with FakeTelegram() as fake:
+        async with Harness(fake, world, MediaStore(tmp_path / "media")) as h:
+            yield h
+
+
+def text_of(message: dict) -> str:
+    return message.get("text") or message.get("caption") or ""
+
+
+async def test_scenario_resident_report_to_rating(harness: Harness, world):  # noqa: F811
+    h, fake = harness, harness.fake
+    r = RESIDENT
+    await h.act(r, r, lambda: fake.send_text(r, r, "📝 我要说事"))
+    await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, "cat:")))
+    await h.act(r, r, lambda: fake.send_text(r, r, "小区东门井盖破损，夜里有人踩空"))
+    before = h.count(r)
+    fake.send_photo(r, r, jpeg("red"), media_group_id="album1")
+    fake.send_photo(r, r, jpeg("blue"), media_group_id="album1")
+    reply = await h.says(r, before)
+    assert "1 张" in text_of(reply[0]) or "2 张" in text_of(reply[0])
+    out = await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, "ph:")))
+    call = [c for c in fake.calls_of("sendMessage") if c.params.get("chat_id") in (r, str(r))][-1]
+    keyboard = call.params["reply_markup"]["keyboard"]
+    assert keyboard[0][0]["request_location"] is True and keyboard[1][0]["text"] == "跳过"
+    await h.act(r, r, lambda: fake.send_location(r, r, 37.22, 115.03))
+    out = await h.act(r, r, lambda: fake.send_text(r, r, "不留电话"))  # a reply-keyboard key
+    assert "2 张" in text_of(out[0])
+    # Submitting sends the receipt to the resident and the card (with photos) to the leader.
+    before_leader = h.count(LEADER)
+    out = await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, "cf:")))
+    assert "已受理" in text_of(out[0])
+    number = text_of(out[0]).split("案件编号 ")[1].split("。")[0].strip()
+    card = await h.says(LEADER, before_leader, n=2)  # album of photos, then the card
+    assert any(number in text_of(m) for m in card)
+
+    await h.act(LEADER, LEADER, lambda: asyncio.ensure_future(h.press(LEADER, LEADER, "a:sv:")))
+    await h.act(TOWNSHIP, TOWNSHIP, lambda: asyncio.ensure_future(
+        h.press(TOWNSHIP, TOWNSHIP, "a:pu:")))  # fmt: skip
+    await h.act(COUNTY, COUNTY, lambda: asyncio.ensure_future(
+        h.press(COUNTY, COUNTY, "as:housing:")))  # fmt: skip
+    before = h.count(DEPT_GROUP)
+    await h.press(DEPT_GROUP, HANDLER, "a:ac:")
+    await h.until(DEPT_GROUP, before, "已签收")  # the new card (with photos) and the answer
+    # Reply to the card in the department group: a progress note.
+    card = next(m for m in reversed(fake.sent(DEPT_GROUP)) if number in text_of(m)
+                and m.get("reply_markup"))  # fmt: skip
+    out = await h.act(DEPT_GROUP, HANDLER, lambda: fake.send_text(
+        DEPT_GROUP, HANDLER, "已安排明早更换", reply_to_message_id=card["message_id"]))  # fmt: skip
+    assert "进展反馈" in text_of(out[0])
+    out = await h.act(DEPT_GROUP, HANDLER, lambda: asyncio.ensure_future(
+        h.press(DEPT_GROUP, HANDLER, "a:rs:")))  # fmt: skip
+    call = fake.calls_of("sendMessage")[-1]
+    assert call.params["reply_markup"]["force_reply"] is True
+    await h.act(DEPT_GROUP, HANDLER, lambda: fake.send_text(
+        DEPT_GROUP, HANDLER, "已更换新井盖", reply_to_message_id=out[0]["message_id"]))  # fmt: skip
+    await h.act(DEPT_GROUP, HANDLER, lambda: fake.send_photo(DEPT_GROUP, HANDLER, jpeg("green")))
+    before = h.count(r)
+    await h.act(DEPT_GROUP, HANDLER, lambda: asyncio.ensure_future(
+        h.press(DEPT_GROUP, HANDLER, "rz:")))  # fmt: skip
+    rating = (await h.says(r, before))[-1]
+    assert "photo" in rating and "已更换新井盖" in text_of(rating)
+    await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, f"rt:{number}:s")))
+    out = await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, f"rk:{number}")))
+    assert "感谢" in "".join(text_of(m) for m in out)
+
+    async with world["sessions"]() as session:
+        view = await case_view(session, number)
+    assert view.case.state.value == "closed" and view.case.rating.value == "satisfied"
+    assert [t.action for t in view.timeline] == [
+        "submit", "route", "screen_valid", "pass_up", "assign", "accept", "note", "resolve",
+        "rate",
+    ]  # fmt: skip
+    assert len(view.timeline[0].photos) == 2 and len(view.timeline[7].photos) == 1
+    assert all(t.actor_name or t.action == "route" for t in view.timeline)
+
+
+async def test_a_repeated_update_creates_nothing_twice(harness: Harness, world):  # noqa: F811
+    h, fake = harness, harness.fake
+    r = RESIDENT
+    update = fake.send_text(r, r, "📝 我要说事")
+    await h.says(r, 0)
+    fake.queue(update)  # Telegram delivers the same update again
+    await h.act(r, r, lambda: fake.send_text(r, r, "/my"))
+    texts = [text_of(m) for m in fake.sent(r)]
+    assert sum("类别" in t for t in texts) == 1
+    async with world["sessions"]() as session:
+        assert (await session.execute(select(func.count()).select_from(CaseRow))).scalar() == 0
