@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.config import Settings
+from handlers.notify import Notifier
 from handlers.render import Renderer
 from storage.calendar import seed_calendar
 from storage.db import create_engine, session_factory, upgrade_schema
@@ -69,7 +70,7 @@ async def open_app(settings: Settings, clock: Clock | None = None, *, migrate: b
         sessions=sessions,
         clock=clock,
         uow=factory,
-        workflow=Workflow(settings.workflow.policy()),
+        workflow=Workflow(settings.workflow.policy(), on_events=Notifier(settings.locale)),
         media=MediaStore(settings.media_root),
         renderer=Renderer(settings.locale),
     )

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("number")
 
     sub.add_parser("demo", help="play one case through the whole loop on the example county")
+    sub.add_parser("run", help="run the Telegram bot and the outbox sender until Ctrl-C")
 
     invite = sub.add_parser("invite", help="one-time codes to enrol people and bind group chats")
     inv = invite.add_subparsers(dest="invite_command", required=True, metavar="INVITE_COMMAND")
@@ -128,6 +129,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
             return await _calendar_load(app, args.file, renderer)
         if args.command == "case":
             return await _case(app, args, renderer)
+        if args.command == "run":
+            return await _run(app, renderer)
         if args.command == "demo":
             from bot.demo import play_demo
 
@@ -137,6 +140,24 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
     finally:
         await app.close()
     return 2
+
+
+async def _run(app, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+    import signal
+
+    from bot.runner import serve_telegram
+
+    if app.settings.telegram.token is None:
+        raise UserError(renderer.macro("cli.j2", "no_token"))
+    example = app.example_county()
+    if await app.org_is_empty() and example is not None:
+        await _org_load(app, example, renderer, quiet=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve_telegram(app, stop)
+    return 0
 
 
 async def _init(app, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]

@@ -1,0 +1,92 @@
+"""`shuoshi run`'s Telegram service: polling and webhook, against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from bot.app import open_app
+from bot.config import load_settings
+from bot.runner import WEBHOOK_PATH, serve_telegram
+from tests.conftest import EXAMPLE_COUNTY
+from tests.fake_telegram import FakeTelegram
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start(tmp_path, fake: FakeTelegram, **telegram):
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        example_county=EXAMPLE_COUNTY,
+        telegram={"token": fake.token, "api_base": fake.base_url, **telegram},
+        web={"port": free_port()},
+    )
+    app = await open_app(settings)
+    from storage.org_loader import load_org_file
+
+    await load_org_file(app.sessions, EXAMPLE_COUNTY)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_telegram(app, stop))
+    return app, stop, task
+
+
+async def test_polling_answers_and_stops_cleanly(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    async with FakeTelegram() as fake:
+        app, stop, task = await start(tmp_path, fake)
+        fake.send_text(5001, 5001, "/start JL-XGC-01-G1")
+        sent = await fake.wait_sent(5001, 1)
+        assert "已登记" in sent[0]["text"]
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await app.close()
+
+
+async def test_webhook_checks_the_secret_and_answers_after_commit(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    async with FakeTelegram() as fake:
+        app, stop, task = await start(
+            tmp_path, fake, mode="webhook", webhook_secret="s3cret",
+            webhook_url="https://bot.example.org",
+        )  # fmt: skip
+        await fake.wait_calls("setWebhook", 1)
+        url = f"http://127.0.0.1:{app.settings.web.port}{WEBHOOK_PATH}"
+        sender = {"id": 5001, "is_bot": False, "first_name": "李"}
+        chat = {"id": 5001, "type": "private"}
+        message = {"message_id": 1, "date": 0, "chat": chat, "from": sender, "text": "/start"}
+        update = {"update_id": 1, "message": message}
+        status, _ = await fake.post_update_to(url, update, secret_token="wrong")
+        assert status == 401
+        status, _ = await fake.post_update_to(url, update, secret_token="s3cret")
+        assert status == 200
+        # The conversation row exists as soon as Telegram got its answer.
+        from sqlalchemy import func, select
+
+        from storage.rows import ConversationRow
+
+        async with app.sessions() as session:
+            count = await session.execute(select(func.count()).select_from(ConversationRow))
+            assert count.scalar() == 1
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await app.close()
+
+
+def test_run_without_a_token_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHUOSHI_TELEGRAM__TOKEN", raising=False)
+    assert main(["run"]) == 2
+    assert "SHUOSHI_TELEGRAM__TOKEN" in capsys.readouterr().err
+
+
+@pytest.fixture(autouse=True)
+def _no_config_file(monkeypatch):
+    monkeypatch.delenv("SHUOSHI_CONFIG", raising=False)
