@@ -126,10 +126,14 @@ async def route_cancel(turn: Turn) -> bool:
 async def route_report(turn: Turn) -> bool:
     """The report dialogue: category, description, photos, location, contact, confirm."""
     msg = turn.msg
+    command = msg.command
     if not msg.is_private:
-        return False
-    starts = (msg.text or "").strip() in (turn.text("menu_report"), "/report")
-    if starts:
+        # Grid workers report from their group: /report, or a photo captioned /report ...
+        if command is not None and command[0] == "/report":
+            return await _start_group_report(turn, command[1])
+        if turn.conv.step not in REPORT_STEPS:
+            return False
+    elif (msg.text or "").strip() in (turn.text("menu_report"), "/report"):
         if turn.person is None or not turn.person.has(Role.RESIDENT):
             await _ask_township(turn)
             return True
@@ -148,6 +152,24 @@ async def route_report(turn: Turn) -> bool:
     }[step]
     await handler(turn)
     return True
+
+
+async def _start_group_report(turn: Turn, rest: str) -> bool:
+    if turn.person is None or not turn.person.has(Role.GRID_WORKER):
+        turn.reply("not_grid_worker")
+        return True
+    await _ask_category(turn)
+    if rest:
+        turn.conv.draft["description"] = rest[:2000]
+    if turn.msg.photos:
+        ref = max(turn.msg.photos, key=lambda p: p.size or 0)
+        turn.conv.draft["photo_ids"].append(await turn.photos.save(turn.uow, turn.msg.channel, ref))
+    return True
+
+
+def _reporter(turn: Turn) -> Role:
+    """Residents report from private chats; grid workers from their grid's group."""
+    return Role.RESIDENT if turn.msg.is_private else Role.GRID_WORKER
 
 
 async def _ask_category(turn: Turn, keep: bool = False) -> None:
@@ -186,7 +208,7 @@ async def _on_category(turn: Turn) -> None:
     names = {c["code"]: c for c in await turn.uow.org.categories()}[category.code]
     turn.conv.draft["category"] = category.code
     turn.conv.draft["category_name"] = names["name_en" if turn.r.locale == "en" else "name_zh"]
-    await _next(turn, "description")
+    await _next(turn, "photos" if turn.conv.draft.get("description") else "description")
 
 
 async def _on_description(turn: Turn) -> None:
@@ -295,12 +317,13 @@ async def _on_confirm(turn: Turn) -> None:
         return
     assert turn.person is not None
     draft = turn.conv.draft
-    grant = turn.person.grant(Role.RESIDENT)
+    role = _reporter(turn)
+    grant = turn.person.grant(role)
     grid_code = await _grid_code(turn, grant.area_ids if grant else frozenset())
     number = await turn.workflow.submit_in(
         turn.uow,
         SubmitCase(
-            actor=ActorRef(turn.person.id, Role.RESIDENT),
+            actor=ActorRef(turn.person.id, role),
             grid_code=grid_code,
             category_code=draft["category"],
             description=draft.get("description", ""),
@@ -315,7 +338,8 @@ async def _on_confirm(turn: Turn) -> None:
     case = await turn.uow.cases.get(number)
     turn.clear()
     turn.reply("submitted", number=number, state=case.state.value, due=case.due_at,
-               provisional=case.due_provisional, keyboard=_menu(turn))  # fmt: skip
+               provisional=case.due_provisional,
+               keyboard=_menu(turn) if turn.msg.is_private else [])  # fmt: skip
 
 
 async def _grid_code(turn: Turn, grid_ids: frozenset[int]) -> str:
@@ -330,16 +354,21 @@ async def _next(turn: Turn, step: str) -> None:
     """Go to `step`, or back to the summary when the resident was editing one answer."""
     if turn.conv.draft.pop("editing", False) and step != "photos":
         step = "confirm"
+    if step == "contact" and not turn.msg.is_private:
+        step = "confirm"  # a grid worker reports as staff; their contact is on file
     turn.conv.step = step
     _ask(turn, step)
 
 
 def _ask(turn: Turn, step: str) -> None:
     d = turn.draft_id
+    group = not turn.msg.is_private
     if step == "description":
-        turn.reply("ask_description")
+        turn.reply("ask_description", force_reply=group)
     elif step == "photos":
         turn.reply("ask_photos", limit=MAX_PHOTOS, buttons=_done(turn))
+    elif step == "location" and group:
+        turn.reply("ask_location_group", buttons=[[turn.button("btn_skip", f"loc:{d}:skip")]])
     elif step == "location":
         turn.reply("ask_location", request_location=True,
                    keyboard=[[turn.text("btn_share_location")]],
