@@ -41,16 +41,18 @@ class Turn:
     photos: PhotoSaver
     out: list[Outgoing] = field(default_factory=list)
 
-    def text(self, name: str, **params: Any) -> str:
-        return self.r.macro("chat.html.j2", name, **params)
+    def text(self, macro: str, /, **params: Any) -> str:
+        return self.r.macro("chat.html.j2", macro, **params)
 
-    def reply(self, name: str, *, buttons: list[list[Button]] | None = None, **kw: Any) -> Outgoing:
+    def reply(
+        self, macro: str, /, *, buttons: list[list[Button]] | None = None, **kw: Any
+    ) -> Outgoing:
         """Answer in the chat the message came from (addressed to the user in groups)."""
         params = {k: v for k, v in kw.items() if k not in _OUT_FIELDS}
         extra = {k: v for k, v in kw.items() if k in _OUT_FIELDS}
         message = Outgoing(
             chat_id=self.msg.chat_id,
-            text=self.text(name, **params),
+            text=self.text(macro, **params),
             buttons=buttons or [],
             **extra,
         )
@@ -59,8 +61,8 @@ class Turn:
         self.out.append(message)
         return message
 
-    def button(self, name: str, data: str, **params: Any) -> Button:
-        return Button(self.text(name, **params), data)
+    def button(self, macro: str, data: str, /, **params: Any) -> Button:
+        return Button(self.text(macro, **params), data)
 
     def new_draft(self, step: str, **draft: Any) -> None:
         self.conv.step = step

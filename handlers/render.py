@@ -52,10 +52,10 @@ class Renderer:
         template = self.env.get_template(f"{self.locale}/{name}")
         return template.render(labels=self.labels, **context).strip()
 
-    def macro(self, template: str, name: str, **params: Any) -> str:
+    def macro(self, template: str, macro: str, /, **params: Any) -> str:
         """Render one macro of a message file such as cli.j2."""
         module = self.env.get_template(f"{self.locale}/{template}").module
-        return str(getattr(module, name)(**params)).strip()
+        return str(getattr(module, macro)(**params)).strip()
 
     def error(self, error: WorkflowError) -> str:
         """The localized one-line reason for a refusal."""

@@ -450,6 +450,48 @@ async def route_unsupported(turn: Turn) -> bool:
     return False
 
 
+async def route_sos(turn: Turn) -> bool:
+    """One-key help (一键呼叫): an emergency case from the resident's grid, confirmed once."""
+    msg = turn.msg
+    if not msg.is_private:
+        return False
+    pressed = _parse(msg.callback_data, "sos")
+    if (msg.text or "").strip() in (turn.text("menu_sos"), "/sos"):
+        if turn.person is None or not turn.person.has(Role.RESIDENT):
+            await _ask_township(turn)
+            return True
+        turn.new_draft("sos_confirm")
+        d = turn.draft_id
+        turn.reply("sos_confirm", buttons=[[turn.button("btn_sos_yes", f"sos:{d}:ok"),
+                                            turn.button("btn_cancel", f"sos:{d}:no")]])  # fmt: skip
+        return True
+    if pressed is None:
+        return False
+    if turn.conv.step != "sos_confirm" or len(pressed) != 2 or pressed[0] != turn.draft_id:
+        turn.reply("stale_button")
+        return True
+    turn.clear()
+    if pressed[1] != "ok":
+        turn.reply("cancelled", keyboard=_menu(turn))
+        return True
+    assert turn.person is not None
+    categories = await turn.uow.org.categories()
+    emergency = next(c for c in categories if c.get("deadline_class") == "emergency")
+    grant = turn.person.grant(Role.RESIDENT)
+    number = await turn.workflow.submit_in(
+        turn.uow,
+        SubmitCase(
+            actor=ActorRef(turn.person.id, Role.RESIDENT),
+            grid_code=await _grid_code(turn, grant.area_ids if grant else frozenset()),
+            category_code=emergency["code"],
+            description=turn.text("sos_description", name=turn.person.name),
+        ),
+    )
+    case = await turn.uow.cases.get(number)
+    turn.reply("sos_sent", number=number, due=case.due_at, keyboard=_menu(turn))
+    return True
+
+
 # Order matters: the first route that takes a message handles it.
 RESIDENT_ROUTES = [
     route_unsupported,
@@ -457,6 +499,7 @@ RESIDENT_ROUTES = [
     route_cancel,
     route_pick_grid,
     route_my,
+    route_sos,
     route_report,
     route_fallback,
 ]

@@ -9,6 +9,7 @@ from handlers.resident import (
     route_my,
     route_pick_grid,
     route_report,
+    route_sos,
     route_start,
     route_unsupported,
 )
@@ -24,6 +25,7 @@ ALL_ROUTES: list[Route] = [
     route_reply_note,
     route_pick_grid,
     route_my,
+    route_sos,
     route_report,
     route_fallback,
 ]

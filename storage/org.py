@@ -76,7 +76,13 @@ class SqlOrgDirectory:
             select(CategoryRow).where(CategoryRow.active.is_(True)).order_by(CategoryRow.id)
         )
         return [
-            {"code": c.code, "name_zh": c.name_zh, "name_en": c.name_en} for c in rows.scalars()
+            {
+                "code": c.code,
+                "name_zh": c.name_zh,
+                "name_en": c.name_en,
+                "deadline_class": c.deadline_class,
+            }
+            for c in rows.scalars()
         ]
 
     async def department(self, code: str) -> DepartmentInfo:

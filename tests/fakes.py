@@ -65,7 +65,10 @@ class FakeOrg:
         return self.departments[code]
 
     async def categories(self) -> list[dict[str, str]]:
-        return [{"code": c, "name_zh": c, "name_en": c} for c in self.category_infos]
+        return [
+            {"code": c, "name_zh": c, "name_en": c, "deadline_class": i.deadline_class.value}
+            for c, i in self.category_infos.items()
+        ]
 
     async def case_prefix(self) -> str:
         return "JL"

@@ -177,3 +177,17 @@ async def test_picking_the_grid_without_a_qr_code(resident: Resident):
     assert "已登记" in out[0].text
     out = await resident.send(text="/my")
     assert "还没有" in out[0].text
+
+
+async def test_one_key_help_raises_an_emergency_case_after_one_confirmation(resident: Resident):
+    await resident.send(text="/start JL-XGC-01-G1")
+    confirm = await resident.send(text="🆘 一键呼叫")
+    assert "紧急" in confirm[0].text
+    out = await resident.press(confirm, "sos:")
+    assert "JL-20261123-0001" in out[0].text
+    async with resident.sessions() as session:
+        case = (await session.execute(select(CaseRow))).scalar_one()
+    assert case.deadline_class == "emergency" and "李秀兰" in case.description
+    assert (case.due_at - case.created_at).total_seconds() == 2 * 3600
+    out = await resident.press(confirm, "sos:")  # the old confirmation again
+    assert "过期" in out[0].text and await resident.count(CaseRow) == 1
