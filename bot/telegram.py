@@ -198,11 +198,7 @@ class OutboxSender:
                 (
                     await session.execute(
                         select(OutboxRow)
-                        .where(
-                            OutboxRow.channel == CHANNEL,
-                            OutboxRow.status == "pending",
-                            OutboxRow.next_attempt_at <= now,
-                        )
+                        .where(OutboxRow.channel == CHANNEL, OutboxRow.status == "pending")
                         .order_by(OutboxRow.id)
                         .limit(limit)
                     )
@@ -215,6 +211,9 @@ class OutboxSender:
         for row in rows:
             if row.chat_id in blocked_chats:
                 continue  # keep order within a chat: nothing after a message that must wait
+            if row.next_attempt_at > now:
+                blocked_chats.add(row.chat_id)
+                continue
             outcome = await self._deliver(row)
             if outcome == "sent":
                 sent += 1
