@@ -1,0 +1,197 @@
+"""Resident intake throughput through the Telegram adapter's dispatcher, on SQLite.
+
+Feeds the whole resident conversation (start with a grid code, report, category, description,
+album of two photos, done, location, no phone, confirm) for many residents through aiogram's
+Dispatcher into shuoshi, and prints updates per second. In the same run it prints the anchor:
+aiogram dispatching the same number of updates to a handler that does one SQLAlchemy insert
+each; then the ratio shuoshi / anchor and the peak memory of the process.
+
+    .venv/bin/python bench/bench_intake.py [--residents 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import itertools
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiogram import Dispatcher, Router
+from aiogram.types import Message, Update
+from PIL import Image
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.telegram import OutboxSender, TelegramChannel, TelegramPhotos
+from handlers.conversation import Conversations
+from handlers.notify import Notifier
+from handlers.routes import ALL_ROUTES
+from storage.calendar import seed_calendar
+from storage.db import create_engine, session_factory, upgrade_schema
+from storage.media import MediaStore
+from storage.org_loader import load_org_file
+from storage.rows import OutboxRow
+from storage.uow import UnitOfWorkFactory
+from tests.fake_telegram import FakeTelegram
+from workflow.clock import SystemClock
+from workflow.policy import WorkflowPolicy
+from workflow.services import Workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+ids = itertools.count(1)
+
+
+def jpeg(color: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), color).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def message(user: int, **fields) -> dict:
+    return {
+        "message_id": next(ids),
+        "date": int(time.time()),
+        "chat": {"id": user, "type": "private"},
+        "from": {"id": user, "is_bot": False, "first_name": "居民", "language_code": "zh-hans"},
+        **fields,
+    }
+
+
+def update(**fields) -> Update:
+    return Update(update_id=next(ids), **fields)
+
+
+class Shuoshi:
+    """The system under test, fed update by update; timing covers feed_update only."""
+
+    def __init__(self, fake: FakeTelegram, sessions, media: MediaStore) -> None:
+        self.bot = fake.make_bot()
+        self.sessions = sessions
+        conversations = Conversations(
+            UnitOfWorkFactory(sessions, SystemClock()),
+            Workflow(WorkflowPolicy(), on_events=Notifier()),
+            TelegramPhotos(self.bot, media),
+            ALL_ROUTES,
+        )
+        self.channel = TelegramChannel(
+            conversations, OutboxSender(self.bot, sessions, media, SystemClock())
+        )
+        self.dp = self.channel.dispatcher()
+        self.elapsed = 0.0
+        self.updates = 0
+
+    async def feed(self, upd: Update) -> None:
+        start = time.perf_counter()
+        await self.dp.feed_update(self.bot, upd)
+        self.elapsed += time.perf_counter() - start
+        self.updates += 1
+
+    async def last_button(self, chat: int, prefix: str) -> str:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(OutboxRow.payload)
+                .where(OutboxRow.chat_id == str(chat))
+                .order_by(OutboxRow.id.desc())
+                .limit(5)
+            )
+            for (payload,) in rows:
+                for line in payload["buttons"]:
+                    for b in line:
+                        if b["data"].startswith(prefix):
+                            return b["data"]
+        raise LookupError(prefix)
+
+    async def press(self, user: int, prefix: str) -> None:
+        data = await self.last_button(user, prefix)
+        await self.feed(update(callback_query={
+            "id": f"q{next(ids)}", "chat_instance": "x", "data": data,
+            "from": {"id": user, "is_bot": False, "first_name": "居民"},
+            "message": message(user, text="card")}))  # fmt: skip
+
+    async def resident(self, user: int, photos: list[dict]) -> None:
+        await self.feed(update(message=message(user, text="/start JL-XGC-01-G1")))
+        await self.feed(update(message=message(user, text="📝 我要说事")))
+        await self.press(user, "cat:")
+        await self.feed(update(message=message(user, text="东门井盖破损，夜里有人踩空")))
+        for photo in photos:
+            await self.feed(update(message=message(user, photo=[photo], media_group_id=f"g{user}")))
+        await self.press(user, "ph:")
+        await self.feed(update(message=message(
+            user, location={"latitude": 37.22, "longitude": 115.03})))  # fmt: skip
+        await self.feed(update(message=message(user, text="不留电话")))
+        await self.press(user, "cf:")
+
+
+async def anchor(updates: list[Update], bot, url: str) -> float:
+    """aiogram to a handler doing one SQLAlchemy insert per update: the floor to compare with."""
+    engine = create_engine(url)
+    meta = MetaData()
+    table = Table("anchor", meta, Column("id", Integer, primary_key=True), Column("text", String))
+    async with engine.begin() as conn:
+        await conn.run_sync(meta.create_all)
+    sessions = session_factory(engine)
+    router = Router()
+
+    async def handle(event: Message | object) -> None:
+        async with sessions() as session:
+            await session.execute(insert(table).values(text=str(getattr(event, "text", ""))))
+            await session.commit()
+
+    router.message.register(handle)
+    router.callback_query.register(handle)
+    dp = Dispatcher()
+    dp.include_router(router)
+    start = time.perf_counter()
+    for upd in updates:
+        await dp.feed_update(bot, upd)
+    elapsed = time.perf_counter() - start
+    await engine.dispose()
+    return elapsed
+
+
+async def main(residents: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        engine = create_engine(url)
+        await upgrade_schema(engine)
+        sessions = session_factory(engine)
+        async with sessions() as session:
+            await seed_calendar(session, datetime.now(UTC))
+            await session.commit()
+        await load_org_file(sessions, ROOT / "examples" / "county.yaml")
+        async with FakeTelegram() as fake:
+            files = [fake.register_file(jpeg(c), folder="photos", ext="jpg")
+                     for c in ((200, 30, 30), (30, 30, 200))]  # fmt: skip
+            photos = [
+                {"file_id": f.file_id, "file_unique_id": f.file_unique_id,
+                 "file_size": f.file_size, "width": 320, "height": 240}
+                for f in files
+            ]  # fmt: skip
+            system = Shuoshi(fake, sessions, MediaStore(Path(tmp) / "media"))
+            for i in range(residents):
+                await system.resident(900000 + i, photos)
+            rate = system.updates / system.elapsed
+            same = [update(message=message(1, text=f"t{i}")) for i in range(system.updates)]
+            anchor_seconds = await anchor(same, system.bot, f"sqlite+aiosqlite:///{tmp}/anchor.db")
+            anchor_rate = len(same) / anchor_seconds
+            await system.bot.session.close()
+        await engine.dispose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"residents: {residents}, updates: {system.updates}")
+    print(f"shuoshi: {rate:,.1f} updates/s ({system.elapsed:.2f} s)")
+    print(f"anchor (aiogram + one SQLAlchemy insert per update): {anchor_rate:,.1f} updates/s")
+    print(f"ratio shuoshi / anchor: {rate / anchor_rate:.3f}")
+    print(f"peak memory (max RSS): {peak_mb:,.0f} MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--residents", type=int, default=200)
+    asyncio.run(main(parser.parse_args().residents))
