@@ -189,3 +189,21 @@ async def test_a_repeated_update_creates_nothing_twice(harness: Harness, world):
     assert sum("类别" in t for t in texts) == 1
     async with world["sessions"]() as session:
         assert (await session.execute(select(func.count()).select_from(CaseRow))).scalar() == 0
+
+
+async def test_bad_input_through_telegram_gets_clear_answers(harness: Harness):
+    h, fake = harness, harness.fake
+    r = RESIDENT
+    await h.act(r, r, lambda: fake.send_text(r, r, "📝 我要说事"))
+    answers = []
+    for send in (
+        lambda: fake.send_sticker(r, r),
+        lambda: fake.send_voice(r, r),
+        lambda: fake.send_document(r, r, file_size=25 * 1024 * 1024),
+        lambda: fake.send_video(r, r),
+        lambda: fake.send_text(r, r, "/frobnicate"),
+    ):
+        answers.append(text_of((await h.act(r, r, send))[0]))
+    assert "表情" in answers[0] and "语音" in answers[1] and "文件" in answers[2]
+    assert "视频" in answers[3] and "按钮" in answers[4]
+    assert all("选择类别" in a for a in answers[:4])  # the draft is still there
