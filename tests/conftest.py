@@ -71,5 +71,15 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean working directory for CLI runs, free of the developer's settings."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("SHUOSHI_CONFIG", "SHUOSHI_DATABASE_URL", "SHUOSHI_LOCALE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SHUOSHI_EXAMPLE_COUNTY", str(EXAMPLE_COUNTY))
+    return tmp_path
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI))

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bot.cli import main
 from tests.conftest import EXAMPLE_COUNTY
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("SHUOSHI_CONFIG", "SHUOSHI_DATABASE_URL", "SHUOSHI_LOCALE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SHUOSHI_EXAMPLE_COUNTY", str(EXAMPLE_COUNTY))
-    return tmp_path
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

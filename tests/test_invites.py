@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -128,15 +127,6 @@ async def test_bad_combinations_are_refused(sessions, clock, kw, reason):
         await _create(sessions, clock, **kw)
     async with sessions() as session:
         assert (await session.execute(select(InviteRow))).first() is None
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("SHUOSHI_CONFIG", "SHUOSHI_DATABASE_URL", "SHUOSHI_LOCALE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SHUOSHI_EXAMPLE_COUNTY", str(EXAMPLE_COUNTY))
-    return tmp_path
 
 
 def test_invite_command(workdir, capsys, monkeypatch):
