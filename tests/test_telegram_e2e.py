@@ -207,3 +207,51 @@ async def test_bad_input_through_telegram_gets_clear_answers(harness: Harness):
     assert "表情" in answers[0] and "语音" in answers[1] and "文件" in answers[2]
     assert "视频" in answers[3] and "按钮" in answers[4]
     assert all("选择类别" in a for a in answers[:4])  # the draft is still there
+
+
+async def test_scenario_grid_worker_reports_in_the_group(harness: Harness, world):  # noqa: F811
+    """Scenario 2: the same loop started by a grid worker in a group chat, rated by that worker."""
+    from tests.test_group_report import enrol_workers
+
+    await enrol_workers(world)  # workers 8001/8002 enrolled, group -200 bound to two grids
+    h, fake = harness, harness.fake
+    group, worker = -200, 8001
+    out = await h.act(
+        group, worker, lambda: fake.send_text(group, worker, "/report 水库北侧防护网破损")
+    )
+    assert out[0]["reply_to_message"]["from"]["id"] == worker or "reply_to_message" in out[0]
+    await h.act(group, worker, lambda: asyncio.ensure_future(h.press(group, worker, "cat:")))
+    await h.act(group, worker, lambda: fake.send_photo(group, worker, jpeg("gray")))
+    await h.act(group, worker, lambda: asyncio.ensure_future(h.press(group, worker, "ph:")))
+    out = await h.act(group, worker, lambda: fake.send_text(group, worker, "北侧大坝"))
+    assert "核对" in text_of(out[0])
+    before = h.count(group)
+    await h.press(group, worker, "cf:")
+    new = await h.until(group, before, "已受理")
+    number = next(text_of(m) for m in new if "已受理" in text_of(m)).split("<b>")[-1]
+    number = number.split("案件编号 ")[1].split("。")[0].strip()
+    # The group is bound to the grid: the leader screens right there.
+    before = h.count(group)
+    await h.press(group, LEADER, "a:sv:")
+    await h.until(group, before, "初筛有效")
+    await h.act(TOWNSHIP, TOWNSHIP, lambda: asyncio.ensure_future(
+        h.press(TOWNSHIP, TOWNSHIP, "a:pu:")))  # fmt: skip
+    await h.act(COUNTY, COUNTY, lambda: asyncio.ensure_future(
+        h.press(COUNTY, COUNTY, "as:housing:")))  # fmt: skip
+    before = h.count(DEPT_GROUP)
+    await h.press(DEPT_GROUP, HANDLER, "a:ac:")
+    await h.until(DEPT_GROUP, before, "已签收")
+    out = await h.act(DEPT_GROUP, HANDLER, lambda: asyncio.ensure_future(
+        h.press(DEPT_GROUP, HANDLER, "a:rs:")))  # fmt: skip
+    await h.act(DEPT_GROUP, HANDLER, lambda: fake.send_text(
+        DEPT_GROUP, HANDLER, "已修复", reply_to_message_id=out[0]["message_id"]))  # fmt: skip
+    before = h.count(worker)
+    await h.press(DEPT_GROUP, HANDLER, "rz:")
+    await h.says(worker, before)  # the worker gets the result in a private chat
+    await h.act(worker, worker, lambda: asyncio.ensure_future(
+        h.press(worker, worker, f"rt:{number}:s")))  # fmt: skip
+    await h.act(worker, worker, lambda: fake.send_text(worker, worker, "很及时"))
+    async with world["sessions"]() as session:
+        view = await case_view(session, number)
+    assert view.case.state.value == "closed" and view.case.reporter_role.value == "grid_worker"
+    assert view.case.rating_comment == "很及时" and len(view.timeline[0].photos) == 1
