@@ -304,7 +304,9 @@ async def _on_confirm(turn: Turn) -> None:
             else:
                 if edit[0] == "photos":
                     turn.conv.draft["photo_ids"] = []
-                await _next(turn, edit[0])
+                # Ask that one question; the answer's _next() sees "editing" and returns here.
+                turn.conv.step = edit[0]
+                _ask(turn, edit[0])
             return
         if not turn.out:
             turn.reply("use_buttons")
@@ -352,7 +354,7 @@ async def _grid_code(turn: Turn, grid_ids: frozenset[int]) -> str:
 
 async def _next(turn: Turn, step: str) -> None:
     """Go to `step`, or back to the summary when the resident was editing one answer."""
-    if turn.conv.draft.pop("editing", False) and step != "photos":
+    if turn.conv.draft.pop("editing", False):
         step = "confirm"
     if step == "contact" and not turn.msg.is_private:
         step = "confirm"  # a grid worker reports as staff; their contact is on file

@@ -191,3 +191,27 @@ async def test_one_key_help_raises_an_emergency_case_after_one_confirmation(resi
     assert (case.due_at - case.created_at).total_seconds() == 2 * 3600
     out = await resident.press(confirm, "sos:")  # the old confirmation again
     assert "过期" in out[0].text and await resident.count(CaseRow) == 1
+
+
+async def test_edit_an_answer_from_the_summary_then_follow_the_case(resident: Resident):
+    await resident.send(text="/start JL-XGC-01-G1")
+    out = await resident.send(text="📝 我要说事")
+    out = await resident.press(out, "cat:")
+    await resident.send(text="路灯不亮")
+    out = await resident.send(text="完成")  # the keyboard text works like the button
+    out = await resident.send(text="东门路口")
+    summary = await resident.send(text="不留电话")
+    assert "路灯不亮" in summary[0].text and "东门路口" in summary[0].text
+    buttons = [b.data for row in summary[0].buttons for b in row]
+    out = await resident.send(callback_data=buttons[1], callback_id="e1")  # ✏️ edit
+    edit = next(b.data for row in out[0].buttons for b in row if b.data.endswith(":description"))
+    out = await resident.send(callback_data=edit, callback_id="e2")
+    assert "描述" in out[0].text
+    out = await resident.send(text="路灯整晚不亮，已经三天")
+    assert "核对" in out[0].text and "已经三天" in out[0].text  # straight back to the summary
+    out = await resident.press(out, "cf:")
+    number = out[0].text.split("<b>")[1].split("</b>")[0]
+    out = await resident.send(text="/my")
+    assert out[0].buttons[0][0].data == f"my:{number}"
+    out = await resident.press(out, "my:")
+    assert number in out[0].text and "上报" in out[0].text

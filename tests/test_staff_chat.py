@@ -125,3 +125,20 @@ async def test_wrong_department_and_strangers_are_refused(world, tmp_path):  # n
     assert "初筛有效" in out[0].text
     out = await bot.send("7001", callback_data=data, callback_id="x4")  # pressed twice
     assert "不能" in out[0].text
+
+
+async def test_leader_reclassifies_from_the_card(world, tmp_path):  # noqa: F811
+    bot = Bot(world, tmp_path)
+    await bot.send("5001", text="📝 我要说事")
+    await bot.press("5001", "cat:")
+    await bot.send("5001", text="路灯不亮")
+    for prefix in ("ph:", "loc:", "ct:", "cf:"):
+        await bot.press("5001", prefix)
+    out = await bot.press("7001", "a:rc:")
+    assert "类别" in out[0].text
+    out = await bot.press("7001", "rc:livelihood:")
+    assert "重新分类" in out[0].text
+    number = (await bot.button("7001", "a:sv:")).split(":")[2]
+    async with world["sessions"]() as session:
+        view = await case_view(session, number)
+    assert view.category["code"] == "livelihood" and view.case.deadline_class.value == "livelihood"
