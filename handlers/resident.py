@@ -61,8 +61,11 @@ def _menu(turn: Turn) -> list[list[str]]:
 async def _ask_township(turn: Turn) -> None:
     townships = await turn.uow.channels.places("township")
     turn.new_draft("pick_township")
+    # Two messages: the location key lives on a reply keyboard, the townships are inline.
+    turn.reply("share_location_to_find_grid", request_location=True,
+               keyboard=[[turn.text("btn_share_location")]])  # fmt: skip
     names = [Button(_name(turn, p), f"tw:{turn.draft_id}:{p.id}") for p in townships]
-    turn.reply("pick_township", buttons=_rows(names), request_location=False)
+    turn.reply("pick_township", buttons=_rows(names))
 
 
 def _name(turn: Turn, place: object) -> str:
@@ -70,7 +73,16 @@ def _name(turn: Turn, place: object) -> str:
 
 
 async def route_pick_grid(turn: Turn) -> bool:
-    """township -> village -> grid buttons for a resident without a QR code."""
+    """township -> village -> grid buttons, or a shared location, for a resident without a QR."""
+    if turn.msg.location is not None and turn.conv.step.startswith("pick_"):
+        grid = await turn.uow.channels.nearest_grid(
+            turn.msg.location.latitude, turn.msg.location.longitude
+        )
+        if grid is None:
+            turn.reply("no_grid_near")
+        else:
+            await _enrol(turn, grid.id)
+        return True
     for prefix, kind, nxt in (("tw", "village", "pick_village"), ("vl", "grid", "pick_grid")):
         parts = _parse(turn.msg.callback_data, prefix)
         if parts is None:

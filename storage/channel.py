@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,17 @@ def _binding(row: ChatBindingRow) -> ChatBinding:
 
 def _same(column: Any, value: int | None) -> ColumnElement[bool]:
     return column.is_(None) if value is None else column == value
+
+
+NEAREST_GRID_KM = 3.0
+
+
+def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance; plenty for choosing among grids a few hundred metres apart."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 6371.0 * 2 * math.asin(math.sqrt(a))
 
 
 class SqlChannelStore(CaseCards):
@@ -448,6 +460,24 @@ class SqlChannelStore(CaseCards):
         """An active area by id; None when unknown or no longer in the org file."""
         row = await self.session.get(AreaRow, place_id)
         return _place(row) if row is not None and row.active else None
+
+    async def nearest_grid(
+        self, latitude: float, longitude: float, max_km: float = NEAREST_GRID_KM
+    ) -> Place | None:
+        """The active grid whose point is closest to a shared location, if close enough."""
+        rows = await self.session.execute(
+            select(AreaRow).where(
+                AreaRow.kind == "grid", AreaRow.active.is_(True), AreaRow.latitude.is_not(None)
+            )
+        )
+        best = min(
+            ((_km(latitude, longitude, r.latitude, r.longitude), r) for r in rows.scalars()),
+            key=lambda pair: pair[0],
+            default=None,
+        )
+        if best is None or best[0] > max_km:
+            return None
+        return _place(best[1])
 
     async def place_by_code(self, code: str) -> Place | None:
         """An active area by its code (as on a QR code: exact match)."""

@@ -66,7 +66,7 @@ _KIND_LEVEL = {
 _CHILD_KINDS = ("township", "street", "village", "community", "grid")
 _TREE = "the tree is county -> township|street -> village|community -> grid"
 
-_AREA_KEYS = ("code", "kind", "name", "children")
+_AREA_KEYS = ("code", "kind", "name", "location", "children")
 _ROLE_AREA_KINDS: dict[str, tuple[str, ...]] = {
     Role.RESIDENT: ("grid",),
     Role.GRID_WORKER: ("grid",),
@@ -115,6 +115,9 @@ class AreaSpec:
     township: str | None
     village: str | None
     line: int
+    # A point inside the area (a grid's centre), so a resident can find their grid by location.
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +245,17 @@ class _Parser:
             self.fail(node, f"{what} must be a list, got {_describe(node)}")
         return list(node.value)
 
+    def point(self, node: yaml.Node, what: str) -> tuple[float, float]:
+        """[latitude, longitude] in degrees (WGS-84, as phones report them)."""
+        items = self.seq(node, what)
+        try:
+            lat, lon = (float(item.value) for item in items)
+        except (TypeError, ValueError, AttributeError):
+            self.fail(node, f"{what} must be [latitude, longitude], e.g. [37.22, 115.03]")
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            self.fail(node, f"{what}: latitude must be -90..90 and longitude -180..180")
+        return lat, lon
+
     def text(self, node: yaml.Node, what: str, max_len: int = _NAME_MAX) -> str:
         # Plain numbers are taken as written, so an unquoted phone or code keeps its digits.
         if not isinstance(node, yaml.ScalarNode) or node.tag not in (_STR, _INT):
@@ -333,6 +347,9 @@ class _Parser:
                     + _TREE,
                 )
         name_zh, name_en = self.names(entries["name"][1], f"{kind} '{code}'")
+        latitude = longitude = None
+        if "location" in entries:
+            latitude, longitude = self.point(entries["location"][1], f"location of '{code}'")
         township = code if level == 1 else parent.township if parent and level > 1 else None
         village = code if level == 2 else parent.village if parent and level > 2 else None
         spec = AreaSpec(
@@ -344,6 +361,8 @@ class _Parser:
             township=township,
             village=village,
             line=_line(node),
+            latitude=latitude,
+            longitude=longitude,
         )
         seen[code] = _line(code_node)
         out.append(spec)
@@ -759,7 +778,10 @@ async def _sync_areas(
 ) -> dict[str, int]:
     """Areas go in level by level so every new row's parent already has an id."""
     table = _table(AreaRow)
-    columns = ("kind", "name_zh", "name_en", "parent_id", "township_id", "village_id", "active")
+    columns = (
+        "kind", "name_zh", "name_en", "parent_id", "township_id", "village_id", "active",
+        "latitude", "longitude",
+    )  # fmt: skip
     query = select(table.c.id, table.c.code, *(table.c[c] for c in columns))
     current = {r.code: r._mapping for r in (await session.execute(query)).all()}
     ids = {code: have["id"] for code, have in current.items()}
@@ -779,6 +801,8 @@ async def _sync_areas(
                 "township_id": ids.get(area.township) if area.township else None,
                 "village_id": ids.get(area.village) if area.village else None,
                 "active": True,
+                "latitude": area.latitude,
+                "longitude": area.longitude,
             }
             have = current.get(area.code)
             if have is None:

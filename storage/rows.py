@@ -71,6 +71,8 @@ class AreaRow(Base):
     township_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
     village_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
 
 
 class CategoryRow(Base):

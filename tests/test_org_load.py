@@ -183,7 +183,7 @@ async def test_edited_file_updates_in_place_and_deactivates(
         # a grid and its worker leave
         (
             "            - {code: JL-CG-02-G3, kind: grid, name: {zh_CN: 南关村第三网格, "
-            "en: Nanguan Grid 3}}\n",
+            "en: Nanguan Grid 3}, location: [37.2410, 115.0540]}\n",
             "",
         ),
         (", JL-CG-02-G3]", "]"),
@@ -353,9 +353,21 @@ BAD_CASES = [
         "unknown-key-area",
         VILLAGE_NAME,
         "          nmae: {zh_CN: 西郭城村}  #!",
-        "unknown key 'nmae' in area (allowed: code, kind, name, children)",
+        "unknown key 'nmae' in area (allowed: code, kind, name, location, children)",
     ),
     ("unknown-key-top", "people:\n", "extra: 1  #!\npeople:\n", "unknown key 'extra' in the top"),
+    (
+        "bad-location",
+        "name: {zh_CN: 第二网格, en: Grid 2}}",
+        "name: {zh_CN: 第二网格, en: Grid 2}, location: [97.3, 114.9]}  #!",
+        "latitude must be -90..90",
+    ),
+    (
+        "location-not-a-pair",
+        "name: {zh_CN: 第二网格, en: Grid 2}}",
+        "name: {zh_CN: 第二网格, en: Grid 2}, location: [37.3]}  #!",
+        "must be [latitude, longitude]",
+    ),
     (
         "unknown-key-person",
         PHONE,
@@ -682,7 +694,7 @@ def test_error_message_format() -> None:
         parse_org_text(text, "county.yaml")
     assert line == 11
     assert str(info.value) == (
-        "county.yaml:11: unknown key 'nmae' in area (allowed: code, kind, name, children)"
+        "county.yaml:11: unknown key 'nmae' in area (allowed: code, kind, name, location, children)"
     )
 
 

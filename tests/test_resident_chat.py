@@ -170,7 +170,7 @@ async def test_cancel_and_stale_buttons(resident: Resident):
 
 async def test_picking_the_grid_without_a_qr_code(resident: Resident):
     out = await resident.send(text="/start")
-    assert "乡镇" in out[0].text
+    assert out[0].request_location and "乡镇" in out[1].text
     out = await resident.press(out, "tw:")
     out = await resident.press(out, "vl:")
     out = await resident.press(out, "gd:")
@@ -215,3 +215,23 @@ async def test_edit_an_answer_from_the_summary_then_follow_the_case(resident: Re
     assert out[0].buttons[0][0].data == f"my:{number}"
     out = await resident.press(out, "my:")
     assert number in out[0].text and "上报" in out[0].text
+
+
+async def test_a_shared_location_finds_the_nearest_grid(resident: Resident):
+    out = await resident.send(text="/start")
+    out = await resident.send(location=Location(10.0, 10.0))  # far from every grid
+    assert "3 公里" in out[0].text
+    out = await resident.send(location=Location(37.3052, 114.9512))  # by Xiguocheng grid 2
+    assert "西郭城村第二网格" in out[0].text
+    async with resident.sessions() as session:
+        from storage.rows import AreaRow, RoleAssignmentRow
+
+        grid = (
+            await session.execute(
+                select(AreaRow.code)
+                .join(RoleAssignmentRow, RoleAssignmentRow.area_id == AreaRow.id)
+                .where(RoleAssignmentRow.role == "resident")
+                .order_by(RoleAssignmentRow.id.desc())
+            )
+        ).first()
+    assert grid[0] == "JL-XGC-01-G2"
