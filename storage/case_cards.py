@@ -92,6 +92,16 @@ class CaseCards:
         if row is None or row.reporter_id != person_id:
             return None
         view = await case_view(self.session, number)
+        codes = {t.data["department"] for t in view.timeline if t.data.get("department")}
+        names = dict(
+            (
+                await self.session.execute(
+                    select(DepartmentRow.code, DepartmentRow.name_zh).where(
+                        DepartmentRow.code.in_(codes)
+                    )
+                )
+            ).all()
+        )
         return {
             "number": number,
             "state": view.case.state.value,
@@ -101,7 +111,7 @@ class CaseCards:
                     "at": t.at,
                     "action": t.action,
                     "comment": t.comment if t.action in ("resolve", "screen_invalid") else None,
-                    "unit": t.data.get("department_name"),
+                    "unit": names.get(t.data.get("department", "")),
                 }
                 for t in view.timeline
                 if t.action in PUBLIC_ACTIONS

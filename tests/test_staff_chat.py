@@ -103,6 +103,8 @@ async def test_the_loop_by_buttons_and_replies(world, tmp_path):  # noqa: F811
     async with world["sessions"]() as session:
         view = await case_view(session, number)
     assert view.case.state.value == "closed" and view.case.rating_comment == "修得很快"
+    out = await bot.send("5001", callback_data=f"my:{number}", callback_id="my1")
+    assert "住房和城乡建设局" in out[0].text  # the resident sees which unit handled it
     assert [t.action for t in view.timeline] == [
         "submit", "route", "screen_valid", "pass_up", "assign", "accept", "note", "resolve",
         "rate",
