@@ -403,15 +403,26 @@ async def test_mark_processed_under_concurrency(env: Env):
     """Two deliveries of one update at the same moment: exactly one of them goes ahead."""
     now = env.clock.now()
 
-    async def deliver(delay: float) -> bool:
-        await asyncio.sleep(delay)
-        async with env.sessions() as session:
-            first = await SqlChannelStore(session).mark_processed("telegram", "update:9", now)
-            await asyncio.sleep(0.2)  # hold the transaction open while the other one arrives
-            await session.commit()
-            return first
+    first_marked = asyncio.Event()
+    second_started = asyncio.Event()
 
-    results = await asyncio.gather(deliver(0), deliver(0.05))
+    async def first() -> bool:
+        async with env.sessions() as session:
+            marked = await SqlChannelStore(session).mark_processed("telegram", "update:9", now)
+            first_marked.set()
+            await second_started.wait()  # keep the transaction open until the other one is on
+            await session.commit()
+            return marked
+
+    async def second() -> bool:
+        await first_marked.wait()
+        async with env.sessions() as session:
+            second_started.set()
+            marked = await SqlChannelStore(session).mark_processed("telegram", "update:9", now)
+            await session.commit()
+            return marked
+
+    results = await asyncio.gather(first(), second())
     assert sorted(results) == [False, True]
 
 
