@@ -38,7 +38,6 @@ from storage.channel import SqlChannelStore
 from storage.media import MAX_PHOTO_BYTES, MediaRefused, MediaStore
 from storage.rows import OutboxRow
 from workflow.clock import Clock
-from workflow.errors import ConcurrentUpdate
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +114,13 @@ class TelegramPhotos:
     async def save(self, uow: Any, channel: str, ref: PhotoRef) -> int:
         if ref.size is not None and ref.size > MAX_PHOTO_BYTES:
             raise MediaRefused("too_large", "photo over 20 MB", size=ref.size, limit_mb=20)
-        file = await self.bot.get_file(ref.file_id)
+        try:
+            file = await self.bot.get_file(ref.file_id)
+        except TelegramBadRequest as exc:
+            # Telegram refuses getFile over 20 MB; photo sizes do not always say so in advance.
+            if "too big" in str(exc).lower():
+                raise MediaRefused("too_large", str(exc), size=ref.size or 0, limit_mb=20) from exc
+            raise MediaRefused("not_an_image", str(exc), reason="damaged") from exc
         if file.file_path is None:
             raise MediaRefused("not_an_image", "Telegram gave no file path", format=None)
         buffer = await self.bot.download_file(file.file_path)
@@ -152,13 +157,7 @@ class TelegramChannel:
     async def _handle(self, incoming: Incoming) -> None:
         # Albums arrive as several updates at once: one lock per (chat, user) keeps order.
         async with self._locks[(incoming.chat_id, incoming.user_id)]:
-            for attempt in range(3):
-                try:
-                    await self.conversations.handle(incoming)
-                    break
-                except ConcurrentUpdate:
-                    if attempt == 2:
-                        raise
+            await self.conversations.handle(incoming)
         self.sender.wake()
 
 

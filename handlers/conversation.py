@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from handlers.messages import Button, Incoming, Outgoing, PhotoRef
 from handlers.ports import Conversation, Person
 from handlers.render import Renderer
-from workflow.errors import WorkflowError
+from workflow.errors import ConcurrentUpdate, WorkflowError
 from workflow.ports import OutgoingMessage
 from workflow.services import Workflow
 
@@ -101,34 +101,53 @@ class Conversations:
 
     async def handle(self, msg: Incoming) -> list[Outgoing]:
         """Process one update exactly once; returns what was queued (for logs and tests)."""
-        try:
-            async with self.uow_factory() as uow:
-                turn = await self._turn(uow, msg)
-                if turn is None:
-                    return []
-                for route in self.routes:
-                    if await route(turn):
-                        break
-                await self._finish(uow, turn)
-                await uow.commit()
-                return turn.out
-        except WorkflowError as error:
-            # Nothing of the failed turn was written; tell the user why in a fresh transaction.
-            async with self.uow_factory() as uow:
-                turn = await self._turn(uow, msg)
-                if turn is None:
-                    return []
-                turn.out.append(
-                    Outgoing(
-                        chat_id=msg.chat_id,
-                        text=turn.r.error(error),
-                        reply_to_message_id=None if msg.is_private else msg.message_id,
-                        callback_answer=turn.r.error(error) if msg.callback_id else None,
-                    )
+        error: WorkflowError
+        for attempt in range(3):
+            try:
+                return await self._run(msg)
+            except ConcurrentUpdate as exc:
+                # Someone changed the same case or draft first: run the turn again on fresh data.
+                error = exc
+                log.info("update %s raced another one (attempt %s)", msg.update_key, attempt + 1)
+            except WorkflowError as exc:
+                error = exc
+                break
+            except Exception:
+                log.exception("update %s failed", msg.update_key)
+                error = WorkflowError("internal_error", "unexpected error")
+                break
+        return await self._answer_error(msg, error)
+
+    async def _run(self, msg: Incoming) -> list[Outgoing]:
+        async with self.uow_factory() as uow:
+            turn = await self._turn(uow, msg)
+            if turn is None:
+                return []
+            for route in self.routes:
+                if await route(turn):
+                    break
+            await self._finish(uow, turn)
+            await uow.commit()
+            return turn.out
+
+    async def _answer_error(self, msg: Incoming, error: WorkflowError) -> list[Outgoing]:
+        """Nothing of the failed turn was written; say why in a fresh transaction."""
+        async with self.uow_factory() as uow:
+            turn = await self._turn(uow, msg)
+            if turn is None:
+                return []
+            text = turn.r.error(error)
+            turn.out.append(
+                Outgoing(
+                    chat_id=msg.chat_id,
+                    text=text,
+                    reply_to_message_id=None if msg.is_private else msg.message_id,
+                    callback_answer=text if msg.callback_id else None,
                 )
-                await self._finish(uow, turn, keep_conversation=True)
-                await uow.commit()
-                return turn.out
+            )
+            await self._finish(uow, turn, keep_conversation=True)
+            await uow.commit()
+            return turn.out
 
     async def _turn(self, uow: Any, msg: Incoming) -> Turn | None:
         now = uow.clock.now()

@@ -81,3 +81,21 @@ async def test_sent_cards_are_linked_to_their_case(world, tmp_path):  # noqa: F8
         ]
         assert n in sent[-1]["text"]
         await bot.session.close()
+
+
+async def test_a_photo_telegram_will_not_hand_over_is_refused_clearly(tmp_path):
+    import pytest
+
+    from bot.telegram import TelegramPhotos
+    from handlers.messages import PhotoRef
+    from storage.media import MediaRefused
+
+    async with FakeTelegram() as fake:
+        bot = fake.make_bot()
+        big = fake.register_file(None, folder="photos", ext="jpg", size=25 * 1024 * 1024)
+        with pytest.raises(MediaRefused) as info:
+            await TelegramPhotos(bot, MediaStore(tmp_path)).save(
+                None, "telegram", PhotoRef(big.file_id)
+            )
+        assert info.value.code == "too_large"
+        await bot.session.close()

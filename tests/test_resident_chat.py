@@ -235,3 +235,43 @@ async def test_a_shared_location_finds_the_nearest_grid(resident: Resident):
             )
         ).first()
     assert grid[0] == "JL-XGC-01-G2"
+
+
+async def test_an_unexpected_failure_is_answered_and_writes_nothing(resident: Resident):
+    from handlers.resident import RESIDENT_ROUTES
+
+    await resident.send(text="/start JL-XGC-01-G1")
+    out = await resident.send(text="📝 我要说事")
+    await resident.press(out, "cat:")
+    calls = []
+
+    async def explode(turn):
+        calls.append(1)
+        turn.conv.step = "broken"
+        raise RuntimeError("disk on fire")
+
+    resident.bot.routes = [explode, *RESIDENT_ROUTES]
+    before = await resident.count(OutboxRow)
+    out = await resident.send(text="路灯不亮")
+    assert "没有保存" in out[0].text and calls == [1]
+    assert await resident.count(OutboxRow) == before + 1  # only the apology
+    resident.bot.routes = RESIDENT_ROUTES
+    out = await resident.send(text="路灯不亮")
+    assert "照片" in out[0].text  # the draft was still at the description step
+
+
+async def test_a_raced_turn_is_run_again(resident: Resident):
+    from handlers.resident import RESIDENT_ROUTES
+    from workflow.errors import ConcurrentUpdate
+
+    raced = []
+
+    async def race_once(turn):
+        if not raced:
+            raced.append(1)
+            raise ConcurrentUpdate("conversation_changed", "raced")
+        return False
+
+    resident.bot.routes = [race_once, *RESIDENT_ROUTES]
+    out = await resident.send(text="/start JL-XGC-01-G1")
+    assert len(out) == 1 and "已登记" in out[0].text
