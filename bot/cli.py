@@ -9,12 +9,16 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Settings, load_settings
 from handlers.render import Renderer
 from workflow.clock import SHANGHAI
-from workflow.deadlines import Limit, deadline
+from workflow.deadlines import Limit, WorkCalendar, deadline
 from workflow.errors import WorkflowError
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 log = logging.getLogger("shuoshi")
 
@@ -142,7 +146,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
     return 2
 
 
-async def _run(app, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+async def _run(app: App, renderer: Renderer) -> int:
     import signal
 
     from bot.runner import serve_telegram
@@ -160,7 +164,7 @@ async def _run(app, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
-async def _init(app, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+async def _init(app: App, renderer: Renderer) -> int:
     loaded = None
     example = app.example_county()
     if await app.org_is_empty() and example is not None:
@@ -170,7 +174,7 @@ async def _init(app, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
-async def _org_load(app, path: Path, renderer: Renderer, quiet: bool = False) -> int:  # type: ignore[no-untyped-def]
+async def _org_load(app: App, path: Path, renderer: Renderer, quiet: bool = False) -> int:
     from storage.org_loader import OrgFileError, load_org_file
 
     try:
@@ -202,7 +206,7 @@ def _org_generate(args: argparse.Namespace, renderer: Renderer) -> int:
     return 0
 
 
-async def _calendar_load(app, path: Path, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+async def _calendar_load(app: App, path: Path, renderer: Renderer) -> int:
     from storage.calendar import CalendarFileError, parse_schedule, store_schedule
 
     try:
@@ -248,11 +252,10 @@ async def _calendar_due(args: argparse.Namespace, settings: Settings, renderer: 
     return 0
 
 
-async def _calendar(settings: Settings):  # type: ignore[no-untyped-def]
+async def _calendar(settings: Settings) -> WorkCalendar:
     """The database's calendar when there is one, else the bundled chinesecalendar data."""
     from storage.calendar import chinesecalendar_schedules, read_calendar
     from storage.db import create_engine
-    from workflow.deadlines import WorkCalendar
 
     db_file = settings.data_dir / "shuoshi.db"
     if settings.database_url is not None or db_file.exists():
@@ -274,7 +277,7 @@ async def _calendar(settings: Settings):  # type: ignore[no-untyped-def]
     return calendar
 
 
-async def _case(app, args: argparse.Namespace, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+async def _case(app: App, args: argparse.Namespace, renderer: Renderer) -> int:
     from storage.queries import case_list, case_view
 
     async with app.sessions() as session:
@@ -287,7 +290,7 @@ async def _case(app, args: argparse.Namespace, renderer: Renderer) -> int:  # ty
     return 0
 
 
-async def _invite(app, args: argparse.Namespace, renderer: Renderer) -> int:  # type: ignore[no-untyped-def]
+async def _invite(app: App, args: argparse.Namespace, renderer: Renderer) -> int:
     from storage.invites import create_invite, describe_invite
 
     async with app.sessions() as session:

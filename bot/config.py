@@ -13,7 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettin
 from workflow.deadlines import Limit
 from workflow.errors import WorkflowError
 from workflow.model import DeadlineClass, Level
-from workflow.policy import WorkflowPolicy, validate_route
+from workflow.policy import (
+    WorkflowPolicy,
+    default_class_limits,
+    default_stage_limits,
+    validate_route,
+)
 
 DEFAULT_CONFIG_FILE = "shuoshi.toml"
 
@@ -27,62 +32,40 @@ class _Strict(BaseModel):
 
 
 class ClassLimits(_Strict):
-    """Overall limit of a deadline class and the limit of each stage before resolution."""
+    """Overall limit of a deadline class and each stage's; unset ones keep the policy default."""
 
-    limit: str
-    screening: str
-    township: str
-    county: str
-    returned: str
-    acceptance: str
+    limit: str | None = None
+    screening: str | None = None
+    township: str | None = None
+    county: str | None = None
+    returned: str | None = None
+    acceptance: str | None = None
 
     @field_validator("*")
     @classmethod
-    def _parse(cls, value: str) -> str:
-        try:
-            Limit.parse(value)
-        except WorkflowError as exc:
-            raise ValueError(exc.message) from None
+    def _parse(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Limit.parse(value)
+            except WorkflowError as exc:
+                raise ValueError(exc.message) from None
         return value
 
     def stages(self) -> dict[str, Limit]:
-        return {k: Limit.parse(v) for k, v in self.model_dump().items() if k != "limit"}
-
-
-class EmergencyLimits(ClassLimits):
-    limit: str = "2h"
-    screening: str = "15m"
-    township: str = "15m"
-    county: str = "15m"
-    returned: str = "15m"
-    acceptance: str = "15m"
-
-
-class LivelihoodLimits(ClassLimits):
-    limit: str = "2wd"
-    screening: str = "4h"
-    township: str = "4h"
-    county: str = "4h"
-    returned: str = "4h"
-    acceptance: str = "4h"
-
-
-class GeneralLimits(ClassLimits):
-    limit: str = "7wd"
-    screening: str = "1wd"
-    township: str = "1wd"
-    county: str = "1wd"
-    returned: str = "1wd"
-    acceptance: str = "1wd"
+        return {
+            k: Limit.parse(v)
+            for k, v in self.model_dump().items()
+            if k != "limit" and v is not None
+        }
 
 
 class WorkflowSettings(_Strict):
     route: list[Level] = [Level.SCREENING, Level.TOWNSHIP, Level.COUNTY]
     emergency_route: list[Level] | None = None
     close_unrated_after_days: int = Field(3, ge=1, le=60)
-    emergency: EmergencyLimits = EmergencyLimits()
-    livelihood: LivelihoodLimits = LivelihoodLimits()
-    general: GeneralLimits = GeneralLimits()
+    emergency: ClassLimits = ClassLimits()
+    livelihood: ClassLimits = ClassLimits()
+    general: ClassLimits = ClassLimits()
 
     @field_validator("route", "emergency_route")
     @classmethod
@@ -100,11 +83,18 @@ class WorkflowSettings(_Strict):
             DeadlineClass.LIVELIHOOD: self.livelihood,
             DeadlineClass.GENERAL: self.general,
         }
+        # The defaults live in workflow.policy; settings only override what they name.
+        class_limits = default_class_limits()
+        stage_limits = default_stage_limits()
+        for deadline_class, given in classes.items():
+            if given.limit is not None:
+                class_limits[deadline_class] = Limit.parse(given.limit)
+            stage_limits[deadline_class].update(given.stages())
         return WorkflowPolicy(
             route=tuple(self.route),
             emergency_route=tuple(self.emergency_route) if self.emergency_route else None,
-            class_limits={k: Limit.parse(v.limit) for k, v in classes.items()},
-            stage_limits={k: v.stages() for k, v in classes.items()},
+            class_limits=class_limits,
+            stage_limits=stage_limits,
             close_unrated_after_days=self.close_unrated_after_days,
         )
 

@@ -19,7 +19,7 @@ from workflow.commands import (
     SubmitCase,
     ValidateCase,
 )
-from workflow.model import Level, Role
+from workflow.model import DeadlineClass, Level, Role
 
 
 async def _first(app: App, role: Role, **where: int) -> RoleAssignmentRow | None:
@@ -99,6 +99,6 @@ async def play_demo(app: App, renderer: Renderer) -> int:
     return 0
 
 
-async def _deadline_class(app: App, category_code: str):  # type: ignore[no-untyped-def]
+async def _deadline_class(app: App, category_code: str) -> DeadlineClass:
     async with app.uow() as uow:
         return (await uow.org.category(category_code)).deadline_class

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
@@ -56,7 +57,7 @@ async def serve_telegram(app: App, stop: asyncio.Event) -> None:
         await bot.session.close()
 
 
-async def _start_webhook(app: App, bot, dp) -> web.AppRunner:  # type: ignore[no-untyped-def]
+async def _start_webhook(app: App, bot: Bot, dp: Dispatcher) -> web.AppRunner:
     """Telegram posts updates here; the secret token header is checked, and Telegram gets its
     answer only after the update's transaction committed (not handled in the background)."""
     settings = app.settings.telegram

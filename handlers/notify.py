@@ -42,9 +42,11 @@ class Notifier:
                 )
 
     async def messages(self, uow: Any, event: CaseEvent) -> list[tuple[str, Outgoing]]:
+        news = REPORTER_NEWS.get(event.name)
+        if news is None and event.name != "CaseResolved" and not _moves_holder(event):
+            return []  # routing, notes, supervision: no card to build, no query to run
         card = await uow.channels.case_card(event.case_number)
         out: list[tuple[str, Outgoing]] = []
-        news = REPORTER_NEWS.get(event.name)
         if event.name == "CaseResolved":
             out += await self._to_reporter(uow, card, "news_resolved", event, rating=True)
         elif news:
@@ -104,12 +106,17 @@ class Notifier:
         return out
 
 
+def _moves_holder(event: CaseEvent) -> bool:
+    """A new holder (or a reclassified card) gets the case card; staying put sends nothing."""
+    return event.from_state != event.to_state or event.name == "CaseReclassified"
+
+
 def _holder_target(
     event: CaseEvent, card: dict[str, Any]
 ) -> tuple[str, Role, int | None, int | None] | None:
     """Who must act after this event: (chat purpose, role, area, department)."""
     state = event.to_state.value
-    if event.from_state == event.to_state and event.name != "CaseReclassified":
+    if not _moves_holder(event):
         return None
     if state == "screening":
         return ("grid", Role.GRID_LEADER, card["grid_id"], None)

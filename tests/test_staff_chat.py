@@ -57,6 +57,14 @@ class Bot:
                         return b["data"]
         raise AssertionError(f"no {prefix} button in chat {chat}")
 
+    async def report(self, user: str, text: str) -> None:
+        """A resident's whole report with the first choice at every step."""
+        await self.send(user, text="📝 我要说事")
+        await self.press(user, "cat:")
+        await self.send(user, text=text)
+        for prefix in ("ph:", "loc:", "ct:", "cf:"):
+            await self.press(user, prefix)
+
     async def press(self, user: str, prefix: str, chat: str | None = None):
         data = await self.button(chat or user, prefix)
         return await self.send(user, chat, callback_data=data, callback_id=f"c{next(ids)}")
@@ -113,11 +121,7 @@ async def test_the_loop_by_buttons_and_replies(world, tmp_path):  # noqa: F811
 
 async def test_wrong_department_and_strangers_are_refused(world, tmp_path):  # noqa: F811
     bot = Bot(world, tmp_path)
-    await bot.send("5001", text="📝 我要说事")
-    await bot.press("5001", "cat:")
-    await bot.send("5001", text="路灯不亮")
-    for prefix in ("ph:", "loc:", "ct:", "cf:"):
-        await bot.press("5001", prefix)
+    await bot.report("5001", "路灯不亮")
     data = await bot.button("7001", "a:sv:")
     out = await bot.send("9999", callback_data=data, callback_id="x1")  # not enrolled at all
     assert "登记" in out[0].text
@@ -131,11 +135,7 @@ async def test_wrong_department_and_strangers_are_refused(world, tmp_path):  # n
 
 async def test_leader_reclassifies_from_the_card(world, tmp_path):  # noqa: F811
     bot = Bot(world, tmp_path)
-    await bot.send("5001", text="📝 我要说事")
-    await bot.press("5001", "cat:")
-    await bot.send("5001", text="路灯不亮")
-    for prefix in ("ph:", "loc:", "ct:", "cf:"):
-        await bot.press("5001", prefix)
+    await bot.report("5001", "路灯不亮")
     out = await bot.press("7001", "a:rc:")
     assert "类别" in out[0].text
     out = await bot.press("7001", "rc:livelihood:")
