@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,6 +108,18 @@ class TelegramSettings(_Strict):
     api_base: str | None = None  # a local Bot API server, or the tests' fake one
 
 
+class ScheduleSettings(_Strict):
+    """The one periodic sweep and the times of the digests (Asia/Shanghai wall clock)."""
+
+    sweep_every_seconds: int = Field(30, ge=5, le=3600)
+    # A sweep missed while the process was busy or down still runs when it can (APScheduler's
+    # default grace of one second would silently drop it).
+    misfire_grace_seconds: int = Field(3600, ge=1)
+    morning_digest_at: time = time(8, 30)
+    weekly_analysis_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    weekly_analysis_at: time = time(9, 0)
+
+
 class WebSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -128,6 +141,7 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = WorkflowSettings()
     telegram: TelegramSettings = TelegramSettings()
     web: WebSettings = WebSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -20,11 +20,11 @@ _PLAIN = (
     "number", "category_id", "grid_id", "village_id", "township_id", "reporter_id",
     "description", "location_text", "latitude", "longitude", "anonymous", "contact_phone",
     "department_id", "handled_by_township", "duplicate_of", "reopen_count", "supervise_count",
-    "rating_comment", "due_provisional",
+    "rating_comment", "due_provisional", "delivery_failed",
 )  # fmt: skip
 _TIMES = (
     "created_at", "stage_entered_at", "stage_due_at", "due_basis_at", "due_at", "accepted_at",
-    "resolved_at", "closed_at", "first_response_at",
+    "resolved_at", "closed_at", "first_response_at", "next_reminder_at",
 )  # fmt: skip
 
 

@@ -171,6 +171,12 @@ class CaseRow(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # When the sweeper must next look at this case (reminder, supervision, auto-close); indexed
+    # so a sweep reads only what is due, however many cases the county has.
+    next_reminder_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    # A message about this case could not be delivered (blocked bot, chat gone): someone must
+    # reach that party another way.
+    delivery_failed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -249,7 +255,10 @@ class OutboxRow(Base):
     """An outgoing message, written with the change that caused it; a sender delivers it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_chat_status", "chat_id", "status"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(64))
@@ -351,3 +360,71 @@ class ProcessedUpdateRow(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CaseReminderRow(Base):
+    """A reminder or escalation already handled: once per case, stage and threshold."""
+
+    __tablename__ = "case_reminders"
+    __table_args__ = (
+        UniqueConstraint(
+            "case_id", "stage_key", "threshold", name="uq_case_reminders_case_stage_threshold"
+        ),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    # The state and the moment the case entered it: a case back in a state is a new stage.
+    stage_key: Mapped[str] = mapped_column(String(64))
+    threshold: Mapped[str] = mapped_column(String(24))  # before | at | overdue:N | supervise:N
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # False when a later threshold of the same stage had also passed (downtime): recorded, not
+    # sent, so people get one current reminder rather than a backlog.
+    sent: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class DigestRunRow(Base):
+    """A digest or weekly analysis already sent to one target for one period."""
+
+    __tablename__ = "digest_runs"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # morning | weekly
+    target: Mapped[str] = mapped_column(String(96), primary_key=True)  # e.g. department:12
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)  # 2026-11-23 | 2026-W48
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DashboardUserRow(Base):
+    """A dashboard login (created with `shuoshi user add`); only a password hash is kept."""
+
+    __tablename__ = "dashboard_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class DashboardSessionRow(Base):
+    """A signed-in browser; the cookie holds a random token, the table only its hash."""
+
+    __tablename__ = "dashboard_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("dashboard_users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebMessageRow(Base):
+    """The web chat's history: what a browser chat shows when it (re)connects."""
+
+    __tablename__ = "web_messages"
+    __table_args__ = (Index("ix_web_messages_chat_id", "chat_id", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(4))  # in | out
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    case_number: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

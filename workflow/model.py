@@ -172,6 +172,9 @@ class Case:
     closed_at: datetime | None = None
     # Set when a department first acts on the case: accept, return or note (reply rate).
     first_response_at: datetime | None = None
+    # When the sweeper next looks at the case; set from the reminder thresholds of its stage.
+    next_reminder_at: datetime | None = None
+    delivery_failed: bool = False
     id: int | None = None
     version: int = 0
     attachment_ids: tuple[int, ...] = ()
