@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--area", help="grid code (grid) or township/street code (township)")
     chat.add_argument("--department", help="department code (department)")
     chat.add_argument("--hours", type=int, default=72, help="valid for this many hours")
+
+    from bot.dashboard_cli import add_user_parser
+
+    add_user_parser(sub)
     return parser
 
 
@@ -141,6 +145,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
             return await play_demo(app, renderer)
         if args.command == "invite":
             return await _invite(app, args, renderer)
+        if args.command == "user":
+            from bot.dashboard_cli import user_command
+
+            return await user_command(app, args, renderer)
     finally:
         await app.close()
     return 2

@@ -1,0 +1,84 @@
+"""`shuoshi user add|list|disable`: the accounts that may open the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import TYPE_CHECKING
+
+from bot.cli import UserError
+from bot.dashboard_users import (
+    AccountRefused,
+    add_user,
+    check_new_password,
+    disable_user,
+    list_users,
+)
+from handlers.render import Renderer
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+
+def add_user_parser(sub: argparse._SubParsersAction) -> None:
+    """The `user` subcommands, added to the main parser."""
+    user = sub.add_parser("user", help="dashboard accounts (the big screen's login)")
+    cmds = user.add_subparsers(dest="user_command", required=True, metavar="USER_COMMAND")
+    add = cmds.add_parser("add", help="create an account; asks for the password twice")
+    add.add_argument("username")
+    add.add_argument("--name", help="name shown on the dashboard")
+    add.add_argument("--person", help="code of a person in the org file this account belongs to")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin (scripts)"
+    )
+    cmds.add_parser("list", help="every account, active or not")
+    disable = cmds.add_parser("disable", help="deactivate an account and sign it out")
+    disable.add_argument("username")
+
+
+def read_password(args: argparse.Namespace, renderer: Renderer) -> str:
+    """From stdin for scripts, else typed twice without echo."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(renderer.macro("cli.j2", "password_prompt"))
+    _refuse_weak(args.username, first, renderer)
+    second = getpass.getpass(renderer.macro("cli.j2", "password_again"))
+    if first != second:
+        raise UserError(renderer.macro("cli.j2", "password_mismatch"))
+    return first
+
+
+async def user_command(app: App, args: argparse.Namespace, renderer: Renderer) -> int:
+    """Run one `user` subcommand; refusals become one-line errors (exit 2)."""
+    try:
+        async with app.sessions() as session:
+            if args.user_command == "add":
+                password = read_password(args, renderer)
+                _refuse_weak(args.username, password, renderer)
+                row = await add_user(
+                    session,
+                    args.username,
+                    password,
+                    now=app.clock.now(),
+                    display_name=args.name,
+                    person_code=args.person,
+                )
+                await session.commit()
+                print(renderer.macro("cli.j2", "user_added", username=row.username))
+            elif args.user_command == "list":
+                print(renderer.macro("cli.j2", "user_list", users=await list_users(session)))
+            else:
+                await disable_user(session, args.username)
+                await session.commit()
+                print(renderer.macro("cli.j2", "user_disabled", username=args.username))
+    except AccountRefused as exc:
+        raise UserError(renderer.macro("cli.j2", exc.code, **exc.params)) from None
+    return 0
+
+
+def _refuse_weak(username: str, password: str, renderer: Renderer) -> None:
+    try:
+        check_new_password(username, password)
+    except AccountRefused as exc:
+        raise UserError(renderer.macro("cli.j2", exc.code, **exc.params)) from None
