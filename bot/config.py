@@ -15,8 +15,10 @@ from workflow.deadlines import Limit
 from workflow.errors import WorkflowError
 from workflow.model import DeadlineClass, Level
 from workflow.policy import (
+    ReminderPolicy,
     WorkflowPolicy,
     default_class_limits,
+    default_reminder_policies,
     default_stage_limits,
     validate_route,
 )
@@ -41,6 +43,9 @@ class ClassLimits(_Strict):
     county: str | None = None
     returned: str | None = None
     acceptance: str | None = None
+    # Reminders: how long before a stage deadline, and when supervision goes a level up.
+    remind_before: str | None = None
+    second_level_after: str | None = None
 
     @field_validator("*")
     @classmethod
@@ -56,7 +61,7 @@ class ClassLimits(_Strict):
         return {
             k: Limit.parse(v)
             for k, v in self.model_dump().items()
-            if k != "limit" and v is not None
+            if k not in ("limit", "remind_before", "second_level_after") and v is not None
         }
 
 
@@ -87,16 +92,27 @@ class WorkflowSettings(_Strict):
         # The defaults live in workflow.policy; settings only override what they name.
         class_limits = default_class_limits()
         stage_limits = default_stage_limits()
+        reminders = default_reminder_policies()
         for deadline_class, given in classes.items():
             if given.limit is not None:
                 class_limits[deadline_class] = Limit.parse(given.limit)
             stage_limits[deadline_class].update(given.stages())
+            rules = reminders[deadline_class]
+            reminders[deadline_class] = ReminderPolicy(
+                before=Limit.parse(given.remind_before) if given.remind_before else rules.before,
+                second_level_after=(
+                    Limit.parse(given.second_level_after)
+                    if given.second_level_after
+                    else rules.second_level_after
+                ),
+            )
         return WorkflowPolicy(
             route=tuple(self.route),
             emergency_route=tuple(self.emergency_route) if self.emergency_route else None,
             class_limits=class_limits,
             stage_limits=stage_limits,
             close_unrated_after_days=self.close_unrated_after_days,
+            reminders=reminders,
         )
 
 
@@ -123,6 +139,23 @@ class ScheduleSettings(_Strict):
 class WebSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # Dashboard: how long a login lasts, and how long its totals may be reused between views.
+    dashboard_session_hours: int = Field(12, ge=1, le=720)
+    dashboard_cache_seconds: int = Field(30, ge=0, le=3600)
+
+
+class OutboxSettings(_Strict):
+    """Telegram's flood limits for one bot token, and how failed deliveries are retried."""
+
+    messages_per_second: int = Field(30, ge=1, le=1000)
+    chat_interval_seconds: float = Field(1.0, ge=0, le=60)
+    group_messages_per_minute: int = Field(20, ge=1, le=1000)
+    max_attempts: int = Field(20, ge=1, le=1000)
+    backoff_base_seconds: float = Field(5.0, gt=0, le=3600)
+    backoff_cap_seconds: float = Field(900.0, gt=0, le=86400)
+    batch_size: int = Field(200, ge=1, le=10000)
+    # Requests in flight at once (to different chats): 30/s needs it when Telegram is far away.
+    concurrency: int = Field(8, ge=1, le=64)
 
 
 class Settings(BaseSettings):
@@ -142,6 +175,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     web: WebSettings = WebSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    outbox: OutboxSettings = OutboxSettings()
 
     @field_validator("database_url")
     @classmethod

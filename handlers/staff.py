@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from handlers.conversation import Turn
 from handlers.messages import Button
 from workflow.commands import (
@@ -18,6 +20,7 @@ from workflow.commands import (
     RejectCase,
     ResolveCase,
     ReturnCase,
+    SuperviseCase,
     ValidateCase,
 )
 from workflow.errors import NotPermitted
@@ -200,7 +203,11 @@ async def route_reply_note(turn: Turn) -> bool:
     )
     if link is None:
         return False
-    number = link[0]
+    number, purpose = link
+    if turn.person.has(Role.SUPERVISOR) and (
+        purpose == "supervision" or not _may_note(turn, await turn.uow.cases.get(number))
+    ):
+        return await _instruct(turn, number)
     photo_ids = []
     for ref in msg.photos[-1:]:
         photo_ids.append(await turn.photos.save(turn.uow, msg.channel, ref))
@@ -211,6 +218,28 @@ async def route_reply_note(turn: Turn) -> bool:
         case_number=number, actor=actor, text=text, attachment_ids=tuple(photo_ids)
     )
     await _fire(turn, cmd)
+    return True
+
+
+def _may_note(turn: Turn, case: Any) -> bool:
+    return any(
+        Action.NOTE in available_actions(case.state, grant.role)
+        for grant in (turn.person.roles if turn.person else ())
+    )
+
+
+async def _instruct(turn: Turn, number: str) -> bool:
+    """A supervisor's reply to a card is an instruction (督办意见): recorded and forwarded."""
+    assert turn.person is not None
+    text = (turn.msg.text or "").strip()
+    if not text:
+        turn.reply("ask_instruction_text", number=number)
+        return True
+    cmd = SuperviseCase(
+        case_number=number, actor=ActorRef(turn.person.id, Role.SUPERVISOR), instruction=text
+    )
+    await turn.workflow.handle_in(turn.uow, cmd)
+    turn.reply("instruction_recorded", number=number)
     return True
 
 

@@ -9,6 +9,7 @@ from storage.cases import SqlCaseRepository
 from storage.channel import SqlChannelStore
 from storage.org import SqlOrgDirectory
 from storage.outbox import SqlOutbox
+from storage.reminders import SqlReminderStore
 from workflow.clock import Clock
 
 
@@ -34,6 +35,7 @@ class SqlUnitOfWork:
         self.calendar = SqlCalendarStore(self.session, self._calendar_cache)
         self.outbox = SqlOutbox(self.session, self.clock)
         self.channels = SqlChannelStore(self.session)
+        self.reminders = SqlReminderStore(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -23,3 +23,20 @@ class CaseEvent:
     at: datetime
     comment: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReminderDue:
+    """A reminder or supervision threshold of a case's stage passed; recorded, sent once."""
+
+    case_number: str
+    threshold: str  # before | at | overdue:N | supervise:1 | supervise:2
+    audience: str  # holder | supervisors | superior
+    level: int  # supervision level, 0 for the holder's reminders
+    state: State
+    stage_due_at: datetime
+    due_at: datetime  # when the threshold fell (a late sweep still says when)
+
+    @property
+    def overdue(self) -> bool:
+        return self.threshold != "before"

@@ -21,6 +21,7 @@ from workflow.model import (
     TrailEntry,
 )
 from workflow.policy import WorkflowPolicy
+from workflow.reminders import first_reminder_at
 from workflow.table import (
     SCOPE_OF_ROLE,
     NextOnRoute,
@@ -244,6 +245,7 @@ def schedule(case: Case, policy: WorkflowPolicy, calendar: WorkCalendar) -> None
             provisional = provisional or stage.provisional
             case.stage_due_at = min(stage.at, overall.at)
     case.due_provisional = provisional
+    case.next_reminder_at = first_reminder_at(case, policy, calendar)
 
 
 def copy_case(case: Case) -> Case:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import time
 
 from workflow.deadlines import Limit
 from workflow.errors import WorkflowError
@@ -44,6 +45,24 @@ def default_stage_limits() -> dict[DeadlineClass, dict[str, Limit]]:
     }
 
 
+@dataclass(frozen=True)
+class ReminderPolicy:
+    """When the holder is reminded and supervision escalates, for one deadline class."""
+
+    # Before the stage deadline; working days count back to the morning of the last ones.
+    before: Limit
+    # The second supervision level (the holder's superior unit) this long after the deadline.
+    second_level_after: Limit
+
+
+def default_reminder_policies() -> dict[DeadlineClass, ReminderPolicy]:
+    return {
+        DeadlineClass.EMERGENCY: ReminderPolicy(Limit.parse("30m"), Limit.parse("1h")),
+        DeadlineClass.LIVELIHOOD: ReminderPolicy(Limit.parse("1wd"), Limit.parse("1wd")),
+        DeadlineClass.GENERAL: ReminderPolicy(Limit.parse("1wd"), Limit.parse("1wd")),
+    }
+
+
 @dataclass
 class WorkflowPolicy:
     """Route and limits; validated once at start so a bad setting never reaches a case."""
@@ -55,6 +74,11 @@ class WorkflowPolicy:
         default_factory=default_stage_limits
     )
     close_unrated_after_days: int = 3
+    reminders: dict[DeadlineClass, ReminderPolicy] = field(
+        default_factory=default_reminder_policies
+    )
+    # Reminders counted in working days, and the daily overdue ones, go out at this local hour.
+    working_morning: time = time(9, 0)
 
     def __post_init__(self) -> None:
         self.route = _levels(self.route)

@@ -107,9 +107,20 @@ class Workflow:
             calendar = await uow.calendar.load()
             changed = 0
             for case in await uow.cases.open_cases():
-                before = (case.due_at, case.stage_due_at, case.due_provisional)
+                before = (
+                    case.due_at,
+                    case.stage_due_at,
+                    case.due_provisional,
+                    case.next_reminder_at,
+                )
                 schedule(case, self.policy, calendar)
-                if (case.due_at, case.stage_due_at, case.due_provisional) != before:
+                after = (
+                    case.due_at,
+                    case.stage_due_at,
+                    case.due_provisional,
+                    case.next_reminder_at,
+                )
+                if after != before:
                     await uow.cases.save(case)
                     changed += 1
             await uow.commit()
@@ -118,6 +129,10 @@ class Workflow:
     async def _publish(self, uow: UnitOfWork, events: list[CaseEvent]) -> None:
         if self.on_events is not None:
             await self.on_events(uow, events)
+
+
+def _timing(case: Case) -> tuple[Any, ...]:
+    return (case.due_at, case.stage_due_at, case.due_provisional, case.next_reminder_at)
 
 
 async def _actor(uow: UnitOfWork, ref: ActorRef) -> Actor:

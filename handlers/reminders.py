@@ -1,0 +1,110 @@
+"""Reminders and supervision (督办) as messages: the sweeper's hook, writing to the outbox.
+
+The holder's reminders are gathered per chat: a chat with one case due gets that case's card
+with its buttons (a reply to it is a progress note); a chat with several gets one list, so a
+department group never receives a flood of one message per case. Supervision cards go one per
+case, because a supervisor answers a card with an instruction for that case.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.messages import Outgoing
+from handlers.notify import card_buttons, holder_unit, unit_targets
+from handlers.render import Renderer
+from workflow.events import ReminderDue
+from workflow.model import Role
+from workflow.ports import OutgoingMessage
+
+# How many cases one list message names before saying "and N more" (Telegram's 4,096 chars).
+LIST_LIMIT = 30
+Target = tuple[str, str, str]  # channel, chat id, locale
+
+
+def superior_unit(card: dict[str, Any]) -> tuple[str, Role, int | None, int | None]:
+    """Second supervision level: the unit above whoever holds the case."""
+    holder = holder_unit(card["state"], card)
+    purpose = holder[0] if holder else "county"
+    if purpose == "grid":
+        return ("township", Role.TOWNSHIP_OPERATOR, card["township_id"], None)
+    if purpose in ("township", "department"):
+        return ("county", Role.COUNTY_DISPATCHER, None, None)
+    # Above the county center: the leaders' chat, else the supervisors themselves.
+    return ("leaders", Role.SUPERVISOR, None, None)
+
+
+class ReminderNotifier:
+    """The sweeper's reminder hook: outbox rows in the sweep's own transaction."""
+
+    def __init__(self, default_locale: str = "zh_CN") -> None:
+        self.default_locale = default_locale
+
+    async def __call__(self, uow: Any, reminders: list[ReminderDue]) -> None:
+        for channel, message in await self.messages(uow, reminders):
+            await uow.outbox.add(
+                OutgoingMessage(
+                    channel=channel,
+                    chat_id=message.chat_id,
+                    payload=message.payload(),
+                    case_number=message.case_number,
+                )
+            )
+
+    async def messages(self, uow: Any, reminders: list[ReminderDue]) -> list[tuple[str, Outgoing]]:
+        batches: dict[Target, list[tuple[dict[str, Any], ReminderDue]]] = {}
+        out: list[tuple[str, Outgoing]] = []
+        cards: dict[str, dict[str, Any]] = {}
+        for reminder in reminders:
+            if reminder.case_number not in cards:
+                cards[reminder.case_number] = await uow.channels.case_card(reminder.case_number)
+            card = cards[reminder.case_number]
+            if reminder.audience == "holder":
+                unit = holder_unit(card["state"], card)
+                if unit is None:
+                    continue
+                for target in await unit_targets(uow, *unit, self.default_locale):
+                    batches.setdefault(target, []).append((card, reminder))
+            else:
+                if reminder.audience == "supervisors":
+                    unit = ("supervisors", Role.SUPERVISOR, None, None)
+                else:
+                    unit = superior_unit(card)
+                for target in await unit_targets(uow, *unit, self.default_locale):
+                    out.append(self._supervision(target, card, reminder))
+        for target, items in batches.items():
+            out.append(self._holder(target, items))
+        return out
+
+    def _holder(
+        self, target: Target, items: list[tuple[dict[str, Any], ReminderDue]]
+    ) -> tuple[str, Outgoing]:
+        channel, chat_id, locale = target
+        r = Renderer(locale)
+        if len(items) == 1:
+            card, reminder = items[0]
+            holder = holder_unit(card["state"], card)
+            role = holder[1] if holder else Role.DEPARTMENT_HANDLER
+            text = r.macro("chat.html.j2", "reminder_card", card=card, reminder=reminder)
+            return channel, Outgoing(
+                chat_id=chat_id, text=text, buttons=card_buttons(r, card, role),
+                case_number=card["number"], purpose="case_card",
+            )  # fmt: skip
+        shown = sorted(items, key=lambda i: i[1].stage_due_at)[:LIST_LIMIT]
+        text = r.macro("chat.html.j2", "reminder_list", items=shown, more=len(items) - len(shown))
+        return channel, Outgoing(chat_id=chat_id, text=text, purpose="reminder_list")
+
+    def _supervision(
+        self, target: Target, card: dict[str, Any], reminder: ReminderDue
+    ) -> tuple[str, Outgoing]:
+        channel, chat_id, locale = target
+        r = Renderer(locale)
+        holder = holder_unit(card["state"], card)
+        text = r.macro(
+            "chat.html.j2", "supervision_card", card=card, reminder=reminder,
+            holder=holder[0] if holder else "none",
+        )  # fmt: skip
+        return channel, Outgoing(
+            chat_id=chat_id, text=text, photos=card["report_photos"][:1],
+            case_number=card["number"], purpose="supervision",
+        )  # fmt: skip
