@@ -10,6 +10,7 @@ from storage.channel import SqlChannelStore
 from storage.org import SqlOrgDirectory
 from storage.outbox import SqlOutbox
 from storage.reminders import SqlReminderStore
+from storage.reports import SqlReports
 from workflow.clock import Clock
 
 
@@ -36,6 +37,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(self.session, self.clock)
         self.channels = SqlChannelStore(self.session)
         self.reminders = SqlReminderStore(self.session)
+        self.reports = SqlReports(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
