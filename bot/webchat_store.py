@@ -1,0 +1,299 @@
+"""The web chat's SQL: its history (web_messages), who a chat belongs to, the demo directory."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, cast, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.channel import SqlChannelStore
+from storage.rows import (
+    AreaRow,
+    AttachmentRow,
+    DepartmentRow,
+    IdentityRow,
+    OutboxRow,
+    PersonRow,
+    RoleAssignmentRow,
+    WebMessageRow,
+)
+from workflow.errors import NotFound
+from workflow.model import HUMAN_ROLES, Role
+
+CHANNEL = "web"
+# A person of the org file chats as "p-<code>" (demo only); anyone else as "r-<random token>".
+PERSON_PREFIX = "p-"
+TOKEN_PREFIX = "r-"
+_PERSON_CODE = re.compile(r"[A-Za-z0-9._-]{1,60}")
+# Roles one can play in the demo picker; an administrator has nothing to do in a chat.
+PICKABLE_ROLES: tuple[Role, ...] = tuple(r for r in HUMAN_ROLES if r is not Role.ADMIN)
+
+
+def person_chat_id(code: str) -> str | None:
+    """The demo chat of a person with a code; None when the code cannot be part of a URL."""
+    return PERSON_PREFIX + code if _PERSON_CODE.fullmatch(code) else None
+
+
+@dataclass
+class DirectoryEntry:
+    """One person under one role in the demo picker, with where that role applies."""
+
+    code: str
+    chat_id: str
+    name: str
+    places: list[dict[str, str]] = field(default_factory=list)  # {"zh_CN": .., "en": ..}
+
+
+@dataclass
+class GridChoice:
+    code: str
+    names: dict[str, dict[str, str]]  # township / village / grid -> {"zh_CN": .., "en": ..}
+
+
+class WebChatStore:
+    """Queries of the web channel on the caller's session; the caller commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _insert(self, table: Any) -> Any:
+        """INSERT with ON CONFLICT for the dialect in use (two demo tabs may link at once)."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+    # History ---------------------------------------------------------------------------------
+
+    async def history(
+        self, chat_id: str, *, after: int = 0, limit: int = 200
+    ) -> list[WebMessageRow]:
+        """Messages after an id, oldest first; without `after`, the newest `limit` of them."""
+        query = select(WebMessageRow).where(WebMessageRow.chat_id == chat_id)
+        if after:
+            rows = await self.session.execute(
+                query.where(WebMessageRow.id > after).order_by(WebMessageRow.id).limit(limit)
+            )
+            return list(rows.scalars())
+        rows = await self.session.execute(query.order_by(WebMessageRow.id.desc()).limit(limit))
+        return list(reversed(rows.scalars().all()))
+
+    async def message(self, chat_id: str, message_id: int) -> WebMessageRow | None:
+        """A message of this chat only: ids of other chats are not found."""
+        row = await self.session.get(WebMessageRow, message_id)
+        return row if row is not None and row.chat_id == chat_id else None
+
+    async def add_incoming(
+        self, chat_id: str, payload: dict[str, Any], now: datetime
+    ) -> WebMessageRow:
+        row = WebMessageRow(
+            chat_id=chat_id, direction="in", payload=payload, case_number=None, created_at=now
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def exists(self, chat_id: str) -> bool:
+        """A chat exists once it has a message or an account; other ids are simply unknown."""
+        linked = await self.session.execute(
+            select(IdentityRow.id).where(
+                IdentityRow.channel == CHANNEL, IdentityRow.external_id == chat_id
+            )
+        )
+        if linked.first() is not None:
+            return True
+        said = await self.session.execute(
+            select(WebMessageRow.id).where(WebMessageRow.chat_id == chat_id).limit(1)
+        )
+        return said.first() is not None
+
+    async def shown_photo_mime(self, chat_id: str, sha256: str) -> str | None:
+        """The MIME type of a photo this chat was sent; None for any other photo."""
+        rows = await self.session.execute(
+            select(WebMessageRow.payload).where(
+                WebMessageRow.chat_id == chat_id,
+                WebMessageRow.direction == "out",
+                cast(WebMessageRow.payload, String).contains(sha256),
+            )
+        )
+        if not any(sha256 in (payload.get("photos") or []) for payload in rows.scalars()):
+            return None
+        mime = await self.session.execute(
+            select(AttachmentRow.mime_type).where(AttachmentRow.public_sha256 == sha256).limit(1)
+        )
+        return mime.scalar_one_or_none()
+
+    # Delivery --------------------------------------------------------------------------------
+
+    async def pending(self, limit: int) -> list[OutboxRow]:
+        rows = await self.session.execute(
+            select(OutboxRow)
+            .where(OutboxRow.channel == CHANNEL, OutboxRow.status == "pending")
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def deliver(self, row: OutboxRow, now: datetime) -> WebMessageRow | None:
+        """Move one outbox row into the chat's history; None when someone else already did."""
+        claimed = await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
+            .values(status="sent", attempts=row.attempts + 1, sent_at=now, error=None)
+        )
+        if claimed.rowcount != 1:
+            return None
+        message = WebMessageRow(
+            chat_id=row.chat_id,
+            direction="out",
+            payload=row.payload,
+            case_number=row.case_number,
+            created_at=now,
+        )
+        self.session.add(message)
+        await self.session.flush()
+        if row.case_number:
+            # Replies to this message (progress notes on a card) find their case through it.
+            purpose = row.payload.get("purpose") or "message"
+            try:
+                await SqlChannelStore(self.session).link_message(
+                    CHANNEL, row.chat_id, str(message.id), row.case_number, purpose, now
+                )
+            except NotFound:
+                pass  # a message about a case that is not there still shows; it has no link
+        return message
+
+    # Demo directory --------------------------------------------------------------------------
+
+    async def person_by_code(self, code: str) -> PersonRow | None:
+        row = (
+            await self.session.execute(
+                select(PersonRow).where(PersonRow.code == code, PersonRow.active.is_(True))
+            )
+        ).scalar_one_or_none()
+        return row
+
+    async def link_people(self, now: datetime) -> int:
+        """Give every person of the org file a web chat, so their notifications reach it."""
+        people = (
+            await self.session.execute(
+                select(PersonRow.id, PersonRow.code).where(
+                    PersonRow.code.is_not(None), PersonRow.active.is_(True)
+                )
+            )
+        ).all()
+        linked = set(
+            (
+                await self.session.execute(
+                    select(IdentityRow.external_id).where(
+                        IdentityRow.channel == CHANNEL,
+                        IdentityRow.external_id.startswith(PERSON_PREFIX),
+                    )
+                )
+            ).scalars()
+        )
+        added = 0
+        for person_id, code in people:
+            chat_id = person_chat_id(code)
+            if chat_id is None or chat_id in linked:
+                continue
+            stmt = (
+                self._insert(IdentityRow)
+                .values(channel=CHANNEL, external_id=chat_id, person_id=person_id, created_at=now)
+                .on_conflict_do_nothing()
+            )
+            added += (await self.session.execute(stmt)).rowcount
+        return added
+
+    async def directory(self) -> dict[Role, list[DirectoryEntry]]:
+        """People of the org file by role, each with the grids, townships or department served."""
+        rows = (
+            await self.session.execute(
+                select(
+                    PersonRow.code,
+                    PersonRow.name,
+                    RoleAssignmentRow.role,
+                    AreaRow.name_zh,
+                    AreaRow.name_en,
+                    DepartmentRow.name_zh,
+                    DepartmentRow.name_en,
+                )
+                .join(RoleAssignmentRow, RoleAssignmentRow.person_id == PersonRow.id)
+                .outerjoin(AreaRow, AreaRow.id == RoleAssignmentRow.area_id)
+                .outerjoin(DepartmentRow, DepartmentRow.id == RoleAssignmentRow.department_id)
+                .where(PersonRow.code.is_not(None), PersonRow.active.is_(True))
+                .order_by(PersonRow.code, AreaRow.code)
+            )
+        ).all()
+        entries: dict[tuple[Role, str], DirectoryEntry] = {}
+        for code, name, role_name, area_zh, area_en, dept_zh, dept_en in rows:
+            role = Role(role_name)
+            chat_id = person_chat_id(code)
+            if role not in PICKABLE_ROLES or chat_id is None:
+                continue
+            entry = entries.setdefault((role, code), DirectoryEntry(code, chat_id, name))
+            if area_zh is not None:
+                entry.places.append({"zh_CN": area_zh, "en": area_en})
+            if dept_zh is not None:
+                entry.places.append({"zh_CN": dept_zh, "en": dept_en})
+        grouped: dict[Role, list[DirectoryEntry]] = defaultdict(list)
+        for (role, _code), entry in entries.items():
+            grouped[role].append(entry)
+        return {role: grouped[role] for role in PICKABLE_ROLES if grouped.get(role)}
+
+    async def grids(self) -> list[GridChoice]:
+        """Every active grid with its village and township, for "a new resident of a grid"."""
+        township = AreaRow.__table__.alias("township")
+        village = AreaRow.__table__.alias("village")
+        rows = await self.session.execute(
+            select(
+                AreaRow.code,
+                AreaRow.name_zh,
+                AreaRow.name_en,
+                village.c.name_zh,
+                village.c.name_en,
+                township.c.name_zh,
+                township.c.name_en,
+            )
+            .join(village, village.c.id == AreaRow.village_id)
+            .join(township, township.c.id == AreaRow.township_id)
+            .where(AreaRow.kind == "grid", AreaRow.active.is_(True))
+            .order_by(AreaRow.code)
+        )
+        return [
+            GridChoice(
+                code=code,
+                names={
+                    "township": {"zh_CN": tz, "en": te},
+                    "village": {"zh_CN": vz, "en": ve},
+                    "grid": {"zh_CN": gz, "en": ge},
+                },
+            )
+            for code, gz, ge, vz, ve, tz, te in rows.all()
+        ]
+
+    async def person_name(self, chat_id: str) -> tuple[str, list[str]] | None:
+        """Who a chat belongs to (name and roles), for the chat's header."""
+        row = (
+            await self.session.execute(
+                select(PersonRow.id, PersonRow.name)
+                .join(IdentityRow, IdentityRow.person_id == PersonRow.id)
+                .where(IdentityRow.channel == CHANNEL, IdentityRow.external_id == chat_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        roles = (
+            await self.session.execute(
+                select(RoleAssignmentRow.role)
+                .where(RoleAssignmentRow.person_id == row[0])
+                .distinct()
+            )
+        ).scalars()
+        order = {role.value: i for i, role in enumerate(HUMAN_ROLES)}
+        return row[1], sorted(roles, key=lambda r: order.get(r, 99))
