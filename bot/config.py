@@ -142,6 +142,10 @@ class WebSettings(_Strict):
     # Dashboard: how long a login lasts, and how long its totals may be reused between views.
     dashboard_session_hours: int = Field(12, ge=1, le=720)
     dashboard_cache_seconds: int = Field(30, ge=0, le=3600)
+    # Web chat: the address residents reach this process at (for the link they bookmark), and
+    # the key its form tokens are signed with (default: a random one kept in data_dir).
+    public_url: str | None = None
+    chat_secret: SecretStr | None = None
 
 
 class OutboxSettings(_Strict):
