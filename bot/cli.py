@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.dashboard_cli import add_user_parser
 
     add_user_parser(sub)
+
+    report = sub.add_parser("report", help="reports: the weekly analysis (周研判)")
+    rep = report.add_subparsers(dest="report_command", required=True, metavar="REPORT_COMMAND")
+    weekly = rep.add_parser("weekly", help="a week's rates, top lists, returns and reopenings")
+    weekly.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last full week)")
+    weekly.add_argument("--out", type=Path, help="write the HTML page here instead of a summary")
     return parser
 
 
@@ -149,6 +155,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
             from bot.dashboard_cli import user_command
 
             return await user_command(app, args, renderer)
+        if args.command == "report":
+            return await _report(app, args, renderer)
     finally:
         await app.close()
     return 2
@@ -317,6 +325,35 @@ async def _invite(app: App, args: argparse.Namespace, renderer: Renderer) -> int
         await session.commit()
     macro = "invite_enrol" if info["purpose"] == "enrol" else "invite_chat"
     print(renderer.macro("cli.j2", macro, invite=info))
+    return 0
+
+
+async def _report(app: App, args: argparse.Namespace, renderer: Renderer) -> int:
+    from handlers.weekly import (
+        build_weekly,
+        parse_week,
+        previous_week,
+        render_weekly_page,
+        render_weekly_text,
+    )
+
+    now = app.clock.now()
+    if args.week is None:
+        period = previous_week(now)
+    else:
+        try:
+            period = parse_week(args.week)
+        except ValueError:
+            raise UserError(renderer.macro("cli.j2", "report_bad_week", value=args.week)) from None
+        if period.start > now:
+            raise UserError(renderer.macro("cli.j2", "report_future_week", week=period.iso_week))
+    async with app.uow() as uow:
+        report = await build_weekly(uow, period, now)
+    if args.out is None:
+        print(render_weekly_text(report, renderer.locale))
+    else:
+        args.out.write_text(render_weekly_page(report, renderer.locale), encoding="utf-8")
+        print(renderer.macro("cli.j2", "report_written", path=args.out, week=report.week))
     return 0
 
 
