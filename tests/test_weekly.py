@@ -228,3 +228,17 @@ def test_report_weekly_command(workdir, capsys, monkeypatch):
     assert code == 2 and err == "error: 'last' is not a week: write an ISO week such as 2026-W47.\n"
     code, out, _ = run(capsys, "report", "weekly", "--week", this_week)
     assert code == 0 and "Housing and Urban-Rural Development Bureau: 1 cases" in out
+
+
+def test_every_column_is_defined_in_the_docs():
+    """docs/rates.md has a heading for each figure the page, the chat and the dashboard show."""
+    from handlers.render import Renderer
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "rates.md").read_text(encoding="utf-8")
+    headings = [line for line in doc.splitlines() if line.startswith("### ")]
+    columns = Renderer("zh_CN").env.get_template("zh_CN/digest.html.j2").module.columns
+    for key, name in columns.items():
+        if key not in ("unit", "cases"):
+            assert any(f"({name})" in h for h in headings), name
+    assert "<a " not in doc  # the dashboard renders it with an escaping Markdown subset
