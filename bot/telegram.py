@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
+    TelegramAPIError,
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
-    TelegramNotFound,
+    TelegramMigrateToChat,
     TelegramRetryAfter,
 )
 from aiogram.types import (
@@ -28,16 +31,21 @@ from aiogram.types import (
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
+    ReplyParameters,
 )
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import aliased
 
+from bot.config import OutboxSettings
+from bot.ratelimit import RateLimiter, RateLimits
 from handlers.conversation import Conversations
 from handlers.messages import Incoming, Location, Outgoing, PhotoRef, outgoing_from_payload
 from storage.channel import SqlChannelStore
 from storage.media import MAX_PHOTO_BYTES, MediaRefused, MediaStore
-from storage.rows import OutboxRow
+from storage.rows import CaseRow, OutboxRow
 from workflow.clock import Clock
+from workflow.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -161,144 +169,463 @@ class TelegramChannel:
         self.sender.wake()
 
 
+# --------------------------------------------------------------------------- outbox delivery
+# How rows are chosen, paced, retried and failed is described in docs/outbox.md.
+
+PARTS_DONE = "_parts_done"  # payload key: API calls of a multi-call message already made
+CALLBACK_ANSWERED = "_callback_answered"  # payload key: its button press was answered
+# Telegram forgets a button press after a while; answering later only earns an error.
+CALLBACK_WINDOW = timedelta(seconds=60)
+MAX_ALBUM = 10
+MAX_PAGES = 5  # pages of due rows one pass looks through when many chats must wait
+MIN_PAUSE = 0.005  # seconds: run() never loops faster than this when nothing went out
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a failed send is tried again, and when the sender gives up on a row."""
+
+    max_attempts: int = 20
+    backoff_base: float = 5.0
+    backoff_cap: float = 900.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the `failures`-th failure: base, 2 x base, 4 x base ... cap."""
+        return min(self.backoff_cap, self.backoff_base * 2 ** min(max(failures - 1, 0), 40))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One Bot API call of an outgoing message; `cost` is how many messages it posts."""
+
+    kind: Literal["album", "photo", "text"]
+    cost: int = 1
+    caption: bool = False  # a photo carrying the text (and the buttons) as its caption
+
+
+def message_parts(message: Outgoing) -> list[Part]:
+    """The calls one message takes: text; photo with caption; photo, text; album, text."""
+    photos = message.photos[:MAX_ALBUM]
+    if len(photos) > 1:
+        return [Part("album", cost=len(photos)), Part("text")]
+    if photos and len(message.text[:TEXT_LIMIT]) <= CAPTION_LIMIT:
+        return [Part("photo", caption=True)]
+    if photos:
+        return [Part("photo"), Part("text")]
+    return [Part("text")]
+
+
+PERMANENT_ERRORS = (
+    TelegramForbiddenError,
+    TelegramBadRequest,
+    TelegramMigrateToChat,
+    TelegramEntityTooLarge,
+)
+
+
+def is_permanent(exc: Exception) -> bool:
+    """Telegram will answer the same request the same way: blocked, kicked, deactivated, chat
+    not found, no rights, a message Telegram refuses (400) or a file too large (413)."""
+    return isinstance(exc, PERMANENT_ERRORS)
+
+
+def failure_reason(exc: Exception) -> str:
+    """Telegram's own description when there is one: what operators read on the dashboard."""
+    if isinstance(exc, TelegramMigrateToChat):
+        return f"{exc.message} (the group is now chat {exc.migrate_to_chat_id})"
+    if isinstance(exc, TelegramAPIError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class _PassState:
+    """One delivery pass's bookkeeping: calls in flight by chat, rows sent, wake-up times."""
+
+    def __init__(self) -> None:
+        self.in_flight: dict[asyncio.Task[str], str] = {}
+        self.busy: set[str] = set()  # chats with a delivery started in this pass
+        self.sent = 0
+        self.wakes: list[datetime] = []
+
+    def start(self, task: asyncio.Task[str], chat_id: str) -> None:
+        self.in_flight[task] = chat_id
+        self.busy.add(chat_id)
+
+
 class OutboxSender:
-    """Delivers pending outbox rows in order per chat; failures are kept, never lost."""
+    """Delivers pending Telegram outbox rows: in order per chat, within Telegram's limits,
+    retried when that can help and failed with the reason when not; never lost.
+
+    Built plainly it sends one call at a time and paces nothing (tests that drive
+    conversations on a clock nobody advances); `from_settings`, which `shuoshi run` uses, keeps
+    within Telegram's limits and has several calls in flight to different chats.
+    """
 
     def __init__(
-        self, bot: Bot, sessions: async_sessionmaker, media: MediaStore, clock: Clock
-    ) -> None:
+        self, bot: Bot, sessions: async_sessionmaker, media: MediaStore, clock: Clock, *,
+        limiter: RateLimiter | None = None, retry: RetryPolicy | None = None,
+        batch_size: int = 200, concurrency: int = 1,
+    ) -> None:  # fmt: skip
         self.bot = bot
         self.sessions = sessions
         self.media = media
         self.clock = clock
+        self.limiter = limiter or RateLimiter(clock, RateLimits.unlimited())
+        self.retry = retry or RetryPolicy()
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        # When something may next be sendable, as of the last pass; None: nothing pending.
+        self.wake_at: datetime | None = None
         self._wake = asyncio.Event()
+        self._pass = asyncio.Lock()  # passes never overlap: two would send the same row
+        # Calls that went out but whose row could not be updated (database trouble): the next
+        # try records them instead of sending them again.
+        self._unmarked: dict[tuple[int, int], str] = {}
+
+    @classmethod
+    def from_settings(
+        cls, bot: Bot, sessions: async_sessionmaker, media: MediaStore, clock: Clock,
+        settings: OutboxSettings,
+    ) -> OutboxSender:  # fmt: skip
+        """The sender `shuoshi run` uses: Telegram's limits and retries from the settings."""
+        limits = RateLimits(
+            per_second=settings.messages_per_second,
+            chat_interval=settings.chat_interval_seconds or None,
+            group_per_minute=settings.group_messages_per_minute,
+        )
+        retry = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            backoff_base=settings.backoff_base_seconds,
+            backoff_cap=settings.backoff_cap_seconds,
+        )
+        return cls(
+            bot, sessions, media, clock, limiter=RateLimiter(clock, limits), retry=retry,
+            batch_size=settings.batch_size, concurrency=settings.concurrency,
+        )  # fmt: skip
 
     def wake(self) -> None:
+        """New rows were committed: deliver now instead of at the next planned pass."""
         self._wake.set()
 
+    def seconds_until_wake(self, idle_seconds: float) -> float:
+        """How long run() may wait before the next pass: until `wake_at`, at most idle."""
+        if self.wake_at is None:
+            return idle_seconds
+        return min(idle_seconds, max(0.0, (self.wake_at - self.clock.now()).total_seconds()))
+
     async def run(self, idle_seconds: float = 1.0) -> None:
-        """Deliver forever; woken at once by new work, otherwise every `idle_seconds`."""
+        """Deliver forever: woken at once by new work, else when a chat or retry is due, and at
+        least every `idle_seconds` (rows written by other processes cannot wake us)."""
         while True:
+            sent = 0
             try:
-                await self.deliver_pending()
-            except Exception:  # one bad row must not stop the sender
+                sent = await self.deliver_pending()
+            except Exception:  # the database may be away for a moment; rows wait for us
                 log.exception("outbox delivery failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), idle_seconds)
-            except TimeoutError:
-                pass
+                self.wake_at = None
+            delay = self.seconds_until_wake(idle_seconds)
+            if sent == 0:
+                delay = max(delay, MIN_PAUSE)
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except TimeoutError:
+                    pass
             self._wake.clear()
 
-    async def deliver_pending(self, limit: int = 200) -> int:
-        """Send what is due, oldest first; returns how many rows were sent."""
-        now = self.clock.now()
+    async def deliver_pending(self, limit: int | None = None) -> int:
+        """One pass: answer fresh button presses, then send every row that may go now, oldest
+        first and one at a time per chat; returns how many rows were completely sent."""
+        async with self._pass:
+            now = self.clock.now()
+            await self._answer_callbacks(now)
+            work = _PassState()
+            try:
+                await self._send_due(work, now, limit or self.batch_size)
+            finally:
+                await self._settle(work, everything=True)
+            retry_at = await self._next_retry_at(now)
+            if retry_at is not None:
+                work.wakes.append(retry_at)
+            self.wake_at = min(work.wakes) if work.wakes else None
+            return work.sent
+
+    async def _send_due(self, work: _PassState, now: datetime, batch: int) -> None:
+        """Start a delivery for each due chat the limiter lets go; a chat that must wait is
+        left for later without holding up the others."""
+        after = 0
+        for _ in range(MAX_PAGES):
+            rows = await self._due_heads(now, after, batch)
+            for row in rows:
+                after = row.id
+                if row.chat_id in work.busy:
+                    continue  # its previous row is still in flight
+                parts = message_parts(outgoing_from_payload(row.payload))
+                done = min(int(row.payload.get(PARTS_DONE) or 0), len(parts) - 1)
+                ready = self.limiter.ready_at(row.chat_id, parts[done].cost)
+                if ready > self.clock.now():
+                    work.wakes.append(ready)
+                    if self.limiter.global_wait() > 0:
+                        return  # nobody may send now: the rest waits too
+                    continue
+                self.limiter.record(row.chat_id, parts[done].cost)
+                work.start(asyncio.create_task(self._deliver(row, parts, done)), row.chat_id)
+                if len(work.in_flight) >= self.concurrency:
+                    await self._settle(work, everything=False)
+            if len(rows) < batch:
+                return
+        work.wakes.append(self.clock.now())  # more due rows than one pass looks at
+
+    async def _due_heads(self, now: datetime, after: int, batch: int) -> list[OutboxRow]:
+        """Due rows that are first in their chat's queue (no earlier row still pending), oldest
+        first: a chat waiting for a retry holds back only itself."""
+        earlier = aliased(OutboxRow)
+        waiting_before = exists().where(
+            earlier.chat_id == OutboxRow.chat_id,
+            earlier.status == "pending",
+            earlier.channel == OutboxRow.channel,
+            earlier.id < OutboxRow.id,
+        )
         async with self.sessions() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(OutboxRow)
-                        .where(OutboxRow.channel == CHANNEL, OutboxRow.status == "pending")
-                        .order_by(OutboxRow.id)
-                        .limit(limit)
+            result = await session.execute(
+                select(OutboxRow)
+                .where(
+                    OutboxRow.status == "pending",
+                    OutboxRow.next_attempt_at <= now,
+                    OutboxRow.channel == CHANNEL,
+                    OutboxRow.id > after,
+                    ~waiting_before,
+                )
+                .order_by(OutboxRow.id)
+                .limit(batch)
+            )
+            return list(result.scalars())
+
+    async def _next_retry_at(self, now: datetime) -> datetime | None:
+        async with self.sessions() as session:
+            return (
+                await session.execute(
+                    select(func.min(OutboxRow.next_attempt_at)).where(
+                        OutboxRow.status == "pending",
+                        OutboxRow.next_attempt_at > now,
+                        OutboxRow.channel == CHANNEL,
                     )
                 )
-                .scalars()
-                .all()
-            )
-        sent = 0
-        blocked_chats: set[str] = set()
-        for row in rows:
-            if row.chat_id in blocked_chats:
-                continue  # keep order within a chat: nothing after a message that must wait
-            if row.next_attempt_at > now:
-                blocked_chats.add(row.chat_id)
+            ).scalar_one()
+
+    async def _settle(self, work: _PassState, *, everything: bool) -> None:
+        """Wait for one (or every) delivery in flight and note when its chat may go on."""
+        if not work.in_flight:
+            return
+        when = asyncio.ALL_COMPLETED if everything else asyncio.FIRST_COMPLETED
+        done, _ = await asyncio.wait(work.in_flight, return_when=when)
+        for task in done:
+            chat = work.in_flight.pop(task)
+            if task.cancelled():
                 continue
-            outcome = await self._deliver(row)
+            if (exc := task.exception()) is not None:
+                # Marking failed (database trouble): the row is still pending and goes again.
+                log.error("outbox delivery to chat %s failed", chat, exc_info=exc)
+                continue
+            outcome = task.result()
             if outcome == "sent":
-                sent += 1
-            else:
-                blocked_chats.add(row.chat_id)
-        return sent
+                work.sent += 1
+            if outcome != "retry":  # its next row (or the rest of this one) may follow
+                work.wakes.append(self.limiter.ready_at(chat))
 
-    async def _deliver(self, row: OutboxRow) -> str:
-        message = outgoing_from_payload(row.payload)
-        try:
-            message_id = await self._send(row.chat_id, message, row.payload.get("callback_id"))
-        except TelegramRetryAfter as exc:
-            await self._mark(row, "pending", error=str(exc), delay=exc.retry_after)
-            return "retry"
-        except (TelegramForbiddenError, TelegramNotFound) as exc:
-            await self._mark(row, "failed", error=str(exc))
+    async def _answer_callbacks(self, now: datetime) -> None:
+        """Stop the spinner on pressed buttons at once: callback answers are not messages,
+        so they go ahead of rows that wait for a chat's turn or for a retry."""
+        since = now - CALLBACK_WINDOW
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(OutboxRow.id, OutboxRow.payload)
+                    .where(
+                        OutboxRow.status == "pending",
+                        OutboxRow.next_attempt_at >= since,  # implied; lets the index serve
+                        OutboxRow.created_at >= since,
+                        OutboxRow.channel == CHANNEL,
+                        OutboxRow.payload["callback_answer"].as_string().is_not(None),
+                    )
+                    .order_by(OutboxRow.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        for row_id, payload in rows:
+            if payload.get(CALLBACK_ANSWERED) or not payload.get("callback_id"):
+                continue
+            try:
+                await self.bot.answer_callback_query(
+                    payload["callback_id"], text=payload.get("callback_answer") or None
+                )
+            except TelegramRetryAfter as exc:
+                log.info("callback answers wait %ss (429)", exc.retry_after)
+                return
+            except TelegramBadRequest as exc:
+                log.info("callback %s not answered: %s", payload["callback_id"], exc.message)
+            except Exception as exc:  # network trouble: the next pass tries again
+                log.info("callback %s not answered yet: %s", payload["callback_id"], exc)
+                continue
+            async with self.sessions() as session:
+                await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id == row_id)
+                    .values(payload={**payload, CALLBACK_ANSWERED: True})
+                )
+                await session.commit()
+
+    async def _deliver(self, row: OutboxRow, parts: list[Part], done: int) -> str:
+        """Make the row's calls from part `done` on, as long as the limiter lets the chat go on
+        (an album's text usually waits for a later pass); returns sent, part, retry or failed."""
+        while True:
+            outcome = await self._deliver_part(row, parts, done)
+            done += 1
+            if outcome != "part" or self.limiter.wait_time(row.chat_id, parts[done].cost) > 0:
+                return outcome
+            self.limiter.record(row.chat_id, parts[done].cost)
+
+    async def _deliver_part(self, row: OutboxRow, parts: list[Part], done: int) -> str:
+        """One call, its outcome recorded in a short transaction of its own right after it (a
+        crash in between sends that call once more; it is never lost)."""
+        key = (row.id, done)
+        message_id = self._unmarked.get(key)
+        if message_id is None:
+            try:
+                message = outgoing_from_payload(row.payload)
+                message_id = await self._send_part(row.chat_id, message, parts[done])
+            except TelegramRetryAfter as exc:
+                self.limiter.pause(exc.retry_after, row.chat_id)
+                return await self._retry_later(row, exc.message, exc.retry_after)
+            except Exception as exc:
+                reason = failure_reason(exc)
+                if is_permanent(exc):
+                    await self._fail(row, reason)
+                    return "failed"
+                log.warning(
+                    "outbox row %s to chat %s: %s; trying again later", row.id, row.chat_id,
+                    reason, exc_info=not isinstance(exc, TelegramAPIError | OSError),
+                )  # fmt: skip
+                return await self._retry_later(row, reason, None)
+            self._unmarked[key] = message_id
+        if done + 1 < len(parts):
+            await self._save_progress(row, done + 1)
+            outcome = "part"
+        else:
+            await self._mark_sent(row, message_id)
+            outcome = "sent"
+        del self._unmarked[key]
+        return outcome
+
+    async def _retry_later(self, row: OutboxRow, error: str, delay: float | None) -> str:
+        """Pending again after `delay` (None: the backoff); failed once attempts run out."""
+        failures = row.attempts + 1
+        if failures >= self.retry.max_attempts:
+            await self._fail(row, f"gave up after {failures} attempts: {error}")
             return "failed"
-        except TelegramBadRequest as exc:
-            if "chat not found" in str(exc).lower():
-                await self._mark(row, "failed", error=str(exc))
-                return "failed"
-            await self._mark(row, "pending", error=str(exc), delay=min(60 * 2**row.attempts, 3600))
-            return "retry"
-        await self._mark(row, "sent", message_id=message_id)
-        return "sent"
+        wait = self.retry.delay(failures) if delay is None else delay
+        async with self.sessions() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
+                .values(
+                    attempts=failures,
+                    error=error,
+                    next_attempt_at=self.clock.now() + timedelta(seconds=wait),
+                )
+            )
+            await session.commit()
+        return "retry"
 
-    async def _mark(
-        self, row: OutboxRow, status: str, *, error: str | None = None, delay: float = 0,
-        message_id: str | None = None,
-    ) -> None:  # fmt: skip
+    async def _fail(self, row: OutboxRow, reason: str) -> None:
+        """Failed for good, and the case flagged in the same transaction so that a person
+        reaches that party another way."""
         now = self.clock.now()
         async with self.sessions() as session:
             await session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.id == row.id)
-                .values(
-                    status=status,
-                    attempts=row.attempts + 1,
-                    error=error,
-                    sent_at=now if status == "sent" else None,
-                    next_attempt_at=now + timedelta(seconds=delay),
-                )
-            )
-            if message_id and row.case_number:
-                purpose = row.payload.get("purpose") or "message"
-                await SqlChannelStore(session).link_message(
-                    CHANNEL, row.chat_id, message_id, row.case_number, purpose, now
+                .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
+                .values(status="failed", attempts=row.attempts + 1, error=reason,
+                        next_attempt_at=now)  # when it failed, for the dashboard
+            )  # fmt: skip
+            if row.case_number:
+                # A new version, so a handler holding the case unflagged cannot save over it.
+                await session.execute(
+                    update(CaseRow)
+                    .where(CaseRow.number == row.case_number, CaseRow.delivery_failed.is_(False))
+                    .values(delivery_failed=True, version=CaseRow.version + 1)
                 )
             await session.commit()
+        log.warning(
+            "outbox row %s to chat %s (case %s) failed for good: %s", row.id, row.chat_id,
+            row.case_number or "-", reason,
+        )  # fmt: skip
 
-    async def _send(self, chat_id: str, message: Outgoing, callback_id: str | None) -> str:
-        """One outgoing message as Bot API calls; returns the id of the message with the text."""
-        if callback_id:
-            try:
-                await self.bot.answer_callback_query(callback_id, text=message.callback_answer)
-            except TelegramBadRequest:
-                log.info("callback %s too old to answer", callback_id)
-        markup = _markup(message)
-        text = message.text[:TEXT_LIMIT]
-        reply_to = (
-            int(message.reply_to_message_id)
-            if (message.reply_to_message_id or "").isdigit()
-            else None
-        )
-        photos = [await self.media.read_public_sha(sha) for sha in message.photos[:10]]
-        if len(photos) > 1:
-            await self.bot.send_media_group(
+    async def _save_progress(self, row: OutboxRow, parts_done: int) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
+                .values(payload={**row.payload, PARTS_DONE: parts_done}, error=None)
+            )
+            await session.commit()
+
+    async def _mark_sent(self, row: OutboxRow, message_id: str) -> None:
+        now = self.clock.now()
+        async with self.sessions() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
+                .values(status="sent", attempts=row.attempts + 1, error=None, sent_at=now)
+            )
+            if row.case_number:
+                # Replies to this message belong to the case (progress notes, reasons).
+                purpose = row.payload.get("purpose") or "message"
+                try:
+                    await SqlChannelStore(session).link_message(
+                        CHANNEL, row.chat_id, message_id, row.case_number, purpose, now
+                    )
+                except NotFound:
+                    log.warning("outbox row %s: no case %s to link", row.id, row.case_number)
+            await session.commit()
+
+    async def _send_part(self, chat_id: str, message: Outgoing, part: Part) -> str:
+        """One Bot API call; returns the id of the (first) message it posted."""
+        reply = _reply_parameters(message)
+        if part.kind == "album":
+            photos = [await self.media.read_public_sha(s) for s in message.photos[:MAX_ALBUM]]
+            album = await self.bot.send_media_group(
                 chat_id,
                 [
                     InputMediaPhoto(media=BufferedInputFile(p, f"{i}.jpg"))
                     for i, p in enumerate(photos)
                 ],
-                reply_to_message_id=reply_to,
+                reply_parameters=reply,
             )
-        elif photos and len(text) <= CAPTION_LIMIT:
+            return str(album[0].message_id)
+        if part.kind == "photo":
+            photo = BufferedInputFile(await self.media.read_public_sha(message.photos[0]), "1.jpg")
+            if not part.caption:  # the text follows in a message of its own
+                return str((await self.bot.send_photo(chat_id, photo)).message_id)
             sent = await self.bot.send_photo(
-                chat_id, BufferedInputFile(photos[0], "photo.jpg"), caption=text,
-                reply_markup=markup, reply_to_message_id=reply_to,
+                chat_id, photo, caption=message.text, reply_markup=_markup(message),
+                reply_parameters=reply,
             )  # fmt: skip
             return str(sent.message_id)
-        elif photos:
-            await self.bot.send_photo(chat_id, BufferedInputFile(photos[0], "photo.jpg"))
         sent = await self.bot.send_message(
-            chat_id, text, reply_markup=markup, reply_to_message_id=reply_to
-        )
+            chat_id, message.text[:TEXT_LIMIT], reply_markup=_markup(message),
+            reply_parameters=reply,
+        )  # fmt: skip
         return str(sent.message_id)
+
+
+def _reply_parameters(message: Outgoing) -> ReplyParameters | None:
+    """Reply to the user's message when there is one; if it was deleted, send anyway."""
+    if not (message.reply_to_message_id or "").isdigit():
+        return None
+    return ReplyParameters(
+        message_id=int(message.reply_to_message_id or 0), allow_sending_without_reply=True
+    )
 
 
 def _markup(message: Outgoing) -> Any:

@@ -1,13 +1,22 @@
-"""Outbox writer: messages become rows in the same transaction as the change that caused them."""
+"""Outbox writer: messages become rows in the same transaction as the change that caused them.
+
+Also the read side operators need: the deliveries that failed for good (blocked bot, chat gone,
+retries exhausted), newest first, for the dashboard.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import insert
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.rows import OutboxRow
-from workflow.clock import Clock
+from workflow.clock import Clock, ensure_aware
 from workflow.ports import OutgoingMessage
+
+SNIPPET_CHARS = 120  # enough of a message's text for an operator to recognise it
 
 
 class SqlOutbox:
@@ -30,3 +39,58 @@ class SqlOutbox:
                 next_attempt_at=now,
             )
         )
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A message that will not be delivered: who it was for, about what, and why not."""
+
+    id: int
+    channel: str
+    chat_id: str
+    case_number: str | None
+    person_id: int | None
+    purpose: str | None
+    text: str  # the start of the message's text (HTML as sent)
+    error: str
+    attempts: int
+    created_at: datetime
+    failed_at: datetime
+
+
+async def failed_deliveries(session: AsyncSession, limit: int = 50) -> list[FailedDelivery]:
+    """Deliveries that failed for good, newest failure first (a failed row's next_attempt_at
+    holds when it failed; the (status, next_attempt_at) index serves the order)."""
+    rows = (
+        await session.execute(
+            select(OutboxRow)
+            .where(OutboxRow.status == "failed")
+            .order_by(OutboxRow.next_attempt_at.desc(), OutboxRow.id.desc())
+            .limit(limit)
+        )
+    ).scalars()
+    return [
+        FailedDelivery(
+            id=row.id,
+            channel=row.channel,
+            chat_id=row.chat_id,
+            case_number=row.case_number,
+            person_id=row.person_id,
+            purpose=row.payload.get("purpose"),
+            text=str(row.payload.get("text") or "")[:SNIPPET_CHARS],
+            error=row.error or "",
+            attempts=row.attempts,
+            created_at=ensure_aware(row.created_at),
+            failed_at=ensure_aware(row.next_attempt_at),
+        )
+        for row in rows
+    ]
+
+
+async def failed_delivery_count(session: AsyncSession) -> int:
+    """How many deliveries failed for good (a dashboard badge)."""
+    return (
+        await session.execute(
+            select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "failed")
+        )
+    ).scalar_one()

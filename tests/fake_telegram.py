@@ -10,6 +10,11 @@ HTML parse-mode validation (stray `<` or unsupported tags are rejected like Tele
 4096/1024 text and caption limits, 64-byte callback data, "message is not modified" on no-op
 edits, unknown callback query ids, the 20 MB getFile limit, getUpdates offset confirmation and
 the 409 conflict while a webhook is set. Markdown parse modes are passed through unparsed.
+
+Every accepted send is kept in `receipts` (time, chat, cost). `enforce_limits()` turns on
+Telegram's flood limits for one bot token: sends over them are answered 429 with a
+`retry_after`, and counted in `too_many_requests`. The limits are measured on a clock the test
+can inject (its ManualClock), so they hold without any real waiting.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import html
 import io
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -174,6 +180,66 @@ class _Failure:
     retry_after: int | None
     remaining: int
     chat_id: int | str | None
+    parameters: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A send the server accepted: when (whole microseconds on the limits' clock), to which
+    chat, by which method, and how many messages it posted (an album of n counts n)."""
+
+    at_us: int
+    chat_id: Any
+    method: str
+    cost: int
+
+    @property
+    def at(self) -> float:
+        """Seconds since the epoch."""
+        return self.at_us / 1_000_000
+
+
+@dataclass(frozen=True)
+class _Limits:
+    per_second: int | None
+    chat_interval_us: int
+    group_per_minute: int | None
+    now: Callable[[], float]
+
+
+# Methods that post messages: the ones Telegram's flood limits count.
+_SEND_METHODS = frozenset(
+    {
+        "sendmessage",
+        "sendphoto",
+        "senddocument",
+        "sendvideo",
+        "sendmediagroup",
+        "copymessage",
+        "forwardmessage",
+        "sendlocation",
+        "sendcontact",
+        "sendsticker",
+        "sendvoice",
+        "sendaudio",
+        "sendanimation",
+    }
+)
+
+
+def _window_wait_us(
+    recent: list[Receipt], capacity: int, cost: int, length_us: int, now_us: int
+) -> int:
+    """Microseconds until `cost` more messages fit in a sliding window holding `recent`."""
+    excess = sum(r.cost for r in recent) + min(cost, capacity) - capacity
+    freed = 0
+    for receipt in recent:
+        if excess <= 0:
+            break
+        freed += receipt.cost
+        if freed >= excess:
+            return receipt.at_us + length_us - now_us
+    return 0
 
 
 @dataclass
@@ -300,6 +366,11 @@ class FakeTelegram:
         self._photos: dict[str, list[dict[str, Any]]] = {}
         self._callback_queries: set[str] = set()
         self._failures: list[_Failure] = []
+        self.receipts: list[Receipt] = []
+        self._bots: list[Bot] = []
+        self.too_many_requests = 0  # sends refused with 429 by the enforced limits
+        self._receipts_by_chat: dict[Any, list[Receipt]] = {}
+        self._limits: _Limits | None = None
         self._handlers: dict[str, Callable[[Call], Any]] = {
             "getme": self._get_me,
             "getupdates": self._get_updates,
@@ -342,6 +413,9 @@ class FakeTelegram:
         """Release pending long polls, then shut the server down."""
         self._closing = True
         self._wake_pollers()
+        for bot in self._bots:  # idempotent: tests that close their bots themselves still may
+            await bot.session.close()
+        self._bots.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -361,7 +435,8 @@ class FakeTelegram:
         return self._base_url
 
     def make_bot(self, **kwargs: Any) -> Bot:
-        """A real aiogram Bot talking to this server (close it with `bot.session.close()`)."""
+        """A real aiogram Bot talking to this server; `stop()` closes its session (or close it
+        earlier with `bot.session.close()`)."""
         from aiogram import Bot
         from aiogram.client.session.aiohttp import AiohttpSession
         from aiogram.client.telegram import TelegramAPIServer
@@ -374,7 +449,9 @@ class FakeTelegram:
                     await self._session.close()
 
         session = LoopbackSession(api=TelegramAPIServer.from_base(self.base_url))
-        return Bot(token=self.token, session=session, **kwargs)
+        bot = Bot(token=self.token, session=session, **kwargs)
+        self._bots.append(bot)
+        return bot
 
     # ------------------------------------------------------------------ HTTP layer
 
@@ -399,11 +476,16 @@ class FakeTelegram:
         self.calls.append(call)
         async with self._changed:
             self._changed.notify_all()
+        receipt = None
         try:
             self._maybe_fail(call)
+            receipt = self._admit(call)
             handler = self._handlers.get(method.lower(), self._fallback)
             call.result = await handler(call)
         except ApiError as exc:
+            if receipt is not None:  # refused after all: it posted nothing
+                self.receipts.remove(receipt)
+                self._receipts_by_chat[receipt.chat_id].remove(receipt)
             call.error = exc.body()
             status, body = exc.error_code, call.error
         else:
@@ -489,10 +571,14 @@ class FakeTelegram:
         times: int = 1,
         *,
         chat_id: int | str | None = None,
+        parameters: dict[str, Any] | None = None,
     ) -> None:
-        """Answer the next `times` calls of `method` (to `chat_id`, if given) with an error."""
+        """Answer the next `times` calls of `method` (to `chat_id`, if given) with an error;
+        `parameters` are the ResponseParameters to add (e.g. migrate_to_chat_id)."""
         self._failures.append(
-            _Failure(method.lower(), error_code, description, retry_after, times, chat_id)
+            _Failure(
+                method.lower(), error_code, description, retry_after, times, chat_id, parameters
+            )
         )
 
     def _maybe_fail(self, call: Call) -> None:
@@ -502,8 +588,91 @@ class FakeTelegram:
             if failure.chat_id is not None and call.params.get("chat_id") != failure.chat_id:
                 continue
             failure.remaining -= 1
-            params = {"retry_after": failure.retry_after} if failure.retry_after else None
-            raise ApiError(failure.error_code, failure.description, params)
+            params = dict(failure.parameters or {})
+            if failure.retry_after:
+                params["retry_after"] = failure.retry_after
+            raise ApiError(failure.error_code, failure.description, params or None)
+
+    # ------------------------------------------------------------------ flood limits
+
+    def enforce_limits(
+        self,
+        per_second: int | None = 30,
+        chat_interval: float | None = 1.0,
+        group_per_minute: int | None = 20,
+        *,
+        now: Callable[[], float] | None = None,
+    ) -> None:
+        """Refuse sends over Telegram's limits with 429 and retry_after (whole seconds, as
+        Telegram gives it): `per_second` over all chats in any 1 s; one message per
+        `chat_interval` in a chat (an album of n: the next after n intervals); `group_per_minute`
+        in any 60 s in a group. `now` (seconds) is the clock they are measured on; None switches
+        a limit off."""
+        self._limits = _Limits(
+            per_second,
+            round((chat_interval or 0) * 1_000_000),
+            group_per_minute,
+            now or self._now,
+        )
+
+    def max_in_window(self, seconds: float, chat_id: Any = None) -> int:
+        """The most messages accepted within any `seconds` (to one chat, if given)."""
+        receipts = self.receipts if chat_id is None else self._receipts_by_chat.get(chat_id, [])
+        length = round(seconds * 1_000_000)
+        most = total = start = 0
+        for receipt in receipts:
+            total += receipt.cost
+            while receipts[start].at_us <= receipt.at_us - length:
+                total -= receipts[start].cost
+                start += 1
+            most = max(most, total)
+        return most
+
+    def _admit(self, call: Call) -> Receipt | None:
+        """Count a send, or refuse it with 429 when it would break the enforced limits."""
+        method = call.method.lower()
+        if method not in _SEND_METHODS:
+            return None
+        chat_id = call.params.get("chat_id")
+        media = call.params.get("media")
+        cost = len(media) if method == "sendmediagroup" and isinstance(media, list) else 1
+        clock = self._limits.now if self._limits is not None else self._now
+        now_us = round(clock() * 1_000_000)
+        if self._limits is not None:
+            wait_us = self._limit_wait_us(self._limits, chat_id, cost, now_us)
+            if wait_us > 0:
+                self.too_many_requests += 1
+                retry_after = max(1, math.ceil(wait_us / 1_000_000))
+                raise ApiError(
+                    429,
+                    f"Too Many Requests: retry after {retry_after}",
+                    {"retry_after": retry_after},
+                )
+        receipt = Receipt(now_us, chat_id, call.method, cost)
+        self.receipts.append(receipt)
+        self._receipts_by_chat.setdefault(chat_id, []).append(receipt)
+        return receipt
+
+    def _limit_wait_us(self, limits: _Limits, chat_id: Any, cost: int, now_us: int) -> int:
+        wait = 0
+        if limits.per_second is not None:
+            recent = []
+            for receipt in reversed(self.receipts):
+                if receipt.at_us <= now_us - 1_000_000:
+                    break
+                recent.append(receipt)
+            recent.reverse()
+            wait = _window_wait_us(recent, limits.per_second, cost, 1_000_000, now_us)
+        chat = self._receipts_by_chat.get(chat_id, [])
+        if chat and limits.chat_interval_us:
+            last = chat[-1]
+            wait = max(wait, last.at_us + last.cost * limits.chat_interval_us - now_us)
+        if limits.group_per_minute is not None and isinstance(chat_id, int) and chat_id < 0:
+            recent = [r for r in chat if r.at_us > now_us - 60_000_000]
+            wait = max(
+                wait, _window_wait_us(recent, limits.group_per_minute, cost, 60_000_000, now_us)
+            )
+        return wait
 
     # ------------------------------------------------------------------ users, chats, files
 

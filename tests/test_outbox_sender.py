@@ -1,25 +1,48 @@
-"""The outbox sender against the fake Bot API: retry_after honoured, blocked users failed."""
+"""The outbox sender against the fake Bot API: in order per chat, within Telegram's limits,
+429 honoured, permanent failures kept with their reason, retries capped, nothing lost.
+
+Time is the world's ManualClock: `drain` runs passes the way run() does, jumping the clock to
+each planned wake-up instead of waiting, and the fake measures its limits on the same clock.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import itertools
+import logging
 from datetime import timedelta
 
+import pytest
+from PIL import Image
 from sqlalchemy import select
 
-from bot.telegram import OutboxSender
+from bot.ratelimit import RateLimiter, RateLimits
+from bot.telegram import OutboxSender, RetryPolicy
 from handlers.messages import Button, Outgoing
 from storage.media import MediaStore
-from storage.rows import MessageLinkRow, OutboxRow
+from storage.outbox import failed_deliveries, failed_delivery_count
+from storage.rows import CaseRow, MessageLinkRow, OutboxRow
 from tests.fake_telegram import FakeTelegram
 from tests.test_notify import world  # noqa: F401  (fixture)
+from workflow.commands import ActorRef, SubmitCase
+from workflow.model import Role
 from workflow.ports import OutgoingMessage
 
+GROUP = -100  # the housing department's group in the world fixture
+TELEGRAM = RateLimits()  # 30/s, 1/s per chat, 20/min per group
 
-async def queue(w, chat: str, text: str, case: str | None = None) -> None:
+
+async def queue(
+    w, chat: str, text: str, case: str | None = None, *, channel: str = "telegram", **fields
+) -> None:
+    """One outgoing message committed to the outbox, as a handler would write it."""
+    callback_id = fields.pop("callback_id", None)
     async with w["uow"]() as uow:
         message = Outgoing(chat_id=chat, text=text, buttons=[[Button("ok", "a:ac:x")]],
-                           case_number=case, purpose="case_card")  # fmt: skip
-        await uow.outbox.add(OutgoingMessage("telegram", chat, message.payload(), case))
+                           case_number=case, purpose="case_card", **fields)  # fmt: skip
+        payload = {**message.payload(), "callback_id": callback_id}
+        await uow.outbox.add(OutgoingMessage(channel, chat, payload, case))
         await uow.commit()
 
 
@@ -28,64 +51,421 @@ async def rows(w) -> list[OutboxRow]:
         return list((await session.execute(select(OutboxRow).order_by(OutboxRow.id))).scalars())
 
 
-async def test_retry_after_then_delivered_in_order(world, tmp_path):  # noqa: F811
-    clock = world["uow"].clock
-    async with FakeTelegram() as fake:
-        bot = fake.make_bot()
-        sender = OutboxSender(bot, world["sessions"], MediaStore(tmp_path), clock)
-        fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
-        await queue(world, "5001", "first")
-        await queue(world, "5001", "second")
-        assert await sender.deliver_pending() == 0  # the second waits behind the first
-        first, second = await rows(world)
-        assert (first.status, first.attempts, second.status) == ("pending", 1, "pending")
-        assert first.next_attempt_at == clock.now() + timedelta(seconds=3)
-        assert await sender.deliver_pending() == 0  # not before retry_after
-        clock.advance(seconds=3)
-        assert await sender.deliver_pending() == 2
-        assert [m["text"] for m in fake.sent(5001)] == ["first", "second"]
-        await bot.session.close()
+async def case_row(w, number: str) -> CaseRow:
+    async with w["sessions"]() as session:
+        return (await session.execute(select(CaseRow).where(CaseRow.number == number))).scalar_one()
 
 
-async def test_blocked_user_is_failed_with_the_reason_and_not_retried(world, tmp_path):  # noqa: F811
+async def submit(w) -> str:
+    """A resident's report: its card to the grid leader (chat 7001) is queued."""
+    return await w["wf"].submit(w["uow"](), SubmitCase(
+        actor=ActorRef(w["resident"], Role.RESIDENT), grid_code="JL-XGC-01-G1",
+        category_code="safety", description="井盖坏了"))  # fmt: skip
+
+
+def make_sender(
+    w, fake: FakeTelegram, media: MediaStore, limits: RateLimits | None = TELEGRAM, **kw
+) -> OutboxSender:
+    """A sender with Telegram's limits on the world's clock; the fake enforces the same."""
+    clock = w["uow"].clock
+    fake.enforce_limits(now=lambda: clock.now().timestamp())
+    limiter = RateLimiter(clock, limits) if limits is not None else None
+    return OutboxSender(fake.make_bot(), w["sessions"], media, clock, limiter=limiter, **kw)
+
+
+async def drain(sender: OutboxSender, rounds: int = 2000) -> int:
+    """Passes as run() makes them, the clock jumping to each wake-up; returns rows sent."""
+    sent = 0
+    for _ in range(rounds):
+        sent += await sender.deliver_pending()
+        if sender.wake_at is None:
+            return sent
+        if sender.wake_at > sender.clock.now():
+            sender.clock.set(sender.wake_at)
+    raise AssertionError("the outbox did not drain")
+
+
+def texts(fake: FakeTelegram, chat: int) -> list[str]:
+    return [m.get("text") or m.get("caption") or "" for m in fake.sent(chat)]
+
+
+def photo(media: MediaStore, color: str) -> str:
+    """A JPEG in the media store's public copies; returns its sha256."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), color).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    path = media.public_path(sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return sha
+
+
+@pytest.fixture
+async def fake():
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def media(tmp_path) -> MediaStore:
+    return MediaStore(tmp_path / "media")
+
+
+# --------------------------------------------------------------------------- 429
+
+
+async def test_retry_after_is_honoured_then_delivered_in_order(world, fake, media):  # noqa: F811
     clock = world["uow"].clock
-    async with FakeTelegram() as fake:
-        bot = fake.make_bot()
-        sender = OutboxSender(bot, world["sessions"], MediaStore(tmp_path), clock)
-        fake.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
-        await queue(world, "5001", "hello", case=None)
-        await sender.deliver_pending()
-        (row,) = await rows(world)
-        assert row.status == "failed" and "blocked" in row.error
-        clock.advance(hours=1)
+    sender = make_sender(world, fake, media)
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
+    await queue(world, "5001", "first")
+    await queue(world, "5001", "second")
+    await queue(world, "5002", "elsewhere")
+    assert await sender.deliver_pending() == 0  # the 429 pauses everyone, not only 5001
+    first, second, elsewhere = await rows(world)
+    assert (first.status, first.attempts) == ("pending", 1)
+    assert "Retry in 3 seconds" in first.error
+    assert first.next_attempt_at == clock.now() + timedelta(seconds=3)
+    assert (second.status, elsewhere.status) == ("pending", "pending")
+    assert sender.wake_at == clock.now() + timedelta(seconds=3)
+    clock.advance(seconds=2.9)
+    assert await sender.deliver_pending() == 0  # not before retry_after
+    assert len(fake.calls_of("sendMessage")) == 1
+    clock.advance(seconds=0.1)
+    assert await drain(sender) == 3
+    assert texts(fake, 5001) == ["first", "second"]
+    assert texts(fake, 5002) == ["elsewhere"]
+    receipts = [r for r in fake.receipts if r.chat_id == 5001]
+    assert receipts[1].at - receipts[0].at >= 1.0
+    assert fake.too_many_requests == 0
+
+
+async def test_a_429_from_telegrams_own_limits_is_waited_out(world, fake, media):  # noqa: F811
+    """A sender that paces nothing meets the fake's limits: it waits as told, loses nothing."""
+    sender = make_sender(world, fake, media, limits=None)
+    for i in range(4):
+        await queue(world, "5001", f"m{i}")
+    await drain(sender)
+    assert texts(fake, 5001) == ["m0", "m1", "m2", "m3"]
+    assert fake.too_many_requests == 3  # each message after the first met the 1/s limit once
+    assert fake.max_in_window(1.0, 5001) == 1
+    assert all(r.status == "sent" for r in await rows(world))
+
+
+# --------------------------------------------------------------------------- permanent failures
+
+
+async def test_blocked_user_is_failed_with_the_reason_and_the_case_flagged(
+    world,  # noqa: F811
+    fake,
+    media,
+    caplog,
+):
+    clock = world["uow"].clock
+    number = await submit(world)
+    version = (await case_row(world, number)).version
+    sender = make_sender(world, fake, media)
+    fake.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=7001)
+    with caplog.at_level(logging.WARNING, logger="bot.telegram"):
         assert await sender.deliver_pending() == 0
-        await bot.session.close()
+    (row,) = await rows(world)
+    assert (row.status, row.attempts, row.error) == (
+        "failed", 1, "Forbidden: bot was blocked by the user"
+    )  # fmt: skip
+    case = await case_row(world, number)
+    assert case.delivery_failed and case.version == version + 1  # a stale save cannot undo it
+    (record,) = [r for r in caplog.records if r.name == "bot.telegram"]
+    assert "7001" in record.getMessage() and number in record.getMessage()
+    assert "blocked" in record.getMessage()
+    clock.advance(hours=1)
+    assert await drain(sender) == 0
+    assert len(fake.calls_of("sendMessage")) == 1  # never tried again
+    async with world["sessions"]() as session:
+        (failed,) = await failed_deliveries(session)
+        assert await failed_delivery_count(session) == 1
+    assert (failed.chat_id, failed.case_number, failed.purpose) == ("7001", number, "case_card")
+    assert failed.error == "Forbidden: bot was blocked by the user" and number in failed.text
+    assert failed.failed_at == clock.now() - timedelta(hours=1)
 
 
-async def test_sent_cards_are_linked_to_their_case(world, tmp_path):  # noqa: F811
-    from workflow.commands import ActorRef, SubmitCase
-    from workflow.model import Role
+@pytest.mark.parametrize(
+    ("chat", "code", "description"),
+    [
+        ("5001", 400, "Bad Request: chat not found"),
+        (str(GROUP), 403, "Forbidden: bot was kicked from the supergroup chat"),
+        ("5001", 403, "Forbidden: user is deactivated"),
+        (str(GROUP), 400, "Bad Request: not enough rights to send text messages to the chat"),
+    ],
+)
+async def test_chats_telegram_will_not_deliver_to_are_failed_for_good(
+    world,  # noqa: F811
+    fake,
+    media,
+    chat,
+    code,
+    description,
+):
+    sender = make_sender(world, fake, media)
+    fake.fail_next("sendMessage", code, description)
+    await queue(world, chat, "hello")
+    await queue(world, chat, "again")  # the next message is tried on its own, in order
+    assert await drain(sender) == 1
+    first, second = await rows(world)
+    assert (first.status, first.error, second.status) == ("failed", description, "sent")
 
-    n = await world["wf"].submit(world["uow"](), SubmitCase(
-        actor=ActorRef(world["resident"], Role.RESIDENT), grid_code="JL-XGC-01-G1",
-        category_code="safety", description="x"))  # fmt: skip
-    async with FakeTelegram() as fake:
-        bot = fake.make_bot()
-        sender = OutboxSender(bot, world["sessions"], MediaStore(tmp_path), world["uow"].clock)
-        await sender.deliver_pending()
-        async with world["sessions"]() as session:
-            links = (await session.execute(select(MessageLinkRow))).scalars().all()
-        sent = fake.sent(7001)
-        assert [(link.chat_id, link.message_id) for link in links] == [
-            ("7001", str(sent[-1]["message_id"]))
-        ]
-        assert n in sent[-1]["text"]
-        await bot.session.close()
+
+async def test_a_group_upgraded_to_a_supergroup_is_failed_with_its_new_id(world, fake, media):  # noqa: F811
+    sender = make_sender(world, fake, media)
+    fake.fail_next("sendMessage", 400, "Bad Request: group chat was upgraded to a supergroup chat",
+                   parameters={"migrate_to_chat_id": -1001234})  # fmt: skip
+    await queue(world, str(GROUP), "hello")
+    await drain(sender)
+    (row,) = await rows(world)
+    assert row.status == "failed" and "-1001234" in row.error
+
+
+# --------------------------------------------------------------------------- transient failures
+
+
+async def test_transient_errors_back_off_exponentially_up_to_a_cap_then_fail(
+    world,  # noqa: F811
+    fake,
+    media,
+):
+    clock = world["uow"].clock
+    retry = RetryPolicy(max_attempts=5, backoff_base=5, backoff_cap=12)
+    sender = make_sender(world, fake, media, retry=retry)
+    fake.fail_next("sendMessage", 502, "Bad Gateway", times=10)
+    await queue(world, "5001", "hello")
+    waits = []
+    for attempt in range(1, 5):
+        start = clock.now()
+        assert await sender.deliver_pending() == 0
+        (row,) = await rows(world)
+        assert (row.status, row.attempts, row.error) == ("pending", attempt, "Bad Gateway")
+        waits.append((row.next_attempt_at - start).total_seconds())
+        assert sender.wake_at == row.next_attempt_at
+        clock.advance(seconds=waits[-1] - 0.5)
+        assert await sender.deliver_pending() == 0  # not before its time
+        assert len(fake.calls_of("sendMessage")) == attempt
+        clock.advance(seconds=0.5)
+    assert waits == [5, 10, 12, 12]
+    await sender.deliver_pending()
+    (row,) = await rows(world)
+    assert (row.status, row.attempts) == ("failed", 5)
+    assert row.error == "gave up after 5 attempts: Bad Gateway"
+    await sender.deliver_pending()
+    assert sender.wake_at is None  # nothing left to wait for
+
+
+async def test_a_photo_missing_from_the_store_is_retried_then_failed(world, fake, media):  # noqa: F811
+    sender = make_sender(world, fake, media, retry=RetryPolicy(max_attempts=2, backoff_base=1))
+    number = await submit(world)  # its card to the grid leader goes out; this one cannot
+    await queue(world, "5001", "with a photo", photos=["0" * 64])
+    await drain(sender)
+    card, with_photo = await rows(world)
+    assert card.status == "sent"
+    assert with_photo.status == "failed" and "FileNotFoundError" in with_photo.error
+    assert not (await case_row(world, number)).delivery_failed
+
+
+async def test_one_retrying_chat_does_not_hold_up_the_others(world, fake, media):  # noqa: F811
+    clock = world["uow"].clock
+    sender = make_sender(world, fake, media)
+    fake.fail_next("sendMessage", 500, "Internal Server Error", times=3, chat_id=5001)
+    await queue(world, "5001", "a1")
+    await queue(world, "5001", "a2")
+    await queue(world, "5002", "b1")
+    await queue(world, "5003", "c1")
+    assert await sender.deliver_pending() == 2
+    assert texts(fake, 5002) == ["b1"] and texts(fake, 5003) == ["c1"]
+    await queue(world, "5002", "b2")
+    clock.advance(seconds=1)
+    assert await sender.deliver_pending() == 1  # b2; 5001 still waits for its backoff
+    assert texts(fake, 5002) == ["b1", "b2"] and texts(fake, 5001) == []
+    await drain(sender)
+    assert texts(fake, 5001) == ["a1", "a2"]
+
+
+# --------------------------------------------------------------------------- limits
+
+
+async def test_a_hundred_messages_for_one_group_keep_twenty_a_minute(world, fake, media):  # noqa: F811
+    clock = world["uow"].clock
+    start = clock.now()
+    sender = make_sender(world, fake, media)
+    for i in range(100):
+        await queue(world, str(GROUP), f"n{i:03d}")
+    assert await drain(sender) == 100
+    assert texts(fake, GROUP) == [f"n{i:03d}" for i in range(100)]
+    assert fake.max_in_window(60.0, GROUP) == 20
+    assert fake.max_in_window(1.0, GROUP) == 1
+    assert fake.too_many_requests == 0
+    # 20 at one a second, the next 20 when the window frees: the last at 4 min 19 s.
+    assert fake.receipts[0].at == start.timestamp()
+    assert fake.receipts[-1].at - fake.receipts[0].at == 4 * 60 + 19
+
+
+async def test_one_message_a_second_in_a_chat(world, fake, media):  # noqa: F811
+    sender = make_sender(world, fake, media)
+    for i in range(5):
+        await queue(world, "5001", f"m{i}")
+    await queue(world, "5002", "other")
+    assert await sender.deliver_pending() == 2  # one for each chat
+    await drain(sender)
+    times = [r.at for r in fake.receipts if r.chat_id == 5001]
+    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [1.0] * 4
+    assert texts(fake, 5001) == [f"m{i}" for i in range(5)]
+
+
+async def test_thirty_a_second_overall_across_many_chats(world, fake, media):  # noqa: F811
+    clock = world["uow"].clock
+    start = clock.now()
+    sender = make_sender(world, fake, media, concurrency=8)
+    for i in range(100):
+        await queue(world, str(10_000 + i), f"hi {i}")
+    assert await drain(sender) == 100
+    assert fake.max_in_window(1.0) == 30
+    assert fake.too_many_requests == 0
+    assert sorted(r.chat_id for r in fake.receipts) == [10_000 + i for i in range(100)]
+    assert fake.receipts[0].at == start.timestamp()
+    assert fake.receipts[-1].at - fake.receipts[0].at == 3.0  # 30, 30, 30 and 10 more
+
+
+async def test_an_album_and_its_card_are_spaced_and_counted_per_photo(world, fake, media):  # noqa: F811
+    clock = world["uow"].clock
+    sender = make_sender(world, fake, media)
+    shas = [photo(media, c) for c in ("red", "green", "blue")]
+    await queue(world, str(GROUP), "card with photos", photos=shas)
+    assert await sender.deliver_pending() == 0  # the album went; its card waits its turn
+    (row,) = await rows(world)
+    assert row.status == "pending" and row.payload["_parts_done"] == 1
+    assert len(fake.sent(GROUP)) == 3
+    assert sender.wake_at == clock.now() + timedelta(seconds=3)  # three photos, three seconds
+    await drain(sender)
+    card = fake.sent(GROUP)[-1]
+    assert card["text"] == "card with photos" and card["reply_markup"]
+    assert [r.cost for r in fake.receipts] == [3, 1] and fake.too_many_requests == 0
+    assert fake.receipts[1].at - fake.receipts[0].at == 3.0
+    (row,) = await rows(world)
+    assert (row.status, row.attempts) == ("sent", 1)
+
+
+# --------------------------------------------------------------------------- crash window
+
+
+async def test_a_send_whose_row_could_not_be_marked_is_not_sent_again(world, fake, media):  # noqa: F811
+    sender = make_sender(world, fake, media)
+    await queue(world, "5001", "once")
+    real_mark = sender._mark_sent
+
+    async def database_gone(row, message_id):
+        raise ConnectionError("database went away")
+
+    sender._mark_sent = database_gone
+    assert await sender.deliver_pending() == 0  # sent, but the row is still pending
+    sender._mark_sent = real_mark
+    world["uow"].clock.advance(seconds=5)
+    assert await sender.deliver_pending() == 1
+    assert texts(fake, 5001) == ["once"]  # recorded, not sent again
+
+
+async def test_a_crash_between_send_and_mark_sends_once_more_and_never_loses(
+    world,  # noqa: F811
+    fake,
+    media,
+):
+    sender = make_sender(world, fake, media)
+    await queue(world, "5001", "important")
+
+    async def crash(row, message_id):
+        raise ConnectionError("the process died before the row was marked")
+
+    sender._mark_sent = crash
+    assert await sender.deliver_pending() == 0
+    (row,) = await rows(world)
+    assert row.status == "pending"  # the committed row survived the crash
+    restarted = make_sender(world, fake, media)  # a new process knows nothing of the send
+    world["uow"].clock.advance(seconds=1)
+    assert await drain(restarted) == 1
+    assert texts(fake, 5001) == ["important", "important"]  # at most one duplicate
+    assert await drain(restarted) == 0
+
+
+# --------------------------------------------------------------------------- the rest
+
+
+async def test_button_presses_are_answered_ahead_of_the_queue(world, fake, media):  # noqa: F811
+    clock = world["uow"].clock
+    sender = make_sender(world, fake, media)
+    await queue(world, "5001", "card")
+    await sender.deliver_pending()
+    press = fake.press(5001, 5001, fake.sent(5001)[0]["message_id"], "a:ac:x")
+    query = press["callback_query"]["id"]
+    await queue(world, "5001", "accepted", callback_id=query, callback_answer="已签收")
+    assert await sender.deliver_pending() == 0  # the chat's next message waits a second...
+    (answer,) = fake.calls_of("answerCallbackQuery")  # ...but the spinner stops at once
+    assert answer.params["callback_query_id"] == query and answer.params["text"] == "已签收"
+    assert answer.error is None
+    clock.advance(seconds=1)
+    assert await sender.deliver_pending() == 1
+    assert texts(fake, 5001) == ["card", "accepted"]
+    assert len(fake.calls_of("answerCallbackQuery")) == 1  # answered once
+
+
+async def test_web_chat_rows_are_left_to_the_web_channel(world, fake, media):  # noqa: F811
+    sender = make_sender(world, fake, media)
+    await queue(world, "w-42", "for the browser", channel="web")
+    await queue(world, "5001", "for telegram")
+    assert await drain(sender) == 1
+    web, telegram = await rows(world)
+    assert (web.status, web.attempts, telegram.status) == ("pending", 0, "sent")
+    assert [c.params["chat_id"] for c in fake.calls_of("sendMessage")] == [5001]
+
+
+async def test_sent_cards_are_linked_to_their_case(world, fake, media):  # noqa: F811
+    number = await submit(world)
+    sender = make_sender(world, fake, media)
+    await sender.deliver_pending()
+    async with world["sessions"]() as session:
+        links = (await session.execute(select(MessageLinkRow))).scalars().all()
+    sent = fake.sent(7001)
+    assert [(link.chat_id, link.message_id) for link in links] == [
+        ("7001", str(sent[-1]["message_id"]))
+    ]
+    assert number in sent[-1]["text"]
+
+
+async def test_run_wakes_when_a_chat_may_send_again(world, fake, media):  # noqa: F811
+    clock = world["uow"].clock
+    sender = make_sender(world, fake, media)
+    assert await sender.deliver_pending() == 0
+    assert sender.wake_at is None and sender.seconds_until_wake(5.0) == 5.0  # idle
+    await queue(world, "5001", "one")
+    await queue(world, "5001", "two")
+    assert await sender.deliver_pending() == 1
+    assert sender.wake_at == clock.now() + timedelta(seconds=1)
+    assert sender.seconds_until_wake(5.0) == 1.0
+    assert sender.seconds_until_wake(0.25) == 0.25  # never longer than idle (other writers)
+    clock.advance(seconds=1)
+    assert sender.seconds_until_wake(5.0) == 0.0
+
+
+async def test_from_settings_keeps_telegrams_limits(world, fake, media):  # noqa: F811
+    from bot.config import OutboxSettings
+
+    settings = OutboxSettings(group_messages_per_minute=5, max_attempts=3, concurrency=4)
+    sender = OutboxSender.from_settings(
+        fake.make_bot(), world["sessions"], media, world["uow"].clock, settings
+    )
+    assert sender.limiter.limits == RateLimits(per_second=30, chat_interval=1.0,
+                                               group_per_minute=5)  # fmt: skip
+    assert sender.retry == RetryPolicy(max_attempts=3, backoff_base=5.0, backoff_cap=900.0)
+    assert (sender.concurrency, sender.batch_size) == (4, 200)
 
 
 async def test_a_photo_telegram_will_not_hand_over_is_refused_clearly(tmp_path):
-    import pytest
-
     from bot.telegram import TelegramPhotos
     from handlers.messages import PhotoRef
     from storage.media import MediaRefused

@@ -1,0 +1,174 @@
+"""Pacing for one bot token: Telegram's flood limits, kept on the injected clock.
+
+Telegram's limits for one bot (core.telegram.org/bots/faq, "My bot is hitting limits"): about
+30 messages per second overall, no more than one message per second in a chat, and no more
+than 20 messages per minute in a group. Going over them earns HTTP 429 with a `retry_after`.
+
+How this module counts:
+
+- Each Bot API call that posts messages counts. A message with photos may take two calls (an
+  album, then its text): that is two sends, spaced like any two messages.
+- A `sendMediaGroup` of n items counts as n messages (the conservative reading: Telegram shows
+  an album as n messages, and counts them so towards a group's 20 per minute). So an album of
+  three photos uses 3 of the second's 30, 3 of a group's 20 per minute, and the chat's next
+  message waits 3 seconds.
+- Per chat: a send of cost c at time t lets the chat send again at t + c x `chat_interval`.
+  It applies to every chat; groups (negative ids in Telegram) also have the 20-per-minute
+  window on top.
+- Overall and per group: sliding windows (`per_second` over any 1 s, `group_per_minute` over
+  any 60 s). A window entry at time t counts until t + window, exclusive.
+- After a 429, `pause(retry_after, chat_id)` stops that chat and, conservatively, every chat
+  for `retry_after` seconds: Telegram does not say which limit was hit.
+
+Time is the injected Clock's, counted in whole microseconds, so tests advance a ManualClock
+and land exactly on the moment a window frees; nothing here reads the system time itself.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from workflow.clock import Clock
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = 1_000_000
+_PRUNE_EVERY = 1024  # records between sweeps of chats that are free again
+
+
+def _ticks(when: datetime) -> int:
+    """Whole microseconds since the epoch: exact, unlike float seconds."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def is_group(chat_id: str | int) -> bool:
+    """Telegram group, supergroup and channel ids are negative; private chats positive."""
+    return str(chat_id).startswith("-")
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The limits of one bot token; None switches a limit off."""
+
+    per_second: int | None = 30  # messages per second over all chats together
+    chat_interval: float | None = 1.0  # seconds between two messages in one chat
+    group_per_minute: int | None = 20  # messages per 60 s in one group
+
+    @classmethod
+    def unlimited(cls) -> RateLimits:
+        """No limits at all (tests that drive conversations on a clock nobody advances)."""
+        return cls(per_second=None, chat_interval=None, group_per_minute=None)
+
+
+class _Window:
+    """Messages sent over the last `length_us`: (time, cost) entries, oldest first."""
+
+    def __init__(self, capacity: int, length_us: int) -> None:
+        self.capacity = capacity
+        self.length_us = length_us
+        self.entries: deque[tuple[int, int]] = deque()
+        self.total = 0
+
+    def expire(self, now: int) -> None:
+        while self.entries and self.entries[0][0] <= now - self.length_us:
+            _, cost = self.entries.popleft()
+            self.total -= cost
+
+    def wait_us(self, now: int, cost: int) -> int:
+        """Microseconds until `cost` more fit; a cost above capacity waits for an empty window."""
+        self.expire(now)
+        excess = self.total + min(cost, self.capacity) - self.capacity
+        if excess <= 0:
+            return 0
+        freed = 0
+        for at, entry_cost in self.entries:
+            freed += entry_cost
+            if freed >= excess:
+                return at + self.length_us - now
+        return self.length_us  # unreachable: all entries together free at least `excess`
+
+    def add(self, now: int, cost: int) -> None:
+        self.expire(now)
+        self.entries.append((now, cost))
+        self.total += cost
+
+
+class RateLimiter:
+    """Says how long a chat must wait before its next send; records sends and 429 pauses."""
+
+    def __init__(self, clock: Clock, limits: RateLimits | None = None) -> None:
+        self.clock = clock
+        self.limits = limits or RateLimits()
+        self._overall = (
+            _Window(self.limits.per_second, _US) if self.limits.per_second is not None else None
+        )
+        self._interval_us = round((self.limits.chat_interval or 0) * _US)
+        self._next_free: dict[str, int] = {}  # chat -> earliest microsecond it may send again
+        self._groups: dict[str, _Window] = {}
+        self._paused_until = 0
+        self._records = 0
+
+    def _now(self) -> int:
+        return _ticks(self.clock.now())
+
+    def _global_wait_us(self, now: int, cost: int) -> int:
+        wait = max(0, self._paused_until - now)
+        if self._overall is not None:
+            wait = max(wait, self._overall.wait_us(now, cost))
+        return wait
+
+    def _wait_us(self, chat_id: str, now: int, cost: int) -> int:
+        wait = max(self._global_wait_us(now, cost), self._next_free.get(chat_id, 0) - now)
+        group = self._groups.get(chat_id)
+        if group is not None:
+            wait = max(wait, group.wait_us(now, cost))
+        return wait
+
+    def wait_time(self, chat_id: str | int, cost: int = 1) -> float:
+        """Seconds until `chat_id` may send `cost` messages (0.0: now)."""
+        return self._wait_us(str(chat_id), self._now(), cost) / _US
+
+    def ready_at(self, chat_id: str | int, cost: int = 1) -> datetime:
+        """The exact moment `chat_id` may send `cost` messages, on the injected clock."""
+        now = self.clock.now()
+        return now + timedelta(microseconds=self._wait_us(str(chat_id), _ticks(now), cost))
+
+    def global_wait(self, cost: int = 1) -> float:
+        """Seconds until any chat at all may send (the overall window or a 429 pause)."""
+        return self._global_wait_us(self._now(), cost) / _US
+
+    def record(self, chat_id: str | int, cost: int = 1) -> None:
+        """Count a send of `cost` messages to `chat_id`, now (call it as the request goes out)."""
+        chat = str(chat_id)
+        now = self._now()
+        if self._overall is not None:
+            self._overall.add(now, cost)
+        if self._interval_us:
+            start = max(self._next_free.get(chat, 0), now)
+            self._next_free[chat] = start + cost * self._interval_us
+        if self.limits.group_per_minute is not None and is_group(chat):
+            window = self._groups.get(chat)
+            if window is None:
+                window = self._groups[chat] = _Window(self.limits.group_per_minute, 60 * _US)
+            window.add(now, cost)
+        self._records += 1
+        if self._records % _PRUNE_EVERY == 0:
+            self._prune(now)
+
+    def pause(self, seconds: float, chat_id: str | int | None = None) -> None:
+        """After a 429: nobody sends for `seconds`, and `chat_id` not before then either."""
+        now = self._now()
+        until = now + round(seconds * _US)
+        self._paused_until = max(self._paused_until, until)
+        if chat_id is not None:
+            chat = str(chat_id)
+            self._next_free[chat] = max(self._next_free.get(chat, 0), until)
+
+    def _prune(self, now: int) -> None:
+        """Forget chats that are free again, so a long-running sender does not grow forever."""
+        self._next_free = {c: t for c, t in self._next_free.items() if t > now}
+        for chat, window in list(self._groups.items()):
+            window.expire(now)
+            if not window.entries:
+                del self._groups[chat]

@@ -1,0 +1,145 @@
+"""The limiter keeps Telegram's limits on the injected clock: 30/s, 1/s per chat, 20/min per
+group, pauses after a 429; a sender that waits as told never breaks them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.ratelimit import RateLimiter, RateLimits, is_group
+from workflow.clock import ManualClock
+
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+
+
+def limiter(**limits) -> tuple[RateLimiter, ManualClock]:
+    clock = ManualClock(T0)
+    return RateLimiter(clock, RateLimits(**limits)), clock
+
+
+def test_group_chats_are_the_negative_ids():
+    assert is_group("-100123") and is_group(-5) and not is_group("5001") and not is_group(7)
+
+
+def test_one_message_per_second_in_a_chat():
+    lim, clock = limiter()
+    assert lim.wait_time("5001") == 0
+    lim.record("5001")
+    assert lim.wait_time("5001") == 1.0
+    assert lim.wait_time("5002") == 0  # other chats are not held up
+    clock.advance(seconds=0.4)
+    assert lim.wait_time("5001") == 0.6
+    assert lim.ready_at("5001") == T0 + timedelta(seconds=1)
+    clock.advance(seconds=0.6)
+    assert lim.wait_time("5001") == 0
+
+
+def test_thirty_per_second_overall_in_a_sliding_window():
+    lim, clock = limiter()
+    for i in range(20):
+        lim.record(str(1000 + i))
+    clock.advance(seconds=0.5)
+    for i in range(10):
+        lim.record(str(2000 + i))
+    assert lim.wait_time("3000") == 0.5  # the first twenty leave the window at T0 + 1 s
+    assert lim.global_wait() == 0.5
+    clock.advance(seconds=0.5)
+    assert lim.wait_time("3000") == 0
+    assert lim.wait_time("3000", cost=21) == 0.5  # the other ten leave at T0 + 1.5 s
+
+
+def test_twenty_per_minute_in_a_group_on_top_of_one_per_second():
+    lim, clock = limiter()
+    group = "-100"
+    for _ in range(20):
+        assert lim.wait_time(group) == 0
+        lim.record(group)
+        clock.advance(seconds=1)
+    assert clock.now() == T0 + timedelta(seconds=20)
+    assert lim.wait_time(group) == 40.0  # the first leaves the 60 s window at T0 + 60 s
+    assert lim.wait_time("5001") == 0  # private chats have no such window
+    clock.advance(seconds=40)
+    assert lim.wait_time(group) == 0
+
+
+def test_an_album_counts_each_photo():
+    lim, clock = limiter()
+    lim.record("-100", cost=3)
+    assert lim.wait_time("-100") == 3.0  # the chat's next message after three intervals
+    clock.advance(seconds=3)
+    for _ in range(17):
+        lim.record("-100")
+        clock.advance(seconds=1)
+    assert lim.wait_time("-100") == 40.0  # 3 + 17 = 20 in the minute that started at T0
+
+
+def test_an_album_larger_than_a_window_waits_for_it_to_empty_instead_of_forever():
+    lim, clock = limiter(per_second=5, chat_interval=None)
+    lim.record("1", cost=2)
+    assert lim.wait_time("2", cost=10) == 1.0
+    clock.advance(seconds=1)
+    assert lim.wait_time("2", cost=10) == 0
+
+
+def test_a_429_pauses_the_chat_and_everyone():
+    lim, clock = limiter()
+    lim.pause(7, "5001")
+    assert lim.wait_time("5001") == 7.0
+    assert lim.wait_time("5002") == 7.0  # Telegram does not say which limit was hit
+    assert lim.global_wait() == 7.0
+    clock.advance(seconds=7)
+    assert lim.wait_time("5001") == 0 and lim.wait_time("5002") == 0
+
+
+def test_limits_can_be_switched_off():
+    lim, _ = limiter(per_second=None, chat_interval=None, group_per_minute=None)
+    for _ in range(500):
+        lim.record("-100")
+    assert lim.wait_time("-100") == 0
+    assert RateLimiter(ManualClock(T0), RateLimits.unlimited()).wait_time("-1") == 0
+
+
+def test_chats_that_are_free_again_are_forgotten():
+    lim, clock = limiter()
+    for i in range(3000):
+        lim.record(str(i) if i % 2 else str(-i - 1))
+        clock.advance(seconds=0.05)
+    clock.advance(seconds=120)
+    for _ in range(1024 - 3000 % 1024):  # reach the next sweep
+        lim.record("1")
+    assert set(lim._next_free) == {"1"} and lim._groups == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["1", "2", "3", "-10", "-20"]),
+            st.integers(1, 3),  # cost: a message or a small album
+            st.integers(0, 1500),  # milliseconds the sender idles before asking
+        ),
+        min_size=1,
+        max_size=120,
+    )
+)
+def test_a_sender_that_waits_as_told_never_breaks_a_limit(sends):
+    lim, clock = limiter(per_second=4)  # a small overall limit so that it binds
+    log: list[tuple[datetime, str, int]] = []
+    for chat, cost, idle_ms in sends:
+        clock.advance(milliseconds=idle_ms)
+        clock.set(lim.ready_at(chat, cost))
+        assert lim.wait_time(chat, cost) == 0
+        lim.record(chat, cost)
+        log.append((clock.now(), chat, cost))
+    for i, (at, chat, cost) in enumerate(log):
+        later = log[i + 1 :]
+        second = [c for t, _, c in later if t < at + timedelta(seconds=1)]
+        assert cost + sum(second) <= 4
+        same_chat = [t for t, c, _ in later if c == chat]
+        if same_chat:
+            assert same_chat[0] >= at + timedelta(seconds=cost)
+        if chat.startswith("-"):
+            minute = [c for t, ch, c in later if ch == chat and t < at + timedelta(seconds=60)]
+            assert cost + sum(minute) <= 20
