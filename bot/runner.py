@@ -25,7 +25,9 @@ async def serve_telegram(app: App, stop: asyncio.Event) -> None:
     settings = app.settings.telegram
     assert settings.token is not None
     bot = make_bot(settings.token.get_secret_value(), settings.api_base)
-    sender = OutboxSender(bot, app.sessions, app.media, app.clock)
+    sender = OutboxSender.from_settings(
+        bot, app.sessions, app.media, app.clock, app.settings.outbox
+    )
     conversations = Conversations(
         app.uow, app.workflow, TelegramPhotos(bot, app.media), ALL_ROUTES,
         default_locale=app.settings.locale,
