@@ -73,9 +73,12 @@ class Digests:
     async def run_due(self, uow_factory: Callable[[], Any], now: datetime) -> int:
         """Queue every digest due at `now` that was not sent yet; returns the messages queued."""
         local = now.astimezone(SHANGHAI)
-        queued = await self._morning(uow_factory, local)
-        queued += await self._weekly(uow_factory, local)
-        return queued
+        try:
+            queued = await self._morning(uow_factory, local)
+        except Exception:  # the calendar or the unit list could not be read: next sweep
+            log.exception("morning digests could not start; the next sweep retries")
+            queued = 0
+        return queued + await self._weekly(uow_factory, local)
 
     # Morning digest ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ MAX_MESSAGE = 4096
 TOP = 5
 _WEEK_RE = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
 
-Limit = TypeVar("Limit")
+LimitT = TypeVar("LimitT")
 
 
 def message_length(text: str) -> int:
@@ -26,7 +26,7 @@ def message_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def fit(render: Callable[[Limit], str], limits: Sequence[Limit], fallback: str) -> str:
+def fit(render: Callable[[LimitT], str], limits: Sequence[LimitT], fallback: str) -> str:
     """The first rendering, from the most generous limits down, that fits in one message."""
     for limit in limits:
         text = render(limit)

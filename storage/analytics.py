@@ -56,6 +56,8 @@ SATISFIED_RATINGS = ("satisfied", "basically_satisfied")
 DEPARTMENT_HELD = ("assigned", "in_progress")
 TOWNSHIP_HELD = ("township", "in_progress")
 TOWNSHIP_KINDS = ("township", "street")
+# Case ids per IN (...) list: well under SQLite's bound-parameter limit.
+_IN_CHUNK = 500
 
 
 def _hours_between(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
@@ -297,17 +299,19 @@ async def setbacks(
     if not rows:
         return []
     assigned: dict[int, list[tuple[int, int | None]]] = {}
-    assigns = await session.execute(
-        select(TransitionRow.case_id, TransitionRow.seq, TransitionRow.data)
-        .where(
-            TransitionRow.case_id.in_({r.case_id for r in rows}),
-            TransitionRow.action == "assign",
+    case_ids = sorted({r.case_id for r in rows})
+    for first in range(0, len(case_ids), _IN_CHUNK):
+        assigns = await session.execute(
+            select(TransitionRow.case_id, TransitionRow.seq, TransitionRow.data)
+            .where(
+                TransitionRow.case_id.in_(case_ids[first : first + _IN_CHUNK]),
+                TransitionRow.action == "assign",
+            )
+            .order_by(TransitionRow.case_id, TransitionRow.seq)
         )
-        .order_by(TransitionRow.case_id, TransitionRow.seq)
-    )
-    for case_id, seq, data in assigns:
-        value = (data or {}).get("department_id")
-        assigned.setdefault(case_id, []).append((seq, int(value) if value is not None else None))
+        for case_id, seq, data in assigns:
+            value = (data or {}).get("department_id")
+            assigned.setdefault(case_id, []).append((seq, None if value is None else int(value)))
     holders = [
         next((dept for seq, dept in reversed(assigned.get(r.case_id, [])) if seq < r.seq), None)
         for r in rows

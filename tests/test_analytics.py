@@ -380,3 +380,11 @@ async def test_rates_read_through_indexes_not_whole_tables(week: KnownWeek, engi
             if line.startswith(("SCAN", "SEARCH")) and line.split()[1] in TABLES:
                 ok = line.startswith("SEARCH") and any(b in line for b in bounded)
                 assert ok, (statement, plan)
+
+
+async def test_setbacks_read_assignments_in_chunks(week: KnownWeek, monkeypatch):
+    async with week.sessions() as session:
+        whole = await analytics.setbacks(session, W48)
+        monkeypatch.setattr(analytics, "_IN_CHUNK", 1)
+        chunked = await analytics.setbacks(session, W48)
+    assert chunked == whole and len(whole) == 3
