@@ -1,0 +1,347 @@
+"""The dashboard's pages: overview, case list and page, stuck list, failed deliveries, CSV."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.dashboard_case import case_overdue, case_stages
+from bot.dashboard_csv import BOM, COLUMNS, encode_lines, row_values
+from bot.dashboard_filters import Chosen, FilterError, parse_filter, parse_page
+from bot.dashboard_markdown import Heading, render_markdown
+from bot.dashboard_svg import share, trend_chart
+from storage.analytics import Period, UnitRates, unit_rates
+from storage.calendar import SqlCalendarStore
+from storage.dashboard import (
+    OrgOptions,
+    case_contacts,
+    case_photo_mime,
+    export_cases,
+    failed_messages,
+    list_cases,
+    org_options,
+    stuck_cases,
+)
+from storage.dashboard import overview as overview_totals
+from storage.queries import case_view
+from workflow.errors import NotFound
+
+if TYPE_CHECKING:
+    from bot.dashboard import Dashboard
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+RATES_DOC = ROOT / "docs" / "rates.md"
+PAGE_SIZE = 50
+OVERVIEW_STUCK = 20
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Sort keys of the rate tables; True: higher is better (ranked first).
+RATE_SORTS: dict[str, bool] = {
+    "reply_rate": True,
+    "closure_rate": True,
+    "on_time_rate": True,
+    "satisfaction_rate": True,
+    "avg_hours_to_close": False,
+    "cases": True,
+}
+DEFAULT_SORT = "closure_rate"
+# Words that find each rate's definition among docs/rates.md's headings.
+RATE_HEADINGS: dict[str, tuple[str, ...]] = {
+    "reply_rate": ("回复率", "reply"),
+    "closure_rate": ("办结率", "closure"),
+    "on_time_rate": ("按时", "on-time", "on time"),
+    "satisfaction_rate": ("满意", "satisfaction"),
+    "avg_hours_to_close": ("平均", "average"),
+}
+
+
+@dataclass(frozen=True)
+class Ranked:
+    rank: int
+    row: UnitRates
+
+
+async def _setup(
+    dash: Dashboard, session: AsyncSession, query: Mapping[str, str]
+) -> tuple[OrgOptions, Chosen]:
+    options = await dash.cache.get(("org",), lambda: org_options(session))
+    return options, parse_filter(query, options, dash.app.clock.now())
+
+
+def _refused(dash: Dashboard, request: web.Request, exc: FilterError) -> web.Response:
+    return dash.message(request, 400, "filter_error", code=exc.code, value=exc.value)
+
+
+async def _cached(dash: Dashboard, key: tuple[Any, ...], compute: Callable[[], Awaitable[T]]) -> T:
+    return await dash.cache.get(key, compute)
+
+
+def rate_sort(query: Mapping[str, str], name: str) -> str:
+    chosen = query.get(name, DEFAULT_SORT).strip() or DEFAULT_SORT
+    if chosen not in RATE_SORTS:
+        raise FilterError("bad_sort", chosen)
+    return chosen
+
+
+def ranked(rows: list[UnitRates], key: str) -> list[Ranked]:
+    """A ranking: best first on the chosen measure; units without a value (no cases to judge)
+    come last, in code order."""
+    by_code = sorted(rows, key=lambda r: r.code)
+    present = [r for r in by_code if getattr(r, key) is not None]
+    missing = [r for r in by_code if getattr(r, key) is None]
+    present.sort(key=lambda r: getattr(r, key), reverse=RATE_SORTS[key])
+    return [Ranked(i, r) for i, r in enumerate(present + missing, start=1)]
+
+
+async def rate_rows(
+    session: AsyncSession, chosen: Chosen, kind: str, now: datetime
+) -> list[UnitRates]:
+    """Per-unit rates from storage.analytics, the one implementation of docs/rates.md."""
+    f = chosen.filter
+    return await unit_rates(
+        session,
+        kind,
+        Period(f.start, f.end),
+        township_id=f.township_id,
+        department_id=f.department_id,
+        category_id=f.category_id,
+        as_of=now,
+    )
+
+
+async def overview(dash: Dashboard, request: web.Request) -> web.Response:
+    now = dash.app.clock.now()
+    async with dash.app.sessions() as session:
+        try:
+            options, chosen = await _setup(dash, session, request.query)
+            dsort = rate_sort(request.query, "dsort")
+            tsort = rate_sort(request.query, "tsort")
+        except FilterError as exc:
+            return _refused(dash, request, exc)
+        key = chosen.filter.key()
+        totals = await _cached(dash, ("overview", key), lambda: overview_totals(
+            session, chosen.filter, now))  # fmt: skip
+        stuck_total, stuck = await _cached(dash, ("stuck", key, 1, OVERVIEW_STUCK), lambda: (
+            stuck_cases(session, chosen.filter, limit=OVERVIEW_STUCK)))  # fmt: skip
+        departments = await _cached(dash, ("rates", "department", key), lambda: rate_rows(
+            session, chosen, "department", now))  # fmt: skip
+        townships = await _cached(dash, ("rates", "township", key), lambda: rate_rows(
+            session, chosen, "township", now))  # fmt: skip
+    biggest = {
+        name: max((c.count for c in rows), default=0)
+        for name, rows in (
+            ("category", totals.by_category),
+            ("township", totals.by_township),
+            ("grid", totals.by_grid),
+        )
+    }
+    return dash.render(
+        request,
+        "dashboard_overview.html.j2",
+        chosen=chosen,
+        options=options,
+        totals=totals,
+        chart=trend_chart(totals.trend),
+        share=share,
+        biggest=biggest,
+        stuck=stuck,
+        stuck_total=stuck_total,
+        department_rates=ranked(departments, dsort),
+        township_rates=ranked(townships, tsort),
+        dsort=dsort,
+        tsort=tsort,
+        anchors=rate_anchors(),
+        weekly=weekly_available(),
+        now=now,
+    )
+
+
+async def cases(dash: Dashboard, request: web.Request) -> web.Response:
+    async with dash.app.sessions() as session:
+        try:
+            options, chosen = await _setup(dash, session, request.query)
+            page = parse_page(request.query)
+        except FilterError as exc:
+            return _refused(dash, request, exc)
+        total, rows = await list_cases(
+            session, chosen.filter, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        )
+    return dash.render(
+        request, "dashboard_cases.html.j2", chosen=chosen, options=options, cases=rows,
+        total=total, page=page, pages=_pages(total), weekly=weekly_available(),
+    )  # fmt: skip
+
+
+async def stuck(dash: Dashboard, request: web.Request) -> web.Response:
+    now = dash.app.clock.now()
+    async with dash.app.sessions() as session:
+        try:
+            options, chosen = await _setup(dash, session, request.query)
+            page = parse_page(request.query)
+        except FilterError as exc:
+            return _refused(dash, request, exc)
+        total, rows = await stuck_cases(
+            session, chosen.filter, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        )
+    return dash.render(
+        request, "dashboard_stuck.html.j2", chosen=chosen, options=options, stuck=rows,
+        total=total, page=page, pages=_pages(total), now=now, weekly=weekly_available(),
+    )  # fmt: skip
+
+
+async def failed(dash: Dashboard, request: web.Request) -> web.Response:
+    now = dash.app.clock.now()
+    async with dash.app.sessions() as session:
+        try:
+            options, chosen = await _setup(dash, session, request.query)
+            page = parse_page(request.query)
+        except FilterError as exc:
+            return _refused(dash, request, exc)
+        total, messages = await failed_messages(
+            session, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        cases_total, flagged = await stuck_cases(
+            session, chosen.filter, limit=PAGE_SIZE, delivery_failed=True
+        )
+    return dash.render(
+        request, "dashboard_failed.html.j2", chosen=chosen, options=options, messages=messages,
+        total=total, page=page, pages=_pages(total), flagged=flagged, flagged_total=cases_total,
+        now=now, weekly=weekly_available(),
+    )  # fmt: skip
+
+
+async def case_page(dash: Dashboard, request: web.Request) -> web.Response:
+    number = request.match_info["number"]
+    now = dash.app.clock.now()
+    async with dash.app.sessions() as session:
+        try:
+            view = await case_view(session, number)
+        except NotFound:
+            return dash.message(request, 404, "unknown_case", number=number[:40])
+        contacts = await case_contacts(session, view.case.number)
+        calendar = await SqlCalendarStore(session, dash.app.uow.calendar_cache).load()
+        _, messages = await failed_messages(session, case_number=view.case.number, limit=20)
+    resolved = [t for t in view.timeline if t.action == "resolve"]
+    return dash.render(
+        request,
+        "dashboard_case.html.j2",
+        view=view,
+        case=view.case,
+        contacts=contacts,
+        stages=case_stages(view, dash.app.workflow.policy, calendar, now),
+        overdue=case_overdue(view, now),
+        before=view.timeline[0].photos if view.timeline else [],
+        after=resolved[-1].photos if resolved else [],
+        supervision=[t for t in view.timeline if t.action == "supervise"],
+        messages=messages,
+        now=now,
+        weekly=weekly_available(),
+    )
+
+
+async def case_photo(dash: Dashboard, request: web.Request) -> web.Response:
+    """A photo of a case, only through this signed-in route and only the location-free copy."""
+    number, sha = request.match_info["number"], request.match_info["sha"]
+    if not SHA256.match(sha):
+        return web.Response(status=404, text="not found")
+    async with dash.app.sessions() as session:
+        mime = await case_photo_mime(session, number, sha)
+    if mime is None:
+        return web.Response(status=404, text="not found")
+    try:
+        data = await dash.app.media.read_public_sha(sha)
+    except FileNotFoundError:
+        return web.Response(status=404, text="not found")
+    return web.Response(
+        body=data,
+        content_type=mime,
+        headers={"Cache-Control": "private, max-age=86400"},  # content-addressed: never changes
+    )
+
+
+async def cases_csv(dash: Dashboard, request: web.Request) -> web.StreamResponse:
+    """Streamed in batches, so a long period never sits in memory as one document."""
+    now = dash.app.clock.now()
+    renderer = dash.renderer(request)
+    async with dash.app.sessions() as session:
+        try:
+            _, chosen = await _setup(dash, session, request.query)
+        except FilterError as exc:
+            return _refused(dash, request, exc)
+        words = renderer.env.get_template(f"{renderer.locale}/web/dashboard_csv.j2").module
+        header = [words.columns[name] for name in COLUMNS]
+        name = f"shuoshi-cases-{chosen.first_day:%Y%m%d}-{chosen.last_day:%Y%m%d}.csv"
+        response = web.StreamResponse(
+            headers={
+                **dash.headers_for(request),
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{name}"',
+            }
+        )
+        await response.prepare(request)
+        await response.write(BOM.encode("utf-8") + encode_lines([header]))
+        async for batch in export_cases(session, chosen.filter):
+            lines = [
+                row_values(item, renderer.locale, renderer.labels, words.words, now)
+                for item in batch
+            ]
+            await response.write(encode_lines(lines))
+    await response.write_eof()
+    return response
+
+
+async def definitions(dash: Dashboard, request: web.Request) -> web.Response:
+    if not RATES_DOC.is_file():
+        return dash.message(request, 404, "no_definitions")
+    html, _ = render_markdown(RATES_DOC.read_text(encoding="utf-8"))
+    from markupsafe import Markup
+
+    return dash.render(
+        request, "dashboard_doc.html.j2", body=Markup(html), weekly=weekly_available()
+    )
+
+
+def rate_anchors() -> dict[str, str]:
+    """Where on the definitions page each rate is explained (its heading's anchor)."""
+    if not RATES_DOC.is_file():
+        return {}
+    stat = RATES_DOC.stat()
+    cached = _anchor_cache.get("doc")
+    if cached is not None and cached[0] == (stat.st_mtime_ns, stat.st_size):
+        return cached[1]
+    _, headings = render_markdown(RATES_DOC.read_text(encoding="utf-8"))
+    anchors = {rate: _find(headings, words) for rate, words in RATE_HEADINGS.items()}
+    found = {rate: anchor for rate, anchor in anchors.items() if anchor}
+    _anchor_cache["doc"] = ((stat.st_mtime_ns, stat.st_size), found)
+    return found
+
+
+_anchor_cache: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+
+
+def _find(headings: list[Heading], words: tuple[str, ...]) -> str | None:
+    for heading in headings:
+        if heading.level > 1 and any(w in heading.text.lower() for w in words):
+            return heading.anchor
+    return None
+
+
+def weekly_available() -> bool:
+    """The weekly analysis page (handlers/weekly.py) is linked once it exists."""
+    return importlib.util.find_spec("handlers.weekly") is not None
+
+
+async def weekly(dash: Dashboard, request: web.Request) -> web.Response:
+    return dash.message(request, 404, "no_weekly")
+
+
+def _pages(total: int) -> int:
+    return max(1, -(-total // PAGE_SIZE))
