@@ -208,8 +208,7 @@ def setup_dashboard(web_app: web.Application, app: App, *, require_login: bool) 
     get(PREFIX + "/stuck", page(views.stuck))
     get(PREFIX + "/failed", page(views.failed))
     get(PREFIX + "/definitions", page(views.definitions))
-    if views.weekly_available():
-        get(PREFIX + "/weekly", page(views.weekly))
+    get(PREFIX + "/weekly", page(views.weekly))
     web_app.router.add_static(PREFIX + "/static", STATIC_DIR, append_version=False)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -159,7 +158,6 @@ async def overview(dash: Dashboard, request: web.Request) -> web.Response:
         dsort=dsort,
         tsort=tsort,
         anchors=rate_anchors(),
-        weekly=weekly_available(),
         now=now,
     )
 
@@ -176,7 +174,7 @@ async def cases(dash: Dashboard, request: web.Request) -> web.Response:
         )
     return dash.render(
         request, "dashboard_cases.html.j2", chosen=chosen, options=options, cases=rows,
-        total=total, page=page, pages=_pages(total), weekly=weekly_available(),
+        total=total, page=page, pages=_pages(total),
     )  # fmt: skip
 
 
@@ -193,7 +191,7 @@ async def stuck(dash: Dashboard, request: web.Request) -> web.Response:
         )
     return dash.render(
         request, "dashboard_stuck.html.j2", chosen=chosen, options=options, stuck=rows,
-        total=total, page=page, pages=_pages(total), now=now, weekly=weekly_available(),
+        total=total, page=page, pages=_pages(total), now=now,
     )  # fmt: skip
 
 
@@ -214,7 +212,7 @@ async def failed(dash: Dashboard, request: web.Request) -> web.Response:
     return dash.render(
         request, "dashboard_failed.html.j2", chosen=chosen, options=options, messages=messages,
         total=total, page=page, pages=_pages(total), flagged=flagged, flagged_total=cases_total,
-        now=now, weekly=weekly_available(),
+        now=now,
     )  # fmt: skip
 
 
@@ -243,7 +241,6 @@ async def case_page(dash: Dashboard, request: web.Request) -> web.Response:
         supervision=[t for t in view.timeline if t.action == "supervise"],
         messages=messages,
         now=now,
-        weekly=weekly_available(),
     )
 
 
@@ -304,9 +301,7 @@ async def definitions(dash: Dashboard, request: web.Request) -> web.Response:
     html, _ = render_markdown(RATES_DOC.read_text(encoding="utf-8"))
     from markupsafe import Markup
 
-    return dash.render(
-        request, "dashboard_doc.html.j2", body=Markup(html), weekly=weekly_available()
-    )
+    return dash.render(request, "dashboard_doc.html.j2", body=Markup(html))
 
 
 def rate_anchors() -> dict[str, str]:
@@ -334,13 +329,35 @@ def _find(headings: list[Heading], words: tuple[str, ...]) -> str | None:
     return None
 
 
-def weekly_available() -> bool:
-    """The weekly analysis page (handlers/weekly.py) is linked once it exists."""
-    return importlib.util.find_spec("handlers.weekly") is not None
+# The weekly page is self-contained (its CSS inline, no scripts): it gets its own policy.
+WEEKLY_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 async def weekly(dash: Dashboard, request: web.Request) -> web.Response:
-    return dash.message(request, 404, "no_weekly")
+    """The weekly analysis (周研判) of handlers/weekly.py: ?week=2026-W47, default last week."""
+    from handlers.weekly import build_weekly, parse_week, previous_week, render_weekly_page
+
+    now = dash.app.clock.now()
+    text = request.query.get("week", "").strip()
+    try:
+        period = parse_week(text) if text else previous_week(now)
+    except ValueError:
+        return dash.message(request, 400, "filter_error", code="bad_week", value=text[:40])
+
+    async def build() -> Any:
+        async with dash.app.uow() as uow:
+            return await build_weekly(uow, period, now)
+
+    report = await dash.cache.get(("weekly", period.start), build)
+    return web.Response(
+        text=render_weekly_page(report, dash.locale(request)),
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Content-Security-Policy": WEEKLY_CSP},
+    )
 
 
 def _pages(total: int) -> int:

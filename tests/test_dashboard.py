@@ -206,6 +206,7 @@ async def test_every_page_needs_a_login(site: Site):
     async with site.client() as client:
         for path in ("/dashboard", "/dashboard/cases", "/dashboard/cases.csv", "/dashboard/stuck",
                      "/dashboard/failed", f"/dashboard/cases/{n}", "/dashboard/definitions",
+                     "/dashboard/weekly",
                      f"/dashboard/cases/{n}/photos/{site.photos['before']}"):  # fmt: skip
             response = await client.get(path, allow_redirects=False)
             assert response.status == 303, path
@@ -678,3 +679,27 @@ def test_both_locales_have_every_dashboard_template_and_macro():
         }, name
     zh, en = (env.get_template(f"{loc}/web/dashboard_csv.j2").module for loc in ("zh_CN", "en"))
     assert set(zh.columns) == set(en.columns) == set(COLUMNS)
+
+
+async def test_every_rate_links_to_its_definition(site: Site, client: TestClient):
+    overview = await page(client, "/dashboard")
+    definitions = await page(client, "/dashboard/definitions")
+    links = set(re.findall(r'href="/dashboard/definitions#([^"]+)"', overview))
+    assert len(links) == 5  # reply, closure, on time, satisfaction, average time to close
+    for anchor in links:
+        assert f'id="{anchor}"' in definitions
+    assert "<script" not in definitions
+
+
+async def test_weekly_analysis_page(site: Site, client: TestClient):
+    site.clock.set(datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI))  # the week after the cases
+    response = await client.get("/dashboard/weekly")
+    html = await response.text()
+    assert response.status == 200 and "周研判 · 2026-W48" in html
+    assert 'data-code="housing"' in html and '<td class="num" title="1/2">50.0%</td>' in html
+    assert "style-src 'unsafe-inline'" in response.headers["Content-Security-Policy"]
+    assert "script" not in response.headers["Content-Security-Policy"]
+    html = await page(client, "/dashboard/weekly?week=2026-W40&lang=en")
+    assert "2026-W40" in html and 'lang="en"' in html
+    html = await page(client, "/dashboard/weekly?week=" + SCRIPT, status=400)
+    assert "2026-W47" in by_testid(html, "message") and SCRIPT not in html
