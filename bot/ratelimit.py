@@ -19,6 +19,9 @@ How this module counts:
   any 60 s). A window entry at time t counts until t + window, exclusive.
 - After a 429, `pause(retry_after, chat_id)` stops that chat and, conservatively, every chat
   for `retry_after` seconds: Telegram does not say which limit was hit.
+- A send counts from when its request goes out (`record`, so calls in flight count) and, once
+  it came back (`finished`), from then: Telegram saw it somewhere in between, and counting
+  from the later moment means our windows never free up before Telegram's do.
 
 Time is the injected Clock's, counted in whole microseconds, so tests advance a ManualClock
 and land exactly on the moment a window frees; nothing here reads the system time itself.
@@ -26,7 +29,6 @@ and land exactly on the moment a window frees; nothing here reads the system tim
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -61,37 +63,54 @@ class RateLimits:
         return cls(per_second=None, chat_interval=None, group_per_minute=None)
 
 
+class _Entry:
+    """One send in a window: when it counts from, and how many messages it posted."""
+
+    __slots__ = ("at", "cost")
+
+    def __init__(self, at: int, cost: int) -> None:
+        self.at = at
+        self.cost = cost
+
+
 class _Window:
-    """Messages sent over the last `length_us`: (time, cost) entries, oldest first."""
+    """Messages sent over the last `length_us`; a few dozen entries at most, so plain lists."""
 
     def __init__(self, capacity: int, length_us: int) -> None:
         self.capacity = capacity
         self.length_us = length_us
-        self.entries: deque[tuple[int, int]] = deque()
-        self.total = 0
+        self.entries: list[_Entry] = []
 
     def expire(self, now: int) -> None:
-        while self.entries and self.entries[0][0] <= now - self.length_us:
-            _, cost = self.entries.popleft()
-            self.total -= cost
+        self.entries = [e for e in self.entries if e.at > now - self.length_us]
 
     def wait_us(self, now: int, cost: int) -> int:
         """Microseconds until `cost` more fit; a cost above capacity waits for an empty window."""
         self.expire(now)
-        excess = self.total + min(cost, self.capacity) - self.capacity
-        if excess <= 0:
-            return 0
+        excess = sum(e.cost for e in self.entries) + min(cost, self.capacity) - self.capacity
         freed = 0
-        for at, entry_cost in self.entries:
-            freed += entry_cost
+        for entry in sorted(self.entries, key=lambda e: e.at):
+            if excess <= 0:
+                break
+            freed += entry.cost
             if freed >= excess:
-                return at + self.length_us - now
-        return self.length_us  # unreachable: all entries together free at least `excess`
+                return entry.at + self.length_us - now
+        return 0
 
-    def add(self, now: int, cost: int) -> None:
+    def add(self, now: int, cost: int) -> _Entry:
         self.expire(now)
-        self.entries.append((now, cost))
-        self.total += cost
+        entry = _Entry(now, cost)
+        self.entries.append(entry)
+        return entry
+
+
+@dataclass
+class Send:
+    """A send counted by `record`; `finished` moves it to when the call came back."""
+
+    chat_id: str
+    cost: int
+    entries: list[_Entry]
 
 
 class RateLimiter:
@@ -138,12 +157,14 @@ class RateLimiter:
         """Seconds until any chat at all may send (the overall window or a 429 pause)."""
         return self._global_wait_us(self._now(), cost) / _US
 
-    def record(self, chat_id: str | int, cost: int = 1) -> None:
-        """Count a send of `cost` messages to `chat_id`, now (call it as the request goes out)."""
+    def record(self, chat_id: str | int, cost: int = 1) -> Send:
+        """Count a send of `cost` messages to `chat_id` as its request goes out (so that calls
+        in flight count); pass the result to `finished` when the call comes back."""
         chat = str(chat_id)
         now = self._now()
+        entries = []
         if self._overall is not None:
-            self._overall.add(now, cost)
+            entries.append(self._overall.add(now, cost))
         if self._interval_us:
             start = max(self._next_free.get(chat, 0), now)
             self._next_free[chat] = start + cost * self._interval_us
@@ -151,10 +172,22 @@ class RateLimiter:
             window = self._groups.get(chat)
             if window is None:
                 window = self._groups[chat] = _Window(self.limits.group_per_minute, 60 * _US)
-            window.add(now, cost)
+            entries.append(window.add(now, cost))
         self._records += 1
         if self._records % _PRUNE_EVERY == 0:
             self._prune(now)
+        return Send(chat, cost, entries)
+
+    def finished(self, send: Send) -> None:
+        """The call came back: Telegram counted it somewhere between going out and now, so it
+        counts from now. Without this, a request that lingered on the way would leave our
+        window before Telegram's, and the next send would earn a 429."""
+        now = self._now()
+        for entry in send.entries:
+            entry.at = max(entry.at, now)
+        if self._interval_us:
+            due = now + send.cost * self._interval_us
+            self._next_free[send.chat_id] = max(self._next_free.get(send.chat_id, 0), due)
 
     def pause(self, seconds: float, chat_id: str | int | None = None) -> None:
         """After a 429: nobody sends for `seconds`, and `chat_id` not before then either."""

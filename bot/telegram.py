@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.config import OutboxSettings
-from bot.ratelimit import RateLimiter, RateLimits
+from bot.ratelimit import RateLimiter, RateLimits, Send
 from handlers.conversation import Conversations
 from handlers.messages import Incoming, Location, Outgoing, PhotoRef, outgoing_from_payload
 from storage.channel import SqlChannelStore
@@ -368,8 +368,9 @@ class OutboxSender:
                     if self.limiter.global_wait() > 0:
                         return  # nobody may send now: the rest waits too
                     continue
-                self.limiter.record(row.chat_id, parts[done].cost)
-                work.start(asyncio.create_task(self._deliver(row, parts, done)), row.chat_id)
+                send = self.limiter.record(row.chat_id, parts[done].cost)
+                task = asyncio.create_task(self._deliver(row, parts, done, send))
+                work.start(task, row.chat_id)
                 if len(work.in_flight) >= self.concurrency:
                     await self._settle(work, everything=False)
             if len(rows) < batch:
@@ -475,17 +476,17 @@ class OutboxSender:
                 )
                 await session.commit()
 
-    async def _deliver(self, row: OutboxRow, parts: list[Part], done: int) -> str:
+    async def _deliver(self, row: OutboxRow, parts: list[Part], done: int, send: Send) -> str:
         """Make the row's calls from part `done` on, as long as the limiter lets the chat go on
         (an album's text usually waits for a later pass); returns sent, part, retry or failed."""
         while True:
-            outcome = await self._deliver_part(row, parts, done)
+            outcome = await self._deliver_part(row, parts, done, send)
             done += 1
             if outcome != "part" or self.limiter.wait_time(row.chat_id, parts[done].cost) > 0:
                 return outcome
-            self.limiter.record(row.chat_id, parts[done].cost)
+            send = self.limiter.record(row.chat_id, parts[done].cost)
 
-    async def _deliver_part(self, row: OutboxRow, parts: list[Part], done: int) -> str:
+    async def _deliver_part(self, row: OutboxRow, parts: list[Part], done: int, send: Send) -> str:
         """One call, its outcome recorded in a short transaction of its own right after it (a
         crash in between sends that call once more; it is never lost)."""
         key = (row.id, done)
@@ -493,7 +494,10 @@ class OutboxSender:
         if message_id is None:
             try:
                 message = outgoing_from_payload(row.payload)
-                message_id = await self._send_part(row.chat_id, message, parts[done])
+                try:
+                    message_id = await self._send_part(row.chat_id, message, parts[done])
+                finally:
+                    self.limiter.finished(send)
             except TelegramRetryAfter as exc:
                 self.limiter.pause(exc.retry_after, row.chat_id)
                 return await self._retry_later(row, exc.message, exc.retry_after)

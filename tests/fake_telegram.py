@@ -367,6 +367,8 @@ class FakeTelegram:
         self._callback_queries: set[str] = set()
         self._failures: list[_Failure] = []
         self.receipts: list[Receipt] = []
+        # Seconds of simulated round trip per Bot API call (benchmarks; tests leave it at 0).
+        self.latency = 0.0
         self._bots: list[Bot] = []
         self.too_many_requests = 0  # sends refused with 429 by the enforced limits
         self._receipts_by_chat: dict[Any, list[Receipt]] = {}
@@ -459,7 +461,11 @@ class FakeTelegram:
         if request.match_info["token"] != self.token:
             return _json_response(ApiError(401, "Unauthorized").body(), 401)
         params, files = await _read_request(request)
+        if self.latency:  # the way there: Telegram sees the call half a round trip later
+            await asyncio.sleep(self.latency / 2)
         status, body = await self.execute(request.match_info["method"], params, files)
+        if self.latency:
+            await asyncio.sleep(self.latency / 2)
         return _json_response(body, status)
 
     async def _handle_file(self, request: web.Request) -> web.Response:

@@ -143,3 +143,20 @@ def test_a_sender_that_waits_as_told_never_breaks_a_limit(sends):
         if chat.startswith("-"):
             minute = [c for t, ch, c in later if ch == chat and t < at + timedelta(seconds=60)]
             assert cost + sum(minute) <= 20
+
+
+def test_a_send_counts_from_when_its_call_came_back():
+    """Telegram saw the call somewhere between going out and coming back: counting from the
+    later moment keeps our windows from freeing up before Telegram's."""
+    lim, clock = limiter(per_second=2)
+    first = lim.record("1")
+    lim.record("2")
+    assert lim.wait_time("3") == 1.0  # calls in flight count at once
+    clock.advance(seconds=0.3)
+    lim.finished(first)  # came back 0.3 s later
+    assert lim.wait_time("3") == 0.7  # the second (still in flight) frees first
+    assert lim.wait_time("3", cost=2) == 1.0  # both: the first now counts until 1.3 s
+    assert lim.wait_time("1") == 1.0  # and its chat waits a full interval from now
+    lim.pause(5, "1")
+    lim.finished(first)  # a late finish never shortens a pause
+    assert lim.wait_time("1") == 5.0
