@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.app import App
+from bot.app import App, open_app
 from bot.webchat_render import SHA256, keyboard_state, message_view
 from bot.webchat_security import (
     CHAT_COOKIE,
@@ -735,3 +735,36 @@ def setup_webchat(web_app: web.Application, app: App, *, demo: bool) -> WebChat:
 
 
 __all__ = ["PERSON_PREFIX", "WebChat", "WebPhotos", "setup_webchat"]
+
+
+async def _serve_demo(port: int) -> None:
+    """`python -m bot.webchat`: the demo chat alone on 127.0.0.1, until Ctrl-C."""
+    from bot.config import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    app = await open_app(settings)
+    if await app.org_is_empty():
+        log.warning("no organisation loaded yet: run `shuoshi init` first")
+    web_app = web.Application()
+    chat = setup_webchat(web_app, app, demo=True)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    # The picker lets anyone act as anyone: this server answers on the loopback address only.
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    log.info("web chat demo on http://127.0.0.1:%s/chat (residents: /r)", port)
+    delivering = asyncio.create_task(chat.run())
+    try:
+        await asyncio.Event().wait()
+    finally:
+        delivering.cancel()
+        await asyncio.gather(delivering, return_exceptions=True)
+        await runner.cleanup()
+        await app.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_demo(int(sys.argv[1]) if len(sys.argv) > 1 else 8080))

@@ -4,8 +4,8 @@ Every page sets a random browser cookie; the forms and the script of a page carr
 HMAC(secret, cookie | scope), where the scope is the chat (or the picker, or the start form).
 Another site can make a browser post to us, but can neither read our pages nor compute the
 token, so its posts are refused; the Origin header is checked as well where browsers send it.
-A chat's address (r-<random>) is itself the resident's key to the chat: it is never put in a
-Referer header (Referrer-Policy: no-referrer) and never listed anywhere.
+A chat's address (r-<random>) is itself the resident's key to the chat: it is never sent to
+another site in a Referer header (Referrer-Policy: same-origin) and never listed anywhere.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ PAGE_HEADERS = {
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
         "form-action 'self'"
     ),
-    "Referrer-Policy": "no-referrer",
+    # Not "no-referrer": with it browsers post forms with "Origin: null" even to ourselves.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
@@ -101,8 +102,10 @@ def same_origin(request: web.Request) -> bool:
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("Origin")
-    if origin is None or origin == "null":
-        return origin is None
+    if origin is None:
+        return True  # an old browser or a script without one; the token still decides
+    if origin == "null":
+        return fetch_site == "same-origin"  # a page of ours under a strict referrer policy
     host = request.headers.get("X-Forwarded-Host") or request.host
     return origin.split("://", 1)[-1].rstrip("/") == host
 

@@ -629,6 +629,8 @@ async def test_posts_without_this_browsers_token_or_from_another_site_are_refuse
          {"Origin": "http://evil.example"}),  # the right token, posted by another site
         ({"key": _key(), "text": "/my", "csrf": b.config["csrf"]},
          {"Sec-Fetch-Site": "cross-site"}),
+        ({"key": _key(), "text": "/my", "csrf": b.config["csrf"]},
+         {"Origin": "null", "Sec-Fetch-Site": "cross-site"}),
     ]  # fmt: skip
     for data, headers in attempts:
         response = await b.client.post(url, data=data, headers={"Accept": "application/json",
@@ -671,7 +673,7 @@ async def test_xss_in_a_report_shows_as_text_everywhere(demo):
     assert "<script>alert(1)</script>" in plain_text(card["nodes"])
     headers = (await b.client.get(f"/chat/{b.chat}")).headers
     assert "script-src 'self'" in headers["Content-Security-Policy"]
-    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Referrer-Policy"] == "same-origin"
 
 
 def test_bot_html_is_reduced_to_the_allowed_tags():

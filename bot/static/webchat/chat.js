@@ -137,7 +137,12 @@
     list.appendChild(bubble(view));
     applyKeyboard(view);
     if (view.force_reply) text.focus();
-    document.getElementById("end").scrollIntoView({ block: "end" });
+    toBottom();
+  }
+
+  // The very bottom, where the sticky text box sits in its place and covers no message.
+  function toBottom() {
+    window.scrollTo({ top: document.documentElement.scrollHeight });
   }
 
   // The reply keyboard, as Telegram keeps it (see webchat_render.keyboard_state).
@@ -254,20 +259,45 @@
     for (const view of data.messages) show(view);
   }
 
+  // A browser keeps at most six connections to one server over HTTP/1.1, and each open stream
+  // holds one: a hidden or closed tab lets go of its stream, and catches up when shown again.
   let stream = null;
+  let retry = null;
   function listen() {
+    if (stream) return;
     setLive("connecting");
     stream = new EventSource(config.urls.events + "?after=" + lastId);
     stream.addEventListener("open", () => setLive("live"));
     stream.addEventListener("message", (event) => show(JSON.parse(event.data)));
     stream.addEventListener("error", () => {
       setLive("offline");
-      if (stream.readyState === EventSource.CLOSED) {
+      if (stream && stream.readyState === EventSource.CLOSED) {
         // The browser gave up (e.g. the server restarted): start again from what we have.
-        setTimeout(listen, 3000);
+        stream = null;
+        retry = setTimeout(listen, 3000);
       }
     });
   }
+
+  function stop() {
+    clearTimeout(retry);
+    if (stream) stream.close();
+    stream = null;
+    setLive("offline");
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      stop();
+    } else {
+      listen();
+      catchUp().catch(() => {});
+    }
+  });
+  window.addEventListener("pagehide", stop);
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) listen(); // back from the browser's page cache
+  });
 
   function setLive(state) {
     live.dataset.state = state;
@@ -370,6 +400,6 @@
 
   setPending(0);
   drawKeyboard();
-  document.getElementById("end").scrollIntoView({ block: "end" });
+  toBottom();
   listen();
 })();
