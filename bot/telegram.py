@@ -506,11 +506,9 @@ class OutboxSender:
                 if is_permanent(exc):
                     await self._fail(row, reason)
                     return "failed"
-                log.warning(
-                    "outbox row %s to chat %s: %s; trying again later", row.id, row.chat_id,
-                    reason, exc_info=not isinstance(exc, TelegramAPIError | OSError),
-                )  # fmt: skip
-                return await self._retry_later(row, reason, None)
+                # A traceback only for what is neither Telegram's answer nor the network's.
+                unexpected = not isinstance(exc, TelegramAPIError | OSError)
+                return await self._retry_later(row, reason, None, traceback=unexpected)
             self._unmarked[key] = message_id
         if done + 1 < len(parts):
             await self._save_progress(row, done + 1)
@@ -521,13 +519,20 @@ class OutboxSender:
         del self._unmarked[key]
         return outcome
 
-    async def _retry_later(self, row: OutboxRow, error: str, delay: float | None) -> str:
+    async def _retry_later(
+        self, row: OutboxRow, error: str, delay: float | None, *, traceback: bool = False
+    ) -> str:
         """Pending again after `delay` (None: the backoff); failed once attempts run out."""
         failures = row.attempts + 1
         if failures >= self.retry.max_attempts:
             await self._fail(row, f"gave up after {failures} attempts: {error}")
             return "failed"
         wait = self.retry.delay(failures) if delay is None else delay
+        log.log(
+            logging.INFO if delay is not None else logging.WARNING,  # a 429 is flow control
+            "outbox row %s to chat %s (attempt %s): %s; next try in %gs", row.id, row.chat_id,
+            failures, error, wait, exc_info=traceback,
+        )  # fmt: skip
         async with self.sessions() as session:
             await session.execute(
                 update(OutboxRow)
