@@ -756,18 +756,18 @@ async def test_a_public_resident_reports_and_reopens_the_chat_by_its_link(public
     assert number in again.html
     out = await again.key(0, 1)  # 📋 我的说事
     assert out[0]["buttons"][0][0]["data"] == f"my:{number}"
-    # The start page offers to go back to the chat this browser opened last.
-    await b.get("/r")
     async with app.sessions() as session:
         assert await SqlChannelStore(session).person_for("web", chat_id) is not None
 
 
 async def test_a_grid_qr_code_starts_the_chat_in_that_grid(public):
     b, chat, app = public
-    await b.start(grid="JL-CG-01-G3")
+    chat_id = await b.start(grid="JL-CG-01-G3")
     texts = await _texts(b)
     assert any("已登记到 东关社区第三网格" in t for t in texts)
     assert keyboard_state(await b.history())["menu"][0][0] == chat_text("menu_report")
+    # Coming back to the start page in the same browser offers the chat it has.
+    assert f'href="/chat/{chat_id}" data-testid="continue-chat"' in await b.get("/r")
 
 
 # Pages ---------------------------------------------------------------------------------------
