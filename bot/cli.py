@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("number")
 
     sub.add_parser("demo", help="play one case through the whole loop on the example county")
-    sub.add_parser("run", help="run the Telegram bot and the outbox sender until Ctrl-C")
+    sub.add_parser(
+        "run", help="web chat, dashboard, Telegram (with a token), reminders; until Ctrl-C"
+    )
 
     invite = sub.add_parser("invite", help="one-time codes to enrol people and bind group chats")
     inv = invite.add_subparsers(dest="invite_command", required=True, metavar="INVITE_COMMAND")
@@ -165,10 +167,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
 async def _run(app: App, renderer: Renderer) -> int:
     import signal
 
-    from bot.runner import serve_telegram
+    from bot.runner import Running, serve
 
-    if app.settings.telegram.token is None:
-        raise UserError(renderer.macro("cli.j2", "no_token"))
     example = app.example_county()
     if await app.org_is_empty() and example is not None:
         await _org_load(app, example, renderer, quiet=True)
@@ -176,7 +176,12 @@ async def _run(app: App, renderer: Renderer) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve_telegram(app, stop)
+
+    def ready(running: Running) -> None:
+        print(renderer.macro("cli.j2", "running", r=running), flush=True)
+
+    await serve(app, stop, on_ready=ready)
+    print(renderer.macro("cli.j2", "stopped"), flush=True)
     return 0
 
 

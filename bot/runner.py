@@ -1,76 +1,165 @@
-"""`shuoshi run`: the Telegram channel (polling or webhook) and the outbox sender in one process."""
+"""`shuoshi run`: one process with the web server (web chat, dashboard, Telegram webhook), the
+Telegram channel when a token is configured, the outbox senders and the periodic sweep."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.app import App
+from bot.dashboard import dashboard_users_exist, is_loopback, login_required, setup_dashboard
+from bot.scheduler import PeriodicWork, make_digests, make_sweeper, start_scheduler
 from bot.telegram import OutboxSender, TelegramChannel, TelegramPhotos, make_bot
+from bot.webchat import setup_webchat
 from handlers.conversation import Conversations
 from handlers.routes import ALL_ROUTES
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
+# Uploads from the web chat: ten photos of up to 20 MB each are refused one by one, not here.
+MAX_REQUEST_BYTES = 25 * 1024 * 1024
+
+
+@dataclass
+class Running:
+    """What `serve` started, for the ready line and for tests."""
+
+    url: str
+    demo: bool
+    login: bool
+    telegram: str | None = None  # polling | webhook
+    wakers: list[Callable[[], Any]] = field(default_factory=list)
+
+
+async def serve(
+    app: App, stop: asyncio.Event, on_ready: Callable[[Running], None] | None = None
+) -> None:
+    """Run everything until `stop` is set; on the way out, flush what was committed."""
+    settings = app.settings
+    demo = is_loopback(settings.web.host)
+    login = login_required(settings.web, await dashboard_users_exist(app))
+    web_app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    webchat = setup_webchat(web_app, app, demo=demo)
+    setup_dashboard(web_app, app, require_login=login)
+    web_app.router.add_get("/", _home("/chat" if demo else "/dashboard"))
+    running = Running(url=_url(settings.web.host, settings.web.port), demo=demo, login=login)
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(webchat.run(), name="webchat")]
+    running.wakers.append(webchat.wake)
+
+    telegram: _Telegram | None = None
+    if settings.telegram.token is not None:
+        telegram = _Telegram(app)
+        if settings.telegram.mode == "webhook":
+            telegram.register_webhook(web_app)
+        tasks.append(asyncio.create_task(telegram.sender.run(), name="telegram-sender"))
+        running.wakers.append(telegram.sender.wake)
+        running.telegram = settings.telegram.mode
+
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    scheduler = None
+    try:
+        await web.TCPSite(runner, settings.web.host, settings.web.port).start()
+        if telegram is not None:
+            await telegram.start()
+        work = PeriodicWork(app, make_sweeper(app), make_digests(app), after=running.wakers)
+        scheduler = start_scheduler(app, work)
+        if on_ready is not None:
+            on_ready(running)
+        await stop.wait()
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)  # a sweep cut short rolls back and runs next time
+        if telegram is not None:
+            await telegram.stop_receiving()
+        await runner.cleanup()
+        # What was committed goes out before we stop; the rest waits in the outbox.
+        with contextlib.suppress(Exception):
+            await webchat.deliver_pending()
+        if telegram is not None:
+            with contextlib.suppress(Exception):
+                await telegram.sender.deliver_pending()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if telegram is not None:
+            await telegram.bot.session.close()
 
 
 async def serve_telegram(app: App, stop: asyncio.Event) -> None:
-    """Run until `stop` is set; on the way out, finish the update in hand and flush the outbox."""
-    settings = app.settings.telegram
-    assert settings.token is not None
-    bot = make_bot(settings.token.get_secret_value(), settings.api_base)
-    sender = OutboxSender.from_settings(
-        bot, app.sessions, app.media, app.clock, app.settings.outbox
-    )
-    conversations = Conversations(
-        app.uow, app.workflow, TelegramPhotos(bot, app.media), ALL_ROUTES,
-        default_locale=app.settings.locale,
-    )  # fmt: skip
-    channel = TelegramChannel(conversations, sender)
-    dp = channel.dispatcher()
-    sending = asyncio.create_task(sender.run())
-    runner: web.AppRunner | None = None
-    polling: asyncio.Task[None] | None = None
-    try:
+    """The whole process; kept under its old name for callers that only think of Telegram."""
+    await serve(app, stop)
+
+
+class _Telegram:
+    """The Telegram channel: dispatcher, outbox sender, and polling or the webhook route."""
+
+    def __init__(self, app: App) -> None:
+        settings = app.settings.telegram
+        assert settings.token is not None
+        self.app = app
+        self.bot: Bot = make_bot(settings.token.get_secret_value(), settings.api_base)
+        self.sender = OutboxSender.from_settings(
+            self.bot, app.sessions, app.media, app.clock, app.settings.outbox
+        )
+        conversations = Conversations(
+            app.uow, app.workflow, TelegramPhotos(self.bot, app.media), ALL_ROUTES,
+            default_locale=app.settings.locale,
+        )  # fmt: skip
+        self.dp: Dispatcher = TelegramChannel(conversations, self.sender).dispatcher()
+        self.polling: asyncio.Task[None] | None = None
+
+    def register_webhook(self, web_app: web.Application) -> None:
+        """Telegram posts updates here; the secret token header is checked, and Telegram gets
+        its answer only after the update's transaction committed (not handled in background)."""
+        SimpleRequestHandler(
+            dispatcher=self.dp, bot=self.bot, secret_token=self._secret(),
+            handle_in_background=False,
+        ).register(web_app, path=WEBHOOK_PATH)  # fmt: skip
+
+    def _secret(self) -> str | None:
+        secret = self.app.settings.telegram.webhook_secret
+        return secret.get_secret_value() if secret else None
+
+    async def start(self) -> None:
+        settings = self.app.settings.telegram
         if settings.mode == "webhook":
-            runner = await _start_webhook(app, bot, dp)
+            if settings.webhook_url:
+                url = settings.webhook_url.rstrip("/") + WEBHOOK_PATH
+                await self.bot.set_webhook(url, secret_token=self._secret())
         else:
-            await bot.delete_webhook(drop_pending_updates=False)
-            polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False))
-        me = await bot.get_me()
+            await self.bot.delete_webhook(drop_pending_updates=False)
+            self.polling = asyncio.create_task(
+                self.dp.start_polling(self.bot, handle_signals=False)
+            )
+        me = await self.bot.get_me()
         log.info("Telegram bot @%s is running (%s)", me.username, settings.mode)
-        await stop.wait()
-    finally:
-        if polling is not None:
+
+    async def stop_receiving(self) -> None:
+        if self.polling is not None:
             with contextlib.suppress(RuntimeError):
-                await dp.stop_polling()
-            await asyncio.gather(polling, return_exceptions=True)
-        if runner is not None:
-            await runner.cleanup()
-        await sender.deliver_pending()  # what was committed goes out before we stop
-        sending.cancel()
-        await asyncio.gather(sending, return_exceptions=True)
-        await bot.session.close()
+                await self.dp.stop_polling()
+            await asyncio.gather(self.polling, return_exceptions=True)
 
 
-async def _start_webhook(app: App, bot: Bot, dp: Dispatcher) -> web.AppRunner:
-    """Telegram posts updates here; the secret token header is checked, and Telegram gets its
-    answer only after the update's transaction committed (not handled in the background)."""
-    settings = app.settings.telegram
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-    web_app = web.Application()
-    SimpleRequestHandler(
-        dispatcher=dp, bot=bot, secret_token=secret, handle_in_background=False
-    ).register(web_app, path=WEBHOOK_PATH)
-    runner = web.AppRunner(web_app)
-    await runner.setup()
-    await web.TCPSite(runner, app.settings.web.host, app.settings.web.port).start()
-    if settings.webhook_url:
-        await bot.set_webhook(settings.webhook_url.rstrip("/") + WEBHOOK_PATH, secret_token=secret)
-    return runner
+def _home(target: str) -> Callable[[web.Request], Any]:
+    async def home(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(target)
+
+    return home
+
+
+def _url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"

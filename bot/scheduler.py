@@ -18,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import App
+from handlers.digests import Digests
 from handlers.reminders import ReminderNotifier
 from workflow.clock import SHANGHAI
 from workflow.sweep import Sweeper, SweepResult
@@ -33,7 +34,7 @@ class PeriodicWork:
 
     app: App
     sweeper: Sweeper
-    digests: Any | None = None  # handlers.digests.Digests: morning digests and weekly analysis
+    digests: Digests | None = None
     after: list[Callable[[], Any]] = field(default_factory=list)  # e.g. wake the senders
 
     async def __call__(self) -> SweepResult:
@@ -62,19 +63,17 @@ def make_sweeper(app: App) -> Sweeper:
     return Sweeper(app.workflow, ReminderNotifier(app.settings.locale))
 
 
-def make_digests(app: App) -> Any | None:
-    """The digest sender when it is available in this build, configured from the settings."""
-    try:
-        from handlers.digests import Digests
-    except ImportError:  # pragma: no cover - digests ship with the same release
-        return None
+def make_digests(app: App) -> Digests:
+    """Morning digests and the weekly analysis, at the times the settings give."""
     schedule = app.settings.schedule
+    public = app.settings.web.public_url
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     return Digests(
         morning_at=schedule.morning_digest_at,
         weekly_day=days.index(schedule.weekly_analysis_day),
         weekly_at=schedule.weekly_analysis_at,
         default_locale=app.settings.locale,
+        weekly_url=public.rstrip("/") + "/dashboard/weekly" if public else None,
     )
 
 
@@ -91,8 +90,13 @@ def start_scheduler(
             "max_instances": 1,  # a slow sweep is never overlapped by the next one
         },
     )
+
+    async def tick() -> None:
+        # A plain coroutine function: APScheduler would run an awaitable object in a thread.
+        await work()
+
     scheduler.add_job(
-        work,
+        tick,
         IntervalTrigger(seconds=settings.sweep_every_seconds),
         id=JOB_ID,
         name="reminders, supervision and digests",

@@ -78,13 +78,40 @@ async def test_webhook_checks_the_secret_and_answers_after_commit(tmp_path, monk
         await app.close()
 
 
-def test_run_without_a_token_says_how_to_get_one(tmp_path, monkeypatch, capsys):
-    from bot.cli import main
+async def test_run_without_a_token_serves_web_chat_and_dashboard_and_stops_on_ctrl_c(tmp_path):
+    """The README's first command: no token, no database server, one line saying where to go."""
+    import os
+    import signal
+    import sys
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SHUOSHI_TELEGRAM__TOKEN", raising=False)
-    assert main(["run"]) == 2
-    assert "SHUOSHI_TELEGRAM__TOKEN" in capsys.readouterr().err
+    import aiohttp
+
+    port = free_port()
+    env = {**os.environ, "SHUOSHI_WEB__PORT": str(port), "SHUOSHI_LOCALE": "en"}
+    env.pop("SHUOSHI_TELEGRAM__TOKEN", None)
+    env.pop("SHUOSHI_CONFIG", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        assert f"open http://127.0.0.1:{port}/" in line and "web chat only" in line, line
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/") as home:
+                assert home.status == 200 and str(home.url).endswith("/chat")
+                assert "P-L-01" in await home.text() or home.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/dashboard") as board:
+                assert board.status == 200
+        assert (tmp_path / "data" / "shuoshi.db").is_file()  # SQLite under ./data
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        assert "Stopped" in out.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 @pytest.fixture(autouse=True)
