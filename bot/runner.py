@@ -45,8 +45,10 @@ async def serve(
 ) -> None:
     """Run everything until `stop` is set; on the way out, flush what was committed."""
     settings = app.settings
-    demo = is_loopback(settings.web.host)
-    login = login_required(settings.web, await dashboard_users_exist(app))
+    # Behind a reverse proxy the process may listen on loopback yet serve the public: a
+    # configured public_url means "not a local demo" (no role picker, dashboard login).
+    demo = is_loopback(settings.web.host) and settings.web.public_url is None
+    login = not demo or login_required(settings.web, await dashboard_users_exist(app))
     web_app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     webchat = setup_webchat(web_app, app, demo=demo)
     setup_dashboard(web_app, app, require_login=login)

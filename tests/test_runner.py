@@ -117,3 +117,35 @@ async def test_run_without_a_token_serves_web_chat_and_dashboard_and_stops_on_ct
 @pytest.fixture(autouse=True)
 def _no_config_file(monkeypatch):
     monkeypatch.delenv("SHUOSHI_CONFIG", raising=False)
+
+
+async def test_behind_a_proxy_there_is_no_role_picker_and_the_dashboard_needs_a_login(tmp_path):
+    """Listening on loopback behind a reverse proxy (public_url set) is not a local demo."""
+    import aiohttp
+
+    from bot.runner import serve
+
+    port = free_port()
+    settings = load_settings(
+        data_dir=tmp_path / "data", example_county=EXAMPLE_COUNTY,
+        web={"port": port, "public_url": "https://shuoshi.example.org"},
+    )  # fmt: skip
+    app = await open_app(settings)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    seen = []
+    task = asyncio.create_task(serve(app, stop, on_ready=lambda r: (seen.append(r), ready.set())))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        assert (seen[0].demo, seen[0].login) == (False, True)
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/", allow_redirects=False) as home:
+                assert home.headers["Location"] == "/dashboard"
+            async with http.get(f"{base}/dashboard", allow_redirects=False) as board:
+                assert board.status in (302, 303) and "login" in board.headers["Location"]
+            async with http.get(f"{base}/chat", allow_redirects=False) as picker:
+                assert picker.status != 200 or "P-C-01" not in await picker.text()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await app.close()
