@@ -113,7 +113,7 @@ def _rate_columns(session: AsyncSession, as_of: datetime) -> list[ColumnElement[
         func.count().label("cases"),
         _count_if(CaseRow.accepted_at.is_not(None)).label("replied"),
         _count_if(resolved).label("resolved"),
-        _count_if(and_(resolved, CaseRow.resolved_at <= CaseRow.due_at)).label("on_time"),
+        _count_if(and_(resolved, CaseRow.resolved_at <= CaseRow.due_at)).label("resolved_on_time"),
         _count_if(and_(~resolved, CaseRow.due_at < as_of)).label("overdue_open"),
         _count_if(CaseRow.rating.is_not(None)).label("rated"),
         _count_if(CaseRow.rating.in_(SATISFIED_RATINGS)).label("satisfied"),
@@ -121,25 +121,24 @@ def _rate_columns(session: AsyncSession, as_of: datetime) -> list[ColumnElement[
     ]
 
 
-def _rates(unit: UnitRef, row: Any, returned: int, reopened: int) -> UnitRates:
+# The UnitRates counts, labelled so in _rate_columns.
+_COUNTS = ("cases", "replied", "resolved", "resolved_on_time", "overdue_open", "rated", "satisfied")
+
+
+def _rates(unit: UnitRef, row: Any | None, returned: int, reopened: int) -> UnitRates:
+    """A row of _rate_columns (None: the unit had no cases) as the unit's UnitRates."""
+    counts = {name: int(getattr(row, name)) if row is not None else 0 for name in _COUNTS}
+    hours = row.avg_hours if row is not None else None
     return UnitRates(
         kind=unit.kind,
         unit_id=unit.id,
         code=unit.code,
         name_zh=unit.name_zh,
         name_en=unit.name_en,
-        cases=int(row.cases) if row is not None else 0,
-        replied=int(row.replied) if row is not None else 0,
-        resolved=int(row.resolved) if row is not None else 0,
-        resolved_on_time=int(row.on_time) if row is not None else 0,
-        rated=int(row.rated) if row is not None else 0,
-        satisfied=int(row.satisfied) if row is not None else 0,
-        avg_hours_to_close=(
-            float(row.avg_hours) if row is not None and row.avg_hours is not None else None
-        ),
+        **counts,
+        avg_hours_to_close=None if hours is None else float(hours),
         returned=returned,
         reopened=reopened,
-        overdue_open=int(row.overdue_open) if row is not None else 0,
     )
 
 
