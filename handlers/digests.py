@@ -66,9 +66,10 @@ class Digests:
         self.weekly_at = weekly_at
         self.default_locale = default_locale
         self.weekly_url = weekly_url
-        # (kind, period) this process finished: later sweeps that day skip it without a query.
-        self._finished: set[tuple[str, str]] = set()
-        self._warned: set[str] = set()
+        # The latest period of each kind this process finished: later sweeps skip it without a
+        # query (only the latest is kept: an older period is never due again).
+        self._finished: dict[str, str] = {}
+        self._warned_week: str | None = None
 
     async def run_due(self, uow_factory: Callable[[], Any], now: datetime) -> int:
         """Queue every digest due at `now` that was not sent yet; returns the messages queued."""
@@ -87,12 +88,12 @@ class Digests:
             return 0
         day = now.date()
         period = day.isoformat()
-        if (MORNING, period) in self._finished:
+        if self._finished.get(MORNING) == period:
             return 0
         async with uow_factory() as uow:
             calendar = await uow.calendar.load()
             if not calendar.is_workday(day):
-                self._finished.add((MORNING, period))
+                self._finished[MORNING] = period
                 return 0
             done = await uow.reports.runs_recorded(MORNING, period)
             units = [*await uow.reports.units("department"), *await uow.reports.units("township")]
@@ -111,7 +112,7 @@ class Digests:
                 failed = True
                 log.exception("morning digest for %s failed; the next sweep retries", unit.target)
         if not failed:
-            self._finished.add((MORNING, period))
+            self._finished[MORNING] = period
         return queued
 
     async def _morning_for(
@@ -169,20 +170,20 @@ class Digests:
             return 0
         period = previous_week(now)
         key = period.iso_week
-        if (WEEKLY, key) in self._finished:
+        if self._finished.get(WEEKLY) == key:
             return 0
         try:
             async with uow_factory() as uow:
                 if not await uow.reports.claim_run(WEEKLY, WEEKLY_TARGET, key, now):
-                    self._finished.add((WEEKLY, key))
+                    self._finished[WEEKLY] = key
                     return 0
                 chats = await uow.channels.chats_for("leaders") or await uow.channels.chats_for(
                     "supervisors"
                 )
                 if not chats:
                     # Not recorded: a leaders' chat bound later today still gets this week's.
-                    if key not in self._warned:
-                        self._warned.add(key)
+                    if self._warned_week != key:
+                        self._warned_week = key
                         log.warning(
                             "weekly analysis %s not sent: no leaders' or supervisors' chat is "
                             "bound (shuoshi invite chat --purpose leaders)",
@@ -205,5 +206,5 @@ class Digests:
         except Exception:
             log.exception("weekly analysis %s failed; the next sweep retries", key)
             return 0
-        self._finished.add((WEEKLY, key))
+        self._finished[WEEKLY] = key
         return len(chats)
