@@ -1,0 +1,386 @@
+"""The whole loop in a real browser: headless Debian chromium driven by Playwright.
+
+`shuoshi run`'s server (bot.runner.serve: web chat, dashboard, senders, sweep) runs in-process
+on 127.0.0.1 with a ManualClock, so every step happens at the same instant and nothing falls
+due while the test plays. One page plays every person through the demo's role picker: the
+resident reports (with an XSS attempt in the text and an uploaded photo), the grid leader
+screens, the township passes up, the county assigns housing, housing accepts, notes progress by
+replying to the card and resolves, the resident rates; then the dashboard shows the closed case
+and housing's rates. A second test checks the dashboard's login once an account exists.
+
+Playwright uses the system's chromium only (never a downloaded browser); without it, or without
+the playwright package, the tests are skipped with the reason (`pytest -rs` prints it).
+Screenshots of the dashboard are saved under tests/artifacts/ (ignored by git).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App, open_app
+from bot.config import load_settings
+from bot.dashboard_users import add_user
+from bot.runner import Running, serve
+from storage.org_loader import load_org_file
+from tests.conftest import EXAMPLE_COUNTY, ROOT
+from tests.test_runner import free_port
+from tests.test_webchat import NUMBER, chat_text, jpeg
+from workflow.clock import ManualClock
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.is_file():
+    pytest.skip(
+        f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
+        allow_module_level=True,
+    )
+playwright_api = pytest.importorskip(
+    "playwright.async_api",
+    reason="browser tests need the playwright package (pip install -e '.[dev]')",
+)
+async_playwright = playwright_api.async_playwright
+expect = playwright_api.expect
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+TIMEOUT_MS = 10_000  # per wait; a step that never shows fails instead of hanging
+XSS = '井盖破损 <script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+PASSWORD = "grid-screen-2026"
+GRID = "JL-XGC-01-G1"
+expect.set_options(timeout=TIMEOUT_MS)  # auto-waiting assertions wait as long as actions do
+
+
+@asynccontextmanager
+async def running_server(
+    tmp_path: Path, clock: ManualClock, *, user: str | None = None
+) -> AsyncIterator[tuple[App, Running]]:
+    """`shuoshi run`'s server on a free loopback port; stopped and closed whatever happens."""
+    settings = load_settings(
+        data_dir=tmp_path / "data", example_county=EXAMPLE_COUNTY,
+        web={"port": free_port()}, locale="zh_CN",
+    )  # fmt: skip
+    app = await open_app(settings, clock)
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    try:
+        await load_org_file(app.sessions, EXAMPLE_COUNTY)
+        if user is not None:
+            # What `shuoshi user add` does; an account makes even a loopback dashboard ask.
+            async with app.sessions() as session:
+                await add_user(session, user, PASSWORD, now=clock.now(), display_name="县领导")
+                await session.commit()
+        ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(serve(app, stop, on_ready=ready.set_result))
+        await asyncio.wait({ready, task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # raises what stopped the server before it was ready
+        assert ready.done(), "the server did not start within 30 s"
+        yield app, ready.result()
+    finally:
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, 30)
+        await app.close()
+
+
+@asynccontextmanager
+async def browser_page() -> AsyncIterator[Any]:
+    """One headless chromium page; page errors (uncaught script exceptions) fail the test."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = await browser.new_context(
+                locale="zh-CN", viewport={"width": 1280, "height": 900}
+            )
+            page = await context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield page
+            assert errors == [], f"script errors on the pages: {errors}"
+        finally:
+            await browser.close()
+
+
+async def no_script_ran(page: Any) -> None:
+    """The report's <script> and onerror never ran on this page."""
+    assert await page.evaluate("() => typeof window.__xss") == "undefined", page.url
+
+
+class ChatPage:
+    """The web chat as a person uses it: buttons under messages, the text box, the picker."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.page = page
+        self.base = base
+
+    def bot_said(self, text: str) -> Any:
+        """The newest bot message containing `text`."""
+        return (
+            self.page.locator('[data-testid="message"][data-direction="out"]')
+            .filter(has_text=text)
+            .last
+        )
+
+    async def sees(self, text: str) -> Any:
+        """Wait until the bot has said `text` on this page; the message, to look inside."""
+        message = self.bot_said(text)
+        await expect(message).to_be_visible()
+        return message
+
+    def button(self, data: str) -> Any:
+        return self.page.locator(f'[data-testid="inline-button"][data-callback="{data}"]').last
+
+    async def press(self, data: str) -> None:
+        await self.button(data).click()
+
+    async def press_draft(self, flow: str, choice: str) -> None:
+        """A button of the resident's draft, "<flow>:<draft id>:<choice>" (ids vary per draft)."""
+        await self.page.locator(
+            f'[data-testid="inline-button"][data-callback^="{flow}:"][data-callback$=":{choice}"]'
+        ).last.click()
+
+    async def type(self, text: str) -> None:
+        await self.page.get_by_test_id("text-input").fill(text)
+        await self.page.get_by_test_id("send-button").click()
+
+    async def upload(self, name: str, color: str) -> None:
+        """A photo through the file box, as a person picks one from the phone's gallery."""
+        await self.page.get_by_test_id("photo-input").set_input_files(
+            files=[{"name": name, "mimeType": "image/jpeg", "buffer": jpeg(color)}]
+        )
+        await expect(self.page.get_by_test_id("notice")).to_contain_text(name)
+        await self.page.get_by_test_id("send-button").click()
+
+    async def idle(self) -> None:
+        """Every post of the page answered and drawn (the script counts them on <html>)."""
+        await expect(self.page.locator("html")).to_have_attribute("data-pending", "0")
+
+    async def act_as(self, code: str) -> None:
+        """Switch person through the demo's picker, as someone playing the loop does."""
+        await self.page.get_by_test_id("switch-person").click()
+        await expect(self.page.get_by_test_id("picker")).to_be_visible()
+        await no_script_ran(self.page)
+        await self.page.locator(f'[data-testid="pick-person"][data-person="{code}"]').click()
+        await expect(self.page).to_have_url(f"{self.base}chat/p-{code}")
+        await expect(self.page.get_by_test_id("live-status")).to_have_attribute(
+            "data-state", "live"
+        )
+        await no_script_ran(self.page)
+
+
+async def test_the_whole_loop_in_chromium_then_the_dashboard(workdir, clock):
+    async with running_server(workdir, clock) as (app, server):
+        assert server.demo and not server.login
+        base = server.url
+        async with browser_page() as page:
+            chat = ChatPage(page, base)
+            number = await play_the_loop(chat)
+            await check_the_dashboard(page, base, number)
+
+
+async def play_the_loop(chat: ChatPage) -> str:
+    """Scenario 1 of the Telegram issue, in the web chat; returns the case number."""
+    page = chat.page
+    # A new resident of the grid, chosen from the picker's list of grids.
+    await page.goto(chat.base + "chat")
+    await expect(page.get_by_test_id("demo-notice")).to_be_visible()
+    await no_script_ran(page)
+    await page.get_by_test_id("pick-grid").select_option(GRID)
+    await page.get_by_test_id("pick-new-resident").click()
+    await expect(page).to_have_url(re.compile(r"/chat/r-[A-Za-z0-9_-]{20,}$"))
+    resident_url = page.url
+    await expect(page.get_by_test_id("bookmark-notice")).to_be_visible()
+    await chat.sees("已登记到 西郭城村第一网格")
+
+    # Report: menu key, category, description, a photo, an address, the phone, confirm.
+    await page.locator('[data-testid="keyboard-button"][data-text="📝 我要说事"]').click()
+    await chat.sees(chat_text("ask_category"))
+    await chat.press_draft("cat", "safety")
+    await chat.sees(chat_text("ask_description"))
+    await chat.type(XSS)
+    await chat.sees("请发送现场照片")
+    mine = page.locator('[data-testid="message"][data-direction="in"] [data-testid="message-text"]')
+    await expect(mine.filter(has_text="<script>window.__xss=1</script>")).to_be_visible()
+    await chat.upload("manhole.jpg", "red")
+    await chat.sees(chat_text("photo_received", count=1, limit=9))
+    await expect(page.get_by_test_id("message-file").filter(has_text="manhole.jpg")).to_be_visible()
+    await chat.press_draft("ph", "done")
+    await chat.sees(chat_text("ask_location"))
+    await expect(page.get_by_test_id("share-location")).to_be_visible()
+    await chat.type("东门口往北二十米")
+    await chat.sees(chat_text("ask_contact"))
+    await page.get_by_test_id("share-phone").click()
+    await page.get_by_test_id("phone-input").fill("13800138000")
+    await page.get_by_test_id("phone-send").click()
+    await expect(
+        page.get_by_test_id("message-phone").filter(has_text="13800138000")
+    ).to_be_visible()
+    summary = await chat.sees("联系方式：13800138000")
+    await expect(summary).to_contain_text("<script>")  # the draft's summary shows it as text
+    await chat.press_draft("cf", "ok")
+    receipt = await chat.sees("已受理，案件编号")
+    found = NUMBER.search(await receipt.inner_text())
+    assert found, await receipt.inner_text()
+    number = found.group(0)
+    await no_script_ran(page)
+
+    # The grid leader's card waits in their chat, with the photo and the text as text.
+    await chat.act_as("P-L-01")
+    card = page.locator(f'[data-testid="message"][data-case="{number}"]').filter(
+        has=chat.button(f"a:sv:{number}")
+    )
+    await expect(card.get_by_test_id("message-photo")).to_be_visible()
+    await expect(card.get_by_test_id("message-text")).to_contain_text("<script>window.__xss=1")
+    await expect(card.get_by_test_id("message-text")).to_contain_text('onerror="window.__xss=2"')
+    await chat.press(f"a:sv:{number}")
+    await chat.sees(chat_text("done", action="screen_valid", number=number))
+
+    await chat.act_as("P-T-01")
+    await chat.press(f"a:pu:{number}")
+    await chat.sees(chat_text("done", action="pass_up", number=number))
+
+    await chat.act_as("P-C-01")
+    await expect(chat.button(f"as:housing:{number}")).to_be_visible()
+    await chat.press(f"as:housing:{number}")
+    await chat.sees(chat_text("done", action="assign", number=number))
+
+    # Housing: accept, a progress note as a reply to the card, then the result with a photo.
+    await chat.act_as("P-H-02")
+    await chat.press(f"a:ac:{number}")
+    await chat.sees(chat_text("done", action="accept", number=number))
+    card = (
+        page.locator(f'[data-testid="message"][data-case="{number}"]')
+        .filter(has=chat.button(f"a:rs:{number}"))
+        .last
+    )
+    await card.get_by_test_id("reply-button").click()
+    await expect(page.get_by_test_id("replying-to")).to_be_visible()
+    await expect(page.get_by_test_id("replying-text")).to_contain_text(number)
+    await chat.type("已派人到现场，明早更换")
+    await chat.sees(chat_text("done", action="note", number=number))
+    await expect(page.get_by_test_id("replying-to")).to_be_hidden()
+    quoted = page.locator('[data-testid="message"][data-direction="in"]').filter(
+        has_text="已派人到现场"
+    )
+    await expect(quoted.get_by_test_id("message-quote")).to_be_visible()
+
+    await chat.press(f"a:rs:{number}")
+    await chat.sees(f"请回复这条消息，写明 {number} 的办理结果")
+    await chat.type("已更换新井盖")
+    await chat.sees("照片 0 张")
+    await chat.upload("fixed.jpg", "green")
+    await chat.sees("照片 1 张")
+    await chat.press(f"rz:{number}:ok")
+    await chat.sees(chat_text("done", action="resolve", number=number))
+    await chat.idle()
+
+    # The resident, back on their bookmarked address: every step's news, then the rating.
+    await page.goto(resident_url)
+    await no_script_ran(page)
+    await chat.sees(f"您反映的 {number} 已通过网格长初筛")
+    await chat.sees(f"您反映的 {number} 已派给 住房和城乡建设局 办理")
+    await chat.sees(f"{number} 已被签收")
+    result = await chat.sees(f"{number} 已办结：已更换新井盖")
+    await expect(result.get_by_test_id("message-photo")).to_be_visible()
+    await chat.press(f"rt:{number}:s")
+    await chat.sees("您选择了“满意”")
+    await chat.press(f"rk:{number}")
+    await chat.sees(chat_text("thanks_for_rating", number=number))
+    await chat.idle()
+    await expect(mine.filter(has_text="<script>window.__xss=1</script>")).to_be_visible()
+    await no_script_ran(page)
+    return number
+
+
+async def check_the_dashboard(page: Any, base: str, number: str) -> None:
+    """The closed case with its whole timeline, and housing's rates at 100 %."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.goto(base + "dashboard")
+    await expect(page.get_by_test_id("demo-banner")).to_be_visible()  # no account: local demo
+    await no_script_ran(page)
+    await expect(page.get_by_test_id("kpi-new")).to_have_text("1")
+    await expect(page.get_by_test_id("kpi-open")).to_have_text("0")
+    housing = page.get_by_test_id("rate-row-department-housing")
+    await expect(housing.get_by_test_id("unit-name")).to_have_text("住房和城乡建设局")
+    await expect(housing.get_by_test_id("cases")).to_have_text("1")
+    for rate in ("reply-rate", "closure-rate", "on-time-rate", "satisfaction-rate"):
+        await expect(housing.get_by_test_id(rate)).to_have_text("100.0%")
+    await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    await page.get_by_test_id("nav").get_by_role("link", name="案件").click()
+    await expect(page).to_have_url(re.compile(r"/dashboard/cases$"))
+    await no_script_ran(page)
+    row = page.get_by_test_id(f"case-row-{number}")
+    await expect(row.get_by_test_id("state")).to_have_text("已结案")
+    await expect(row.get_by_test_id("description")).to_contain_text("<script>window.__xss=1")
+    await row.get_by_test_id("case-link").click()
+
+    await expect(page).to_have_url(re.compile(rf"/dashboard/cases/{number}$"))
+    await no_script_ran(page)
+    await expect(page.get_by_test_id("case-state")).to_have_text("已结案")
+    await expect(page.get_by_test_id("case-description")).to_have_text(XSS)
+    await expect(page.get_by_test_id("responsible-unit")).to_have_text("住房和城乡建设局")
+    await expect(page.get_by_test_id("rating")).to_contain_text("满意")
+    await expect(page.get_by_test_id("contact")).to_contain_text("13800138000")
+    await expect(page.get_by_test_id("photos-before").locator("img")).to_have_count(1)
+    await expect(page.get_by_test_id("photos-after").locator("img")).to_have_count(1)
+    timeline = page.get_by_test_id("case-timeline").locator("li > strong")
+    await expect(timeline).to_have_text(
+        ["上报", "流转", "初筛有效", "上报上级", "派单", "签收", "进展反馈", "办结", "评价"]
+    )
+    await expect(page.get_by_test_id("case-timeline")).to_contain_text("已派人到现场，明早更换")
+    # The photos load through the signed-in route (a broken image has naturalWidth 0).
+    widths = (
+        await page.get_by_test_id("photos-before")
+        .locator("img")
+        .evaluate_all(
+            "images => Promise.all(images.map(i => i.decode().then(() => i.naturalWidth)))"
+        )
+    )
+    assert widths == [64]
+    await page.screenshot(path=str(ARTIFACTS / "case.png"), full_page=True)
+
+
+async def test_the_dashboard_asks_for_a_login_once_an_account_exists(workdir, clock):
+    """On 127.0.0.1 the dashboard is an open demo until `shuoshi user add` creates an account;
+    with one, it redirects to the login form, refuses a wrong password and lets the right in."""
+    async with running_server(workdir, clock, user="leader") as (app, server):
+        assert server.login
+        base = server.url
+        async with browser_page() as page:
+            await page.goto(base + "dashboard/cases")
+            await expect(page).to_have_url(
+                re.compile(r"/dashboard/login\?next=%2Fdashboard%2Fcases$")
+            )
+            await expect(page.get_by_test_id("login-form")).to_be_visible()
+            await no_script_ran(page)
+            await expect(page.get_by_test_id("demo-banner")).to_have_count(0)
+            await expect(page.get_by_test_id("case-list")).to_have_count(0)
+
+            await page.get_by_test_id("login-username").fill("leader")
+            await page.get_by_test_id("login-password").fill(PASSWORD + "x")
+            async with page.expect_response(re.compile(r"/dashboard/login$")) as answer:
+                await page.get_by_test_id("login-submit").click()
+            assert (await answer.value).status == 401
+            await expect(page.get_by_test_id("login-error")).to_have_text("用户名或密码错误。")
+            await expect(page.get_by_test_id("signed-in")).to_have_count(0)
+            await expect(page.get_by_test_id("login-username")).to_have_value("leader")
+
+            await page.get_by_test_id("login-password").fill(PASSWORD)
+            await page.get_by_test_id("login-submit").click()
+            await expect(page).to_have_url(re.compile(r"/dashboard/cases$"))
+            await expect(page.get_by_test_id("signed-in")).to_have_text("县领导")
+            await expect(page.get_by_test_id("case-list")).to_be_visible()
+            await expect(page.get_by_test_id("demo-banner")).to_have_count(0)
+
+            # Signing out ends the session: the dashboard asks again.
+            await page.get_by_test_id("logout").click()
+            await expect(page.get_by_test_id("login-form")).to_be_visible()
+            await page.goto(base + "dashboard")
+            await expect(page).to_have_url(re.compile(r"/dashboard/login\?next=%2Fdashboard$"))
