@@ -50,6 +50,7 @@ from handlers.render import LOCALES, Renderer
 from handlers.routes import ALL_ROUTES
 from storage.channel import SqlChannelStore
 from storage.media import MediaRefused, MediaStore
+from storage.rows import WebMessageRow
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static" / "webchat"
 STATIC_FILES = {"chat.js": "application/javascript", "chat.css": "text/css"}
 LABELS = "web/webchat_labels.j2"
 HISTORY_PAGE = 200  # messages a page shows; older ones stay in web_messages
-TEXT_LIMIT = 4096  # as Telegram: longer texts are cut, the page's text box says so too
+TEXT_LIMIT = 4096  # as Telegram: longer texts are cut (the page's text box stops there too)
 FILES_PER_POST = 20
 KEY = re.compile(r"[A-Za-z0-9_-]{8,40}")
 PHONE = re.compile(r"\+?[0-9][0-9 -]{4,19}")
@@ -592,12 +593,7 @@ class WebChat:
         data = checked.get("data", "")[:64]
         async with self.app.sessions() as session:
             row = await WebChatStore(session).message(chat_id, message_id) if message_id else None
-        offered = {
-            b.get("data"): b.get("text")
-            for line in (row.payload.get("buttons") or [] if row and row.direction == "out" else [])
-            for b in line
-        }
-        label = offered.get(data)
+        label = _offered(row).get(data)
         if label is None:
             log.info("web chat %s pressed data its message did not offer", chat_id)
             data = STALE_PRESS
@@ -683,6 +679,17 @@ class WebChat:
         return web.Response(
             text=text, status=refused.status, content_type="text/plain", headers=PAGE_HEADERS
         )
+
+
+def _offered(row: WebMessageRow | None) -> dict[str, str]:
+    """The buttons a bot message showed, data -> label; nothing for any other message."""
+    if row is None or row.direction != "out":
+        return {}
+    return {
+        str(b.get("data")): str(b.get("text"))
+        for line in row.payload.get("buttons") or []
+        for b in line
+    }
 
 
 async def _read_field(part: BodyPartReader) -> str:

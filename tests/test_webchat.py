@@ -808,3 +808,30 @@ async def test_static_files_are_served_and_nothing_else(demo):
     assert "innerHTML" not in await js.text()
     assert (await b.client.get("/static/webchat/../webchat.py")).status == 404
     assert (await b.client.get("/static/webchat/secret.txt")).status == 404
+
+
+async def test_the_page_works_without_its_script(demo):
+    """Plain form posts: a button, then the composer (with its empty file box), and back."""
+    from aiohttp import FormData
+
+    b, chat, app = demo
+    await b.pick(grid="")
+    # A button is a form of its own: its key was made when the page was drawn.
+    button = re.search(r'<form method="post" action="[^"]+/press".*?</form>', b.html, re.S)
+    hidden = dict(re.findall(r'name="(\w+)" value="([^"]*)"', button.group(0)))
+    response = await b.client.post(b.config["urls"]["press"], data=hidden, allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == f"/chat/{b.chat}#end"
+    html = await b.get(f"/chat/{b.chat}")
+    assert chat_text("pick_village") in html
+    composer = re.search(r'<form id="composer".*?</form>', html, re.S).group(0)
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)"[^>]*value="([^"]*)"', composer))
+    form = FormData()
+    for name in ("csrf", "key", "reply_to"):
+        form.add_field(name, fields[name])
+    form.add_field("text", "/my")
+    form.add_field("photo", b"", filename="", content_type="application/octet-stream")
+    response = await b.client.post(b.config["urls"]["send"], data=form, allow_redirects=False)
+    assert response.status == 303
+    views = await b.history()
+    assert [v["kind"] for v in views[-4:]] == ["press", "bot", "text", "bot"]
+    assert plain_text(views[-1]["nodes"]) == chat_text("not_enrolled")
