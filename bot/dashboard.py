@@ -175,7 +175,8 @@ class Dashboard:
             secure=self.secure_cookies or request.secure,
         )
 
-    def headers_for(self, request: web.Request) -> dict[str, str]:
+    @staticmethod
+    def stream_headers() -> dict[str, str]:
         """Headers of a streamed response, which cannot be changed after it starts."""
         return {**SECURITY_HEADERS, "Cache-Control": "no-store"}
 

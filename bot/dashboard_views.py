@@ -278,7 +278,7 @@ async def cases_csv(dash: Dashboard, request: web.Request) -> web.StreamResponse
         name = f"shuoshi-cases-{chosen.first_day:%Y%m%d}-{chosen.last_day:%Y%m%d}.csv"
         response = web.StreamResponse(
             headers={
-                **dash.headers_for(request),
+                **dash.stream_headers(),
                 "Content-Type": "text/csv; charset=utf-8",
                 "Content-Disposition": f'attachment; filename="{name}"',
             }
