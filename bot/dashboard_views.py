@@ -30,7 +30,7 @@ from storage.dashboard import (
     stuck_cases,
 )
 from storage.dashboard import overview as overview_totals
-from storage.queries import case_view
+from storage.queries import case_view, department_names
 from workflow.errors import NotFound
 
 if TYPE_CHECKING:
@@ -227,6 +227,8 @@ async def case_page(dash: Dashboard, request: web.Request) -> web.Response:
         contacts = await case_contacts(session, view.case.number)
         calendar = await SqlCalendarStore(session, dash.app.uow.calendar_cache).load()
         _, messages = await failed_messages(session, case_number=view.case.number, limit=20)
+        codes = {t.data["department"] for t in view.timeline if t.data.get("department")}
+        departments = await department_names(session, codes)
     resolved = [t for t in view.timeline if t.action == "resolve"]
     return dash.render(
         request,
@@ -240,6 +242,7 @@ async def case_page(dash: Dashboard, request: web.Request) -> web.Response:
         after=resolved[-1].photos if resolved else [],
         supervision=[t for t in view.timeline if t.action == "supervise"],
         messages=messages,
+        departments=departments,
         now=now,
     )
 

@@ -151,3 +151,11 @@ async def case_list(
         }
         for c, cat, g, t, d in rows
     ]
+
+
+async def department_names(session: AsyncSession, codes: set[str]) -> dict[str, dict[str, str]]:
+    """Names by code, for trail entries that record the department they sent a case to."""
+    if not codes:
+        return {}
+    rows = await session.execute(select(DepartmentRow).where(DepartmentRow.code.in_(codes)))
+    return {d.code: _names(d) for d in rows.scalars()}

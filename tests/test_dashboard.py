@@ -475,6 +475,7 @@ async def test_case_page_shows_the_record(site: Site, client: TestClient):
     times = re.findall(r'data-testid="timeline-at">([^<]+)<', html)
     assert times[0] == "2026-11-23 09:00:00" and times[-1] == "2026-11-23 12:00:42"
     assert len(times) == 8
+    assert "派往 住房和城乡建设局" in html and "派往 housing" not in html  # its name, not code
     before, after = site.photos["before"], site.photos["after"]
     assert f"/dashboard/cases/{n}/photos/{before}" in block(html, "photos-before")
     assert f"/dashboard/cases/{n}/photos/{after}" in block(html, "photos-after")
