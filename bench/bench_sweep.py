@@ -30,7 +30,7 @@ from handlers.reminders import ReminderNotifier
 from storage.calendar import seed_calendar
 from storage.db import create_engine, session_factory, upgrade_schema
 from storage.org_loader import load_org_file
-from storage.rows import AreaRow, CaseReminderRow, CaseRow, CategoryRow, OutboxRow
+from storage.rows import AreaRow, CaseReminderRow, CaseRow, CategoryRow, OutboxRow, PersonRow
 from storage.uow import UnitOfWorkFactory
 from workflow.clock import SHANGHAI, ManualClock
 from workflow.commands import ActorRef, AssignCase, PassUp, SubmitCase, ValidateCase
@@ -58,9 +58,7 @@ async def build(path: Path, total: int, due: int) -> tuple[UnitOfWorkFactory, Wo
         await session.commit()
     await load_org_file(sessions, ROOT / "examples" / "county.yaml")
     async with sessions() as session:
-        people = dict(
-            (await session.execute(select_people())).all()  # code -> id
-        )
+        people = dict((await session.execute(select(PersonRow.code, PersonRow.id))).all())
         grid = (
             await session.execute(select(AreaRow).where(AreaRow.code == "JL-XGC-01-G1"))
         ).scalar_one()
@@ -86,12 +84,6 @@ async def build(path: Path, total: int, due: int) -> tuple[UnitOfWorkFactory, Wo
     sessions = session_factory(engine)
     clock.set(START + timedelta(days=1))  # Tuesday 09:00: every due case's "before" reminder
     return UnitOfWorkFactory(sessions, clock), workflow, engine
-
-
-def select_people():
-    from storage.rows import PersonRow
-
-    return select(PersonRow.code, PersonRow.id)
 
 
 def fill(path: Path, count: int, grid: AreaRow, category: int) -> None:

@@ -369,8 +369,18 @@ async def _trend(
     return [(d, counts.get(d.isoformat(), 0)) for d in days]
 
 
-def _case_columns() -> tuple[Any, Any, Any, Any]:
-    return aliased(AreaRow), aliased(AreaRow), aliased(CategoryRow), aliased(DepartmentRow)
+def _cases_with_names(*extra: Any) -> Any:
+    """SELECT of cases joined to their grid, township, category and department (if any)."""
+    grid, township = aliased(AreaRow), aliased(AreaRow)
+    category, department = aliased(CategoryRow), aliased(DepartmentRow)
+    query = (
+        select(CaseRow, grid, township, category, department, *extra)
+        .join(grid, grid.id == CaseRow.grid_id)
+        .join(township, township.id == CaseRow.township_id)
+        .join(category, category.id == CaseRow.category_id)
+        .outerjoin(department, department.id == CaseRow.department_id)
+    )
+    return query
 
 
 async def stuck_cases(
@@ -387,14 +397,9 @@ async def stuck_cases(
     if delivery_failed:
         conds.append(CaseRow.delivery_failed.is_(True))
     total = await _count(session, conds)
-    grid, township, category, department = _case_columns()
+    query = _cases_with_names()
     rows = await session.execute(
-        select(CaseRow, grid, township, category, department)
-        .join(grid, grid.id == CaseRow.grid_id)
-        .join(township, township.id == CaseRow.township_id)
-        .join(category, category.id == CaseRow.category_id)
-        .outerjoin(department, department.id == CaseRow.department_id)
-        .where(*conds)
+        query.where(*conds)
         .order_by(CaseRow.stage_entered_at, CaseRow.id)
         .offset(offset)
         .limit(limit)
@@ -450,14 +455,9 @@ async def list_cases(
     """Cases of the period, newest first; (total, this page)."""
     conds = period_conditions(f, _dialect(session))
     total = await _count(session, conds)
-    grid, township, category, department = _case_columns()
+    query = _cases_with_names()
     rows = await session.execute(
-        select(CaseRow, grid, township, category, department)
-        .join(grid, grid.id == CaseRow.grid_id)
-        .join(township, township.id == CaseRow.township_id)
-        .join(category, category.id == CaseRow.category_id)
-        .outerjoin(department, department.id == CaseRow.department_id)
-        .where(*conds)
+        query.where(*conds)
         .order_by(CaseRow.created_at.desc(), CaseRow.id.desc())
         .offset(offset)
         .limit(limit)
@@ -473,8 +473,11 @@ async def export_cases(
     Batches follow (created_at, id) rather than OFFSET, so the last batch costs what the first
     did however long the period."""
     conds = period_conditions(f, _dialect(session))
-    grid, township, category, department = _case_columns()
     village, reporter = aliased(AreaRow), aliased(PersonRow)
+    query = _cases_with_names(village, reporter.name)
+    query = query.join(village, village.id == CaseRow.village_id).outerjoin(
+        reporter, reporter.id == CaseRow.reporter_id
+    )
     after: tuple[datetime, int] | None = None
     while True:
         page_conds = list(conds)
@@ -482,16 +485,7 @@ async def export_cases(
             page_conds.append(tuple_(CaseRow.created_at, CaseRow.id) > tuple_(*after))
         rows = (
             await session.execute(
-                select(CaseRow, grid, township, category, department, village, reporter.name)
-                .join(grid, grid.id == CaseRow.grid_id)
-                .join(township, township.id == CaseRow.township_id)
-                .join(village, village.id == CaseRow.village_id)
-                .join(category, category.id == CaseRow.category_id)
-                .outerjoin(department, department.id == CaseRow.department_id)
-                .outerjoin(reporter, reporter.id == CaseRow.reporter_id)
-                .where(*page_conds)
-                .order_by(CaseRow.created_at, CaseRow.id)
-                .limit(batch)
+                query.where(*page_conds).order_by(CaseRow.created_at, CaseRow.id).limit(batch)
             )
         ).all()
         if not rows:

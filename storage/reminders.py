@@ -10,7 +10,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.cases import case_from_row
 from storage.rows import CaseReminderRow, CaseRow
 from workflow.model import Case
 
@@ -21,15 +20,15 @@ class SqlReminderStore:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def due_cases(self, now: datetime, limit: int) -> list[Case]:
-        """Cases whose next look is due, earliest first; reads the next_reminder_at index only."""
+    async def due_numbers(self, now: datetime, limit: int) -> list[str]:
+        """Numbers of cases whose next look is due, earliest first; reads the next_reminder_at index."""
         rows = await self.session.execute(
-            select(CaseRow)
+            select(CaseRow.number)
             .where(CaseRow.next_reminder_at <= now)
             .order_by(CaseRow.next_reminder_at, CaseRow.id)
             .limit(limit)
         )
-        return [case_from_row(row) for row in rows.scalars()]
+        return list(rows.scalars())
 
     async def recorded(self, case_id: int, stage_key: str) -> set[str]:
         rows = await self.session.execute(

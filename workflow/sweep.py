@@ -58,7 +58,7 @@ class Sweeper:
         for _ in range(self.max_batches):
             async with uow_factory() as uow:
                 now = uow.clock.now()
-                numbers = [c.number for c in await uow.reminders.due_cases(now, self.batch)]
+                numbers = await uow.reminders.due_numbers(now, self.batch)
             if not numbers:
                 break
             try:
