@@ -21,7 +21,7 @@ class SqlReminderStore:
         self.session = session
 
     async def due_numbers(self, now: datetime, limit: int) -> list[str]:
-        """Numbers of cases whose next look is due, earliest first; reads the next_reminder_at index."""
+        """Numbers of the cases due for a look, earliest first, from the next_reminder_at index."""
         rows = await self.session.execute(
             select(CaseRow.number)
             .where(CaseRow.next_reminder_at <= now)
