@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime
 from typing import Any
@@ -64,6 +65,11 @@ def _same(column: Any, value: int | None) -> ColumnElement[bool]:
 
 
 NEAREST_GRID_KM = 3.0
+
+
+def processed_key(key: str) -> str:
+    """What a processed-update mark stores: a fixed-length digest of the channel's key."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -436,7 +442,7 @@ class SqlChannelStore(CaseCards):
         """True the first time an update is seen; False for a redelivery (even a concurrent one)."""
         stmt = (
             self._insert(ProcessedUpdateRow)
-            .values(channel=channel, key=key, at=now)
+            .values(channel=channel, key=processed_key(key), at=now)
             .on_conflict_do_nothing(
                 index_elements=[ProcessedUpdateRow.channel, ProcessedUpdateRow.key]
             )

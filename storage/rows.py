@@ -358,7 +358,8 @@ class ProcessedUpdateRow(Base):
 
     __tablename__ = "processed_updates"
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # sha256 hex of the channel's key: any key fits, the same way on SQLite and PostgreSQL.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -6,10 +6,11 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from alembic import command
 from sqlalchemy import func, insert, select
 
 from storage.channel import SqlChannelStore
-from storage.db import session_factory
+from storage.db import alembic_config, session_factory
 from storage.invites import create_invite
 from storage.org_loader import load_org_file
 from storage.rows import (
@@ -21,6 +22,7 @@ from storage.rows import (
     DepartmentRow,
     IdentityRow,
     PersonRow,
+    ProcessedUpdateRow,
     RoleAssignmentRow,
 )
 from tests.conftest import EXAMPLE_COUNTY
@@ -397,6 +399,38 @@ async def test_mark_processed_once(env: Env):
     assert await env.run(lambda s, _: s.mark_processed("telegram", "update:1", now)) is True
     assert await env.run(lambda s, _: s.mark_processed("telegram", "update:1", now)) is False
     assert await env.run(lambda s, _: s.mark_processed("wecom", "update:1", now)) is True
+
+
+async def test_mark_processed_takes_long_keys_on_both_databases(env: Env):
+    """PostgreSQL refused keys over 128 characters; a digest makes any key fit."""
+    now = env.clock.now()
+    long_key = "w:r-" + "x" * 996
+    assert len(long_key) == 1000
+    assert await env.run(lambda s, _: s.mark_processed("web", long_key, now)) is True
+    assert await env.run(lambda s, _: s.mark_processed("web", long_key, now)) is False
+    assert await env.run(lambda s, _: s.mark_processed("web", long_key[:-1] + "y", now)) is True
+
+
+async def test_marks_from_before_the_digest_migration_still_count(env: Env, engine):
+    """An update marked with its raw key before the upgrade is not processed again after it."""
+    cfg = alembic_config()
+
+    def migrate(connection, target, *, down=False):
+        cfg.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(cfg, target)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(migrate, "0004", down=True)
+        await conn.execute(
+            insert(ProcessedUpdateRow.__table__).values(
+                channel="telegram", key="m:42:7", at=env.clock.now()
+            )
+        )
+    async with engine.begin() as conn:
+        await conn.run_sync(migrate, "head")
+    now = env.clock.now()
+    assert await env.run(lambda s, _: s.mark_processed("telegram", "m:42:7", now)) is False
+    assert await env.run(lambda s, _: s.mark_processed("telegram", "m:42:8", now)) is True
 
 
 async def test_mark_processed_under_concurrency(env: Env):
