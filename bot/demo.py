@@ -13,6 +13,7 @@ from workflow.commands import (
     ActorRef,
     AddProgressNote,
     AssignCase,
+    CaseCommand,
     PassUp,
     RateCase,
     ResolveCase,
@@ -75,7 +76,7 @@ async def play_demo(app: App, renderer: Renderer) -> int:
             contact_phone="13800000000",
         ),
     )
-    steps = []
+    steps: list[CaseCommand] = []
     route = wf.policy.route_for(await _deadline_class(app, owner[0]))
     if Level.SCREENING in route:
         steps.append(ValidateCase(case_number=number, actor=ref[Role.GRID_LEADER]))

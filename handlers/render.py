@@ -59,7 +59,8 @@ class Renderer:
 
     def error(self, error: WorkflowError) -> str:
         """The localized one-line reason for a refusal."""
-        module = self.env.get_template(f"{self.locale}/errors.j2").module
+        # A template's macros are attributes made at run time.
+        module: Any = self.env.get_template(f"{self.locale}/errors.j2").module
         macro = getattr(module, error.code, None)
         if macro is None:
             return str(module.generic(message=error.message)).strip()

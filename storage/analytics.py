@@ -8,6 +8,7 @@ so a page view reads the period's cases, never the county's whole history.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.rows import AreaRow, CaseRow, CategoryRow, DepartmentRow, TransitionRow
+from storage.sql import dialect_of
 from workflow.clock import SHANGHAI, ensure_aware
 from workflow.ports import (
     UNIT_KINDS,
@@ -62,8 +64,7 @@ _IN_CHUNK = 500
 
 def _hours_between(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
     """end - start in hours, in SQL: neither database has one spelling for it."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    if dialect == "postgresql":
+    if dialect_of(session) == "postgresql":
         return func.extract("epoch", end - start) / 3600.0
     return (func.julianday(end) - func.julianday(start)) * 24.0
 
@@ -150,12 +151,13 @@ def _check_kind(kind: str) -> None:
 async def units(session: AsyncSession, kind: str) -> list[UnitRef]:
     """Active departments, or active townships and streets, in the order of the org file."""
     _check_kind(kind)
+    rows: Sequence[DepartmentRow] | Sequence[AreaRow]
     if kind == "department":
-        stmt = select(DepartmentRow).where(DepartmentRow.active.is_(True))
-        rows = (await session.execute(stmt.order_by(DepartmentRow.id))).scalars()
+        depts = select(DepartmentRow).where(DepartmentRow.active.is_(True))
+        rows = (await session.execute(depts.order_by(DepartmentRow.id))).scalars().all()
     else:
-        stmt = select(AreaRow).where(AreaRow.kind.in_(TOWNSHIP_KINDS), AreaRow.active.is_(True))
-        rows = (await session.execute(stmt.order_by(AreaRow.id))).scalars()
+        areas = select(AreaRow).where(AreaRow.kind.in_(TOWNSHIP_KINDS), AreaRow.active.is_(True))
+        rows = (await session.execute(areas.order_by(AreaRow.id))).scalars().all()
     return [UnitRef(kind, r.id, r.code, r.name_zh, r.name_en) for r in rows]
 
 

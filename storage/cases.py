@@ -6,11 +6,10 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.rows import CaseAttachmentRow, CaseCounterRow, CaseRow, TransitionRow
+from storage.sql import affected, upsert
 from workflow.clock import ensure_aware
 from workflow.errors import ConcurrentUpdate, NotFound
 from workflow.model import OPEN_STATES, Action, Case, DeadlineClass, Rating, Role, State, TrailEntry
@@ -105,7 +104,7 @@ class SqlCaseRepository:
             .where(CaseRow.id == case.id, CaseRow.version == case.version)
             .values(**_row_values(case), version=case.version + 1)
         )
-        if result.rowcount != 1:
+        if affected(result) != 1:
             raise ConcurrentUpdate(
                 message=f"case {case.number} was changed by someone else", case=case.number
             )
@@ -153,13 +152,15 @@ class SqlCaseRepository:
 
     async def next_number(self, prefix: str, day: date) -> str:
         """JL-20261121-0042: a per-day counter bumped atomically inside the transaction."""
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        maker = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = maker(CaseCounterRow).values(prefix=prefix, day=day, last=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[CaseCounterRow.prefix, CaseCounterRow.day],
-            set_={"last": CaseCounterRow.last + 1},
-        ).returning(CaseCounterRow.last)
+        stmt = (
+            upsert(self.session, CaseCounterRow)
+            .values(prefix=prefix, day=day, last=1)
+            .on_conflict_do_update(
+                index_elements=[CaseCounterRow.prefix, CaseCounterRow.day],
+                set_={"last": CaseCounterRow.last + 1},
+            )
+            .returning(CaseCounterRow.last)
+        )
         value = (await self.session.execute(stmt)).scalar_one()
         return f"{prefix}-{day:%Y%m%d}-{value:04d}"
 
@@ -185,7 +186,7 @@ class SqlCaseRepository:
                 .order_by(CaseAttachmentRow.position)
             )
         ).all()
-        by_transition: dict[int, list[int]] = {}
+        by_transition: dict[int | None, list[int]] = {}
         for transition_id, attachment_id in links:
             by_transition.setdefault(transition_id, []).append(attachment_id)
         return [entry_from_row(row, tuple(by_transition.get(row.id, ()))) for row in rows]

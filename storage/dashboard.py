@@ -27,6 +27,7 @@ from storage.rows import (
     PersonRow,
     TransitionRow,
 )
+from storage.sql import dialect_of
 from workflow.clock import SHANGHAI, ensure_aware
 from workflow.model import OPEN_STATES, State, holder_of
 
@@ -203,10 +204,6 @@ def _aware(value: datetime | None) -> datetime | None:
     return ensure_aware(value) if value is not None else None
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
-
-
 def _unindexed(column: Any, dialect: str) -> Any:
     """On SQLite, keep the planner on the created_at range: without statistics it would rather
     walk a township's or department's whole history through their (unit, state) indexes."""
@@ -243,7 +240,7 @@ def open_conditions(f: CaseFilter, states: Sequence[str] = OPEN) -> list[ColumnE
 async def org_options(session: AsyncSession) -> OrgOptions:
     """The townships, departments and categories the filter bar and tables name."""
 
-    async def units(stmt: Select[Any]) -> list[Unit]:
+    async def units(stmt: Select[int, str, str, str]) -> list[Unit]:
         return [Unit(r.id, r.code, r.name_zh, r.name_en) for r in (await session.execute(stmt))]
 
     cols = (AreaRow.id, AreaRow.code, AreaRow.name_zh, AreaRow.name_en)
@@ -267,7 +264,7 @@ async def overview(
     session: AsyncSession, f: CaseFilter, now: datetime, *, top_grids: int = 10
 ) -> Overview:
     """Totals of the period and the open snapshot, each one bounded query."""
-    dialect = _dialect(session)
+    dialect = dialect_of(session)
     period = period_conditions(f, dialect)
 
     by_state_period = {
@@ -453,7 +450,7 @@ async def list_cases(
     session: AsyncSession, f: CaseFilter, *, offset: int = 0, limit: int = 50
 ) -> tuple[int, list[ListedCase]]:
     """Cases of the period, newest first; (total, this page)."""
-    conds = period_conditions(f, _dialect(session))
+    conds = period_conditions(f, dialect_of(session))
     total = await _count(session, conds)
     query = _cases_with_names()
     rows = await session.execute(
@@ -472,7 +469,7 @@ async def export_cases(
 
     Batches follow (created_at, id) rather than OFFSET, so the last batch costs what the first
     did however long the period."""
-    conds = period_conditions(f, _dialect(session))
+    conds = period_conditions(f, dialect_of(session))
     village, reporter = aliased(AreaRow), aliased(PersonRow)
     query = _cases_with_names(village, reporter.name)
     query = query.join(village, village.id == CaseRow.village_id).outerjoin(
@@ -612,7 +609,7 @@ async def case_contacts(session: AsyncSession, number: str) -> CaseContacts:
         masked = frozenset(seqs.scalars())
     return CaseContacts(
         reporter_name=None if hidden or reporter is None else reporter.name,
-        reporter_phone=None if hidden else (case.contact_phone or (reporter and reporter.phone)),
+        reporter_phone=None if hidden else _reporter_phone(case, reporter),
         handler_name=handler.name if handler else None,
         handler_phone=handler.phone if handler else None,
         anonymous_seqs=masked,
@@ -630,3 +627,8 @@ async def case_photo_mime(session: AsyncSession, number: str, sha256: str) -> st
             .limit(1)
         )
     ).scalar_one_or_none()
+
+
+def _reporter_phone(case: CaseRow, reporter: PersonRow | None) -> str | None:
+    """The number given with the report, else the one the reporter is known by."""
+    return case.contact_phone or (reporter.phone if reporter else None)

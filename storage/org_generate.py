@@ -78,8 +78,17 @@ _TOWNSHIPS: tuple[tuple[str, str, str], ...] = (
     ("张王疃乡", "Zhangwangtuan Township", "township"),
 )
 
-_PREFIXES = (("", ""), ("东", "Dong"), ("西", "Xi"), ("南", "Nan"), ("北", "Bei"), ("前", "Qian"))
-_PREFIXES += (("后", "Hou"), ("大", "Da"), ("小", "Xiao"))
+_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("", ""),
+    ("东", "Dong"),
+    ("西", "Xi"),
+    ("南", "Nan"),
+    ("北", "Bei"),
+    ("前", "Qian"),
+    ("后", "Hou"),
+    ("大", "Da"),
+    ("小", "Xiao"),
+)
 _SURNAMES = (
     ("王", "wang"),
     ("李", "li"),
@@ -94,8 +103,15 @@ _SURNAMES = (
     ("高", "gao"),
     ("邢", "xing"),
 )
-_VILLAGE_SUFFIXES = (("家庄", "jiazhuang"), ("庄", "zhuang"), ("营", "ying"), ("寨", "zhai"))
-_VILLAGE_SUFFIXES += (("屯", "tun"), ("疃", "tuan"), ("村", "cun"))
+_VILLAGE_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("家庄", "jiazhuang"),
+    ("庄", "zhuang"),
+    ("营", "ying"),
+    ("寨", "zhai"),
+    ("屯", "tun"),
+    ("疃", "tuan"),
+    ("村", "cun"),
+)
 _PERSON_SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈"
 _GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国志红梅玉兵辉鹏飞春燕文斌"
 _NUMERALS = "一二三四五六七八九十"
@@ -211,8 +227,8 @@ def generate_county(
     dept_rows: list[tuple[str, str, str, list[str]]] = []
     for d in range(departments):
         if d < len(_DEPARTMENTS):
-            code, zh, en, owned = _DEPARTMENTS[d]
-            dept_rows.append((code, zh, en, list(owned)))
+            code, zh, en, primary = _DEPARTMENTS[d]
+            dept_rows.append((code, zh, en, list(primary)))
         else:
             # Generated departments back up one or two categories as secondary owners.
             picks = rng.sample([c[0] for c in CATEGORIES], rng.randint(0, 2))
@@ -224,11 +240,11 @@ def generate_county(
         if code not in owned_somewhere:
             dept_rows[i % len(dept_rows)][3].append(code)
     out.append("departments:")
-    for code, zh, en, owned in dept_rows:
+    for code, zh, en, owned_codes in dept_rows:
         out += [
             f"  - code: {code}",
             f"    name: {_name(zh, en)}",
-            f"    categories: [{', '.join(owned)}]",
+            f"    categories: [{', '.join(owned_codes)}]",
         ]
 
     out.append("people:")
@@ -258,9 +274,9 @@ def generate_county(
             person("T", f"{{role: township_operator, areas: [{t_code}]}}")
     for _ in range(3):
         person("C", "{role: county_dispatcher}")
-    for code, *_rest in dept_rows:
+    for dept_code, _zh, _en, _cats in dept_rows:
         for _ in range(2):
-            person("H", f"{{role: department_handler, department: {code}}}")
+            person("H", f"{{role: department_handler, department: {dept_code}}}")
     for _ in range(3):
         person("S", "{role: supervisor}")
     person("A", "{role: admin}")

@@ -438,11 +438,11 @@ class _Parser:
                 cats.append(cat)
             owned.update(cats)
             out.append(DepartmentSpec(code, name_zh, name_en, tuple(cats), _line(item)))
-        for cat in categories:
-            if cat.code not in owned:
+        for spec in categories:
+            if spec.code not in owned:
                 self.fail(
-                    cat.line,
-                    f"category '{cat.code}' is owned by no department; "
+                    spec.line,
+                    f"category '{spec.code}' is owned by no department; "
                     "list it under a department's categories",
                 )
         return out

@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.rows import CaseReminderRow, CaseRow
+from storage.sql import affected, upsert
 from workflow.model import Case
 
 
@@ -44,10 +43,8 @@ class SqlReminderStore:
         """Record thresholds; returns the names this call inserted (not those already there)."""
         if not thresholds:
             return set()
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        maker = pg_insert if dialect == "postgresql" else sqlite_insert
         stmt = (
-            maker(CaseReminderRow)
+            upsert(self.session, CaseReminderRow)
             .values(
                 [
                     {
@@ -73,7 +70,7 @@ class SqlReminderStore:
             .where(CaseRow.id == case.id, CaseRow.version == case.version)
             .values(next_reminder_at=at)
         )
-        return result.rowcount == 1
+        return affected(result) == 1
 
     async def postpone(self, case_number: str, at: datetime) -> None:
         await self.session.execute(

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import analytics
 from storage.rows import DigestRunRow
+from storage.sql import affected, upsert
 from workflow.ports import Period, RankedItem, Setback, UnitDigest, UnitRates, UnitRef
 
 
@@ -73,14 +72,12 @@ class SqlReports:
         process (or a rerun after a restart) find the row and send nothing, and a rollback frees
         the claim for the next attempt.
         """
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        maker = pg_insert if dialect == "postgresql" else sqlite_insert
         stmt = (
-            maker(DigestRunRow)
+            upsert(self.session, DigestRunRow)
             .values(kind=kind, target=target, period=period, recorded_at=now)
             .on_conflict_do_nothing(
                 index_elements=[DigestRunRow.kind, DigestRunRow.target, DigestRunRow.period]
             )
         )
         result = await self.session.execute(stmt)
-        return result.rowcount == 1
+        return affected(result) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from workflow.clock import SHANGHAI, Clock
 from workflow.deadlines import WorkCalendar
@@ -98,13 +98,23 @@ class Outbox(Protocol):
 class UnitOfWork(Protocol):
     """One transaction: everything a service does commits together or not at all."""
 
-    cases: CaseRepository
-    org: OrgDirectory
-    calendar: CalendarStore
-    outbox: Outbox
-    clock: Clock
+    # Read-only members, so an implementation may hold its own concrete repositories.
+    @property
+    def cases(self) -> CaseRepository: ...
 
-    async def __aenter__(self) -> UnitOfWork: ...
+    @property
+    def org(self) -> OrgDirectory: ...
+
+    @property
+    def calendar(self) -> CalendarStore: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc: object) -> None: ...
 
@@ -122,7 +132,8 @@ class EventHook(Protocol):
 class SweepUnitOfWork(UnitOfWork, Protocol):
     """The unit of work the sweeper needs: the usual one plus the reminder records."""
 
-    reminders: ReminderStore
+    @property
+    def reminders(self) -> ReminderStore: ...
 
 
 # Reports: rates, digests and the weekly analysis. The numbers are computed in

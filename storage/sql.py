@@ -1,0 +1,31 @@
+"""Small SQL helpers that hide the two dialects (SQLite, PostgreSQL) from the repositories."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Result
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects.sqlite.dml import Insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+def upsert(session: AsyncSession, table: Any) -> Insert:
+    """An INSERT that offers `on_conflict_do_nothing/_update` on either database.
+
+    Both dialects' Insert classes share that API; it is typed as SQLite's so callers
+    see one type.
+    """
+    if dialect_of(session) == "postgresql":
+        return cast(Insert, pg_insert(table))
+    return sqlite_insert(table)
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE, DELETE or INSERT ... ON CONFLICT changed."""
+    return cast(CursorResult[Any], result).rowcount
