@@ -608,32 +608,36 @@ class WebChat:
         self, chat_id: str, key: str, record: dict[str, Any] | None, locale: str, **fields: Any
     ) -> bool:
         """Record what the user did and run it through the conversations, once per key (a
-        double submit repeats the key); then deliver the answers. False for a repeat."""
+        double submit repeats the key); then deliver the answers. False for a repeat.
+
+        The history row, the processed mark and the turn commit in one transaction: a crash
+        keeps all of them or none (the post is then unanswered and the page sends it again
+        with the same key), never a message shown in the chat that the bot did not take."""
         lock = self._chat_locks.get(chat_id)
         if lock is None:
             lock = self._chat_locks[chat_id] = asyncio.Lock()
+        taken = False
+
+        async def record_in_turn(uow: Any) -> str | None:
+            nonlocal taken
+            taken = True
+            if record is None:
+                return None
+            row = await WebChatStore(uow.session).add_incoming(chat_id, record, uow.clock.now())
+            # A press keeps the id of the message whose button it was.
+            return None if "message_id" in fields else str(row.id)
+
         async with lock:  # one chat's messages are handled in the order they came
-            now = self.app.clock.now()
-            async with self.app.sessions() as session:
-                fresh = await SqlChannelStore(session).mark_processed(
-                    CHANNEL, f"in:{chat_id}:{key}", now
-                )
-                row = None
-                if fresh and record is not None:
-                    row = await WebChatStore(session).add_incoming(chat_id, record, now)
-                await session.commit()
-            if not fresh:
-                log.info("web chat %s: %s already taken", chat_id, key)
-                return False
-            if row is not None:
-                self._notify(chat_id)
-            fields.setdefault("message_id", str(row.id) if row is not None else None)
             incoming = Incoming(
                 channel=CHANNEL, chat_id=chat_id, chat_type="private", user_id=chat_id,
                 user_name=Renderer(locale).macro(LABELS, "resident_name"), language=locale,
                 update_key=f"w:{chat_id}:{key}", **fields,
             )  # fmt: skip
-            await self.conversations.handle(incoming)
+            await self.conversations.handle(incoming, record_in_turn)
+        if not taken:
+            log.info("web chat %s: %s already taken", chat_id, key)
+            return False
+        self._notify(chat_id)
         await self.deliver_pending()
         return True
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from handlers.messages import Button, Incoming, Outgoing, PhotoRef
@@ -80,6 +80,9 @@ class Turn:
 _OUT_FIELDS = set(Outgoing.__dataclass_fields__) - {"chat_id", "text", "buttons"}
 
 Route = Callable[[Turn], Awaitable[bool]]
+# Stores the incoming message in the turn's own transaction (the web chat's history row) and
+# returns its message id: a crash then loses both the record and the turn, or neither.
+Record = Callable[[Any], Awaitable[str | None]]
 
 
 class Conversations:
@@ -99,12 +102,13 @@ class Conversations:
         self.routes = routes
         self.default_locale = default_locale
 
-    async def handle(self, msg: Incoming) -> list[Outgoing]:
-        """Process one update exactly once; returns what was queued (for logs and tests)."""
+    async def handle(self, msg: Incoming, record: Record | None = None) -> list[Outgoing]:
+        """Process one update exactly once; returns what was queued (for logs and tests).
+        `record`, when given, runs in the turn's transaction right after the processed mark."""
         error: WorkflowError
         for attempt in range(3):
             try:
-                return await self._run(msg)
+                return await self._run(msg, record)
             except ConcurrentUpdate as exc:
                 # Someone changed the same case or draft first: run the turn again on fresh data.
                 error = exc
@@ -116,11 +120,11 @@ class Conversations:
                 log.exception("update %s failed", msg.update_key)
                 error = WorkflowError("internal_error", "unexpected error")
                 break
-        return await self._answer_error(msg, error)
+        return await self._answer_error(msg, error, record)
 
-    async def _run(self, msg: Incoming) -> list[Outgoing]:
+    async def _run(self, msg: Incoming, record: Record | None) -> list[Outgoing]:
         async with self.uow_factory() as uow:
-            turn = await self._turn(uow, msg)
+            turn = await self._turn(uow, msg, record)
             if turn is None:
                 return []
             for route in self.routes:
@@ -130,10 +134,12 @@ class Conversations:
             await uow.commit()
             return turn.out
 
-    async def _answer_error(self, msg: Incoming, error: WorkflowError) -> list[Outgoing]:
+    async def _answer_error(
+        self, msg: Incoming, error: WorkflowError, record: Record | None
+    ) -> list[Outgoing]:
         """Nothing of the failed turn was written; say why in a fresh transaction."""
         async with self.uow_factory() as uow:
-            turn = await self._turn(uow, msg)
+            turn = await self._turn(uow, msg, record)
             if turn is None:
                 return []
             text = turn.r.error(error)
@@ -149,12 +155,14 @@ class Conversations:
             await uow.commit()
             return turn.out
 
-    async def _turn(self, uow: Any, msg: Incoming) -> Turn | None:
+    async def _turn(self, uow: Any, msg: Incoming, record: Record | None = None) -> Turn | None:
         now = uow.clock.now()
         channels = uow.channels
         if msg.update_key and not await channels.mark_processed(msg.channel, msg.update_key, now):
             log.info("update %s already processed; ignored", msg.update_key)
             return None
+        if record is not None and (message_id := await record(uow)) is not None:
+            msg = replace(msg, message_id=message_id)
         person = await uow.channels.person_for(msg.channel, msg.user_id)
         conv = await uow.channels.conversation(msg.channel, msg.chat_id, msg.user_id)
         locale = person.language if person else _locale_of(msg.language, self.default_locale)

@@ -835,3 +835,34 @@ async def test_the_page_works_without_its_script(demo):
     views = await b.history()
     assert [v["kind"] for v in views[-4:]] == ["press", "bot", "text", "bot"]
     assert plain_text(views[-1]["nodes"]) == chat_text("not_enrolled")
+
+
+class Crash(BaseException):
+    """The process dies here: nothing after this point runs, nothing is caught."""
+
+
+async def test_a_crash_while_taking_a_message_loses_nothing(engine, tmp_path, clock):
+    """The process dies after the post reached the database but before the bot handled it;
+    the page sends it again with the same key to the restarted process: the bot answers it
+    once, and the chat shows the message once."""
+    app = await make_app(engine, tmp_path, clock)
+
+    async def crash(turn: Any) -> bool:
+        raise Crash()
+
+    async for client, chat in serve(app, demo=True):
+        b = Browser(client)
+        await b.pick("P-R-01")
+        before = await b.last_id()
+        chat.conversations.routes = [crash, *chat.conversations.routes]
+        with pytest.raises(Crash):
+            await chat._take(b.chat, "crash-key-1", {"kind": "text", "text": "/my"}, "zh_CN",
+                             text="/my")  # fmt: skip
+        path = f"/chat/{b.chat}"
+    async for client, _restarted in serve(app, demo=True):  # a new process, same database
+        b = Browser(client)
+        await b.open(path)
+        await b.say("/my", key="crash-key-1")
+        new = await b.history(before)
+        assert [v["direction"] for v in new] == ["in", "out"]
+        assert plain_text(new[1]["nodes"]) == chat_text("no_cases")
