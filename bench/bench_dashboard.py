@@ -40,8 +40,8 @@ from handlers.render import Renderer
 from storage.calendar import seed_calendar
 from storage.db import create_engine, session_factory, upgrade_schema
 from storage.media import MediaStore
+from storage.org_file import load_org_file
 from storage.org_generate import generate_county
-from storage.org_loader import load_org_file
 from storage.uow import UnitOfWorkFactory
 from workflow.clock import SHANGHAI, ManualClock
 from workflow.services import Workflow

@@ -36,7 +36,7 @@ from handlers.routes import ALL_ROUTES
 from storage.calendar import seed_calendar
 from storage.db import create_engine, session_factory, upgrade_schema
 from storage.media import MediaStore
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.rows import OutboxRow
 from storage.uow import UnitOfWorkFactory
 from tests.fake_telegram import FakeTelegram

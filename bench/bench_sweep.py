@@ -29,7 +29,7 @@ from handlers.notify import Notifier
 from handlers.reminders import ReminderNotifier
 from storage.calendar import seed_calendar
 from storage.db import create_engine, session_factory, upgrade_schema
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.rows import AreaRow, CaseReminderRow, CaseRow, CategoryRow, OutboxRow, PersonRow
 from storage.uow import UnitOfWorkFactory
 from workflow.clock import SHANGHAI, ManualClock

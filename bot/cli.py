@@ -196,7 +196,7 @@ async def _init(app: App, renderer: Renderer) -> int:
 
 
 async def _org_load(app: App, path: Path, renderer: Renderer, quiet: bool = False) -> int:
-    from storage.org_loader import OrgFileError, load_org_file
+    from storage.org_file import OrgFileError, load_org_file
 
     try:
         report = await load_org_file(app.sessions, path)

@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from storage import analytics
 from storage.calendar import seed_calendar
 from storage.db import session_factory
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.rows import AreaRow, CategoryRow, DepartmentRow, PersonRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY

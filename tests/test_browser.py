@@ -28,7 +28,7 @@ from bot.app import App, open_app
 from bot.config import load_settings
 from bot.dashboard_users import add_user
 from bot.runner import Running, serve
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from tests.conftest import EXAMPLE_COUNTY, ROOT
 from tests.test_runner import free_port
 from tests.test_webchat import NUMBER, chat_text, jpeg

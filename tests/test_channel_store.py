@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select
 from storage.channel import SqlChannelStore
 from storage.db import alembic_config, session_factory
 from storage.invites import create_invite
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.rows import (
     AreaRow,
     CaseRow,

@@ -25,7 +25,7 @@ from handlers.render import Renderer
 from storage.calendar import seed_calendar
 from storage.db import session_factory
 from storage.media import MediaStore
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.rows import CaseRow, OutboxRow, PersonRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY

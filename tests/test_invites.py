@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.cli import main
 from storage.db import session_factory
 from storage.invites import CODE_ALPHABET, CODE_LENGTH, create_invite
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.rows import AreaRow, DepartmentRow, InviteRow, PersonRow
 from tests.conftest import EXAMPLE_COUNTY
 

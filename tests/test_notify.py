@@ -10,7 +10,7 @@ from storage.calendar import seed_calendar
 from storage.channel import SqlChannelStore
 from storage.db import session_factory
 from storage.invites import create_invite
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.rows import OutboxRow, PersonRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY

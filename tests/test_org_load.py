@@ -11,8 +11,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import session_factory
-from storage.org_generate import generate_county
-from storage.org_loader import (
+from storage.org_file import (
     OrgFileError,
     OrgLoadReport,
     load_org,
@@ -20,6 +19,7 @@ from storage.org_loader import (
     parse_org_text,
     read_org_file,
 )
+from storage.org_generate import generate_county
 from storage.rows import (
     AreaRow,
     CategoryRow,

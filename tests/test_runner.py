@@ -28,7 +28,7 @@ async def start(tmp_path, fake: FakeTelegram, **telegram):
         web={"port": free_port()},
     )
     app = await open_app(settings)
-    from storage.org_loader import load_org_file
+    from storage.org_file import load_org_file
 
     await load_org_file(app.sessions, EXAMPLE_COUNTY)
     stop = asyncio.Event()

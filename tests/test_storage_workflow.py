@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, select
 
 from storage.calendar import Schedule, seed_calendar, store_schedule
 from storage.db import session_factory
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.queries import case_list, case_view
 from storage.rows import AttachmentRow, CaseRow, OutboxRow, PersonRow, TransitionRow
 from storage.uow import UnitOfWorkFactory

@@ -34,7 +34,7 @@ from storage.calendar import seed_calendar
 from storage.channel import SqlChannelStore
 from storage.db import session_factory
 from storage.media import MediaRefused, MediaStore
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.outbox import SqlOutbox
 from storage.queries import case_view
 from storage.rows import OutboxRow, WebMessageRow
