@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from workflow.deadlines import Limit
@@ -116,12 +125,35 @@ class WorkflowSettings(_Strict):
         )
 
 
+# What Telegram accepts as a webhook's secret_token.
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
 class TelegramSettings(_Strict):
     token: SecretStr | None = None
     mode: Literal["polling", "webhook"] = "polling"
-    webhook_url: str | None = None
-    webhook_secret: SecretStr | None = None
+    webhook_url: str | None = Field(None, validate_default=True)
+    # Without it anyone who can reach the webhook route could post forged updates.
+    webhook_secret: SecretStr | None = Field(None, validate_default=True)
     api_base: str | None = None  # a local Bot API server, or the tests' fake one
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("mode") == "webhook" and not value:
+            raise ValueError('required when mode = "webhook" (this process\'s public address)')
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https://")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("mode") == "webhook" and value is None:
+            raise ValueError('required when mode = "webhook" (1-256 of A-Z a-z 0-9 _ -)')
+        if value is not None and not WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z a-z 0-9 _ - (what Telegram accepts)")
+        return value
 
 
 class ScheduleSettings(_Strict):
@@ -250,9 +282,11 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
         shown = error.get("input")
+        # A missing value has nothing to show, and a secret is never echoed into logs.
+        secret = str(error["loc"][-1]).endswith(("secret", "token"))
         value = (
             ""
-            if error["type"] == "extra_forbidden" or isinstance(shown, dict)
+            if error["type"] == "extra_forbidden" or isinstance(shown, dict | None) or secret
             else f" (got {shown!r})"
         )
         env_name = "SHUOSHI_" + "__".join(str(p) for p in error["loc"]).upper()
