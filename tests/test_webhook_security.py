@@ -13,7 +13,7 @@ from bot.app import open_app
 from bot.cli import main
 from bot.config import ConfigError, load_settings
 from bot.runner import WEBHOOK_PATH, WebhookHandler, serve
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from tests.conftest import EXAMPLE_COUNTY
 from tests.fake_telegram import FakeTelegram
 from tests.test_runner import free_port
