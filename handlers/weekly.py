@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from handlers.render import Renderer
@@ -42,9 +42,13 @@ def parse_week(text: str) -> Period:
         raise ValueError(f"not an ISO week: {text!r}")
     try:
         monday = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
-    except ValueError:
+        period = Period.week_of(monday)
+        # Instants are compared in UTC: 0001-W01 starts before year 1 there, and 9999-W52
+        # ends in year 10000, so such weeks cannot be asked about at all.
+        period.start.astimezone(UTC), period.end.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValueError(f"no such week: {text!r}") from None
-    return Period.week_of(monday)
+    return period
 
 
 def previous_week(now: datetime) -> Period:

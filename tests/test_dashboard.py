@@ -704,3 +704,13 @@ async def test_weekly_analysis_page(site: Site, client: TestClient):
     assert "2026-W40" in html and 'lang="en"' in html
     html = await page(client, "/dashboard/weekly?week=" + SCRIPT, status=400)
     assert "2026-W47" in by_testid(html, "message") and SCRIPT not in html
+
+
+async def test_weekly_page_refuses_weeks_beyond_the_calendar(site: Site, client: TestClient):
+    """Weeks whose Monday or Sunday would overflow the calendar get the filters' one sentence."""
+    expected = "筛选条件有误：周次应写作 2026-W47 这样的 ISO 周（收到「{}」）。"
+    for week in ("9999-W52", "0001-W01"):
+        html = await page(client, "/dashboard/weekly?week=" + week, status=400)
+        assert by_testid(html, "message") == expected.format(week)
+    for week in ("9999-W51", "0001-W02"):  # the last and first weeks there are
+        assert week in await page(client, "/dashboard/weekly?week=" + week)

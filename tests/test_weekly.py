@@ -188,9 +188,12 @@ def test_weeks_are_parsed_and_found():
     assert parse_week("2026-W47") == Period.week_of(date(2026, 11, 16))
     assert parse_week("2026w48").iso_week == "2026-W48"
     assert parse_week("2026-W53").iso_week == "2026-W53"  # 2026 has 53 ISO weeks
-    for bad in ("2026-W54", "last week", "2026-47", ""):
+    for bad in ("2026-W54", "last week", "2026-47", "", "9999-W52", "0001-W01"):
         with pytest.raises(ValueError):
             parse_week(bad)
+    # the first and last weeks whose every instant exists in UTC as well
+    assert parse_week("0001-W02").start == datetime(1, 1, 8, tzinfo=SHANGHAI)
+    assert parse_week("9999-W51").end == datetime(9999, 12, 27, tzinfo=SHANGHAI)
     assert previous_week(at(30, 9)) == W48
     assert previous_week(datetime(2026, 11, 29, 23, 59, tzinfo=SHANGHAI)).iso_week == "2026-W47"
     assert W48.end - W48.start == timedelta(days=7)

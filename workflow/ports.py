@@ -170,7 +170,7 @@ class Period:
     def iso_week(self) -> str:
         """'2026-W47' for the week the period starts in (Asia/Shanghai)."""
         year, week, _ = self.start.astimezone(SHANGHAI).isocalendar()
-        return f"{year}-W{week:02d}"
+        return f"{year:04d}-W{week:02d}"
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
