@@ -68,13 +68,13 @@ async def audit(
     engine = create_engine(db_url)
     try:
         async with session_factory(engine)() as session:
-            await _count(session, figures, channel, residents, deliveries)
+            await count_figures(session, figures, channel, residents, deliveries)
     finally:
         await engine.dispose()
     return figures
 
 
-async def _count(
+async def count_figures(
     session: Any, f: Figures, channel: str, residents: list[Resident],
     deliveries: Counter[tuple[str, str]] | None,
 ) -> None:  # fmt: skip
