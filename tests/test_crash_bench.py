@@ -16,7 +16,7 @@ from bot.webchat_render import html_tree
 from storage.channel import SqlChannelStore
 from storage.db import session_factory
 from storage.media import MediaStore
-from storage.org_loader import load_org_file
+from storage.org_file import load_org_file
 from storage.rows import AreaRow, CaseAttachmentRow, CaseRow, CategoryRow, OutboxRow
 from tests.conftest import EXAMPLE_COUNTY
 from tests.fake_telegram import FakeTelegram
