@@ -19,10 +19,12 @@ from aiohttp import web
 from bot.app import App
 from bot.dashboard import dashboard_users_exist, is_loopback, login_required, setup_dashboard
 from bot.scheduler import PeriodicWork, make_digests, make_sweeper, start_scheduler
-from bot.telegram import OutboxSender, TelegramChannel, TelegramPhotos, make_bot
+from bot.telegram import CHANNEL, OutboxSender, TelegramChannel, TelegramPhotos, make_bot
+from bot.telegram_inbox import InboxProcessor, TelegramPoller, dispatcher_handler
 from bot.webchat import setup_webchat
 from handlers.conversation import Conversations
 from handlers.routes import ALL_ROUTES
+from storage.inbox import SqlInbox
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,14 @@ class _Telegram:
             default_locale=app.settings.locale,
         )  # fmt: skip
         self.dp: Dispatcher = TelegramChannel(conversations, self.sender).dispatcher()
-        self.polling: asyncio.Task[None] | None = None
+        # Long polling goes through the inbox: an update is stored before it is confirmed.
+        inbox = SqlInbox(app.sessions, CHANNEL)
+        self.processor = InboxProcessor(inbox, app.clock, dispatcher_handler(self.dp, self.bot))
+        self.poller = TelegramPoller(
+            self.bot, inbox, app.clock, on_stored=self.processor.wake,
+            allowed_updates=self.dp.resolve_used_update_types(),
+        )  # fmt: skip
+        self.polling: list[asyncio.Task[None]] = []
 
     def register_webhook(self, web_app: web.Application) -> None:
         """Telegram posts updates here; the secret token header is checked, and Telegram gets
@@ -144,17 +153,20 @@ class _Telegram:
                 await self.bot.set_webhook(url, secret_token=self._secret())
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
-            self.polling = asyncio.create_task(
-                self.dp.start_polling(self.bot, handle_signals=False)
-            )
+            self.polling = [
+                asyncio.create_task(self.processor.run(), name="telegram-inbox"),
+                asyncio.create_task(self.poller.run(), name="telegram-polling"),
+            ]
         me = await self.bot.get_me()
         log.info("Telegram bot @%s is running (%s)", me.username, settings.mode)
 
     async def stop_receiving(self) -> None:
-        if self.polling is not None:
-            with contextlib.suppress(RuntimeError):
-                await self.dp.stop_polling()
-            await asyncio.gather(self.polling, return_exceptions=True)
+        """Stop polling and handling: what was stored and not yet handled waits in the inbox
+        for the next start (an update cut short is rolled back and handled again then)."""
+        for task in reversed(self.polling):
+            task.cancel()
+        await asyncio.gather(*self.polling, return_exceptions=True)
+        self.polling = []
 
 
 class WebhookHandler(SimpleRequestHandler):

@@ -363,6 +363,28 @@ class ProcessedUpdateRow(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class InboxRow(Base):
+    """An incoming update, stored before the channel is told it arrived (Telegram's polling
+    offset moves past it only after this row committed); handled from here, in order per chat."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "update_id", name="uq_inbox_channel_update_id"),
+        Index("ix_inbox_channel_status_update", "channel", "status", "update_id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    chat_id: Mapped[str] = mapped_column(String(64))  # updates of one chat go in order
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the update as the channel sent it
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 class CaseReminderRow(Base):
     """A reminder or escalation already handled: once per case, stage and threshold."""
 
