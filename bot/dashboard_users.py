@@ -12,7 +12,14 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.passwords import MIN_LENGTH, dummy_hash, hash_password, verify_password, weakness
+from bot.passwords import (
+    MIN_LENGTH,
+    check_password,
+    hash_password,
+    needs_rehash,
+    rehash_password,
+    weakness,
+)
 from storage.rows import DashboardSessionRow, DashboardUserRow, PersonRow
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
@@ -132,17 +139,20 @@ async def users_exist(session: AsyncSession) -> bool:
 async def authenticate(
     session: AsyncSession, username: str, password: str, now: datetime
 ) -> DashboardUserRow | None:
-    """The active account these credentials open, else None; records the login time."""
+    """The active account these credentials open, else None; records the login time, and
+    rehashes a password stored with weaker scrypt factors than today's (the caller commits)."""
     row = (
         await session.execute(
             select(DashboardUserRow).where(DashboardUserRow.username == username.strip())
         )
     ).scalar_one_or_none()
     if row is None or not row.active:
-        verify_password(password, dummy_hash())  # same cost as a real check
+        await check_password(password, None)  # the same cost as a real check
         return None
-    if not verify_password(password, row.password_hash):
+    if not await check_password(password, row.password_hash):
         return None
+    if needs_rehash(row.password_hash):
+        row.password_hash = await rehash_password(password)
     row.last_login_at = now
     return row
 

@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 
-# scrypt cost: about 16 MB and tens of milliseconds per check, slow enough to make guessing a
-# stolen table expensive and fast enough for a login form. Stored in each hash, so raising it
-# later still verifies old hashes.
-SCRYPT_N = 2**14
-SCRYPT_R = 8
-SCRYPT_P = 1
+
+@dataclass(frozen=True)
+class ScryptCost:
+    """scrypt's work factors; every hash records the ones it was made with."""
+
+    n: int
+    r: int
+    p: int
+
+    @property
+    def memory(self) -> int:
+        """Bytes scrypt needs: OpenSSL refuses to run unless `maxmem` allows exactly this."""
+        return 128 * self.r * (self.n + self.p + 2)
+
+
+# OWASP's Password Storage Cheat Sheet: N=2^17, r=8, p=1 (128 MiB; under a second a check).
+OWASP_COST = ScryptCost(n=2**17, r=8, p=1)
+# What new hashes use. Tests lower it (tests/conftest.py) so that logins stay fast; production
+# code never changes it. A stored hash with other factors still verifies, and is redone with
+# these at its next successful login.
+COST = OWASP_COST
+MAX_MEMORY = 1024 * 2**20  # a stored hash asking for more is treated as malformed
 SALT_BYTES = 16
 KEY_BYTES = 32
 MIN_LENGTH = 10
+# Checks run off the event loop, two at a time: each needs 128 MiB, and a burst of logins must
+# neither stall the web chat nor exhaust memory.
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
 
 # The passwords every guessing list starts with; refused whatever their length.
 _COMMON = frozenset(
@@ -30,31 +52,58 @@ _COMMON = frozenset(
 )  # fmt: skip
 
 
-def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
+def hash_password(password: str, *, cost: ScryptCost | None = None) -> str:
     """`scrypt$N$r$p$salt$key` (base64): the parameters travel with the hash."""
+    cost = cost or COST
     salt = secrets.token_bytes(SALT_BYTES)
-    key = _scrypt(password, salt, n, SCRYPT_R, SCRYPT_P)
-    return "$".join(("scrypt", str(n), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(key)))
+    key = _scrypt(password, salt, cost)
+    fields = ("scrypt", str(cost.n), str(cost.r), str(cost.p), _b64(salt), _b64(key))
+    return "$".join(fields)
 
 
 def verify_password(password: str, stored: str) -> bool:
     """Constant-time check; a malformed stored hash never matches."""
     try:
-        scheme, n, r, p, salt, key = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(key, validate=True)
-        actual = _scrypt(password, base64.b64decode(salt, validate=True), int(n), int(r), int(p))
+        cost, salt, expected = _parse(stored)
+        actual = _scrypt(password, salt, cost)
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)
 
 
-@cache
+async def check_password(password: str, stored: str | None) -> bool:
+    """verify_password in a hashing thread, so the event loop goes on serving meanwhile. With
+    None (an unknown username) against a dummy hash: a wrong name costs as long as a wrong
+    password, so the answer time does not tell which of the two was wrong."""
+
+    def check() -> bool:
+        return verify_password(password, dummy_hash() if stored is None else stored)
+
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, check)
+
+
+async def rehash_password(password: str) -> str:
+    """hash_password with today's factors, in a hashing thread (after a successful login)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_HASHING, hash_password, password)
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether a hash was made with other factors than new hashes get (e.g. before an upgrade)."""
+    try:
+        return _parse(stored)[0] != COST
+    except ValueError:
+        return True
+
+
 def dummy_hash() -> str:
-    """Checked when the username is unknown: a wrong name costs as long as a wrong password, so
-    the answer time does not tell which of the two was wrong."""
-    return hash_password(secrets.token_urlsafe(16))
+    """A hash of a random password with today's factors (made once per set of factors)."""
+    return _dummy_hash(COST)
+
+
+@cache
+def _dummy_hash(cost: ScryptCost) -> str:
+    return hash_password(secrets.token_urlsafe(16), cost=cost)
 
 
 def weakness(password: str, username: str = "") -> str | None:
@@ -71,10 +120,20 @@ def weakness(password: str, username: str = "") -> str | None:
     return None
 
 
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+def _parse(stored: str) -> tuple[ScryptCost, bytes, bytes]:
+    """Factors, salt and key of a stored hash; ValueError when it is not one of ours."""
+    scheme, n, r, p, salt, key = stored.split("$")
+    cost = ScryptCost(int(n), int(r), int(p))
+    if scheme != "scrypt" or min(cost.n, cost.r, cost.p) < 1 or cost.memory > MAX_MEMORY:
+        raise ValueError("not a usable scrypt hash")
+    return cost, base64.b64decode(salt, validate=True), base64.b64decode(key, validate=True)
+
+
+def _scrypt(password: str, salt: bytes, cost: ScryptCost) -> bytes:
     return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=KEY_BYTES, maxmem=64 * 2**20
-    )
+        password.encode("utf-8"), salt=salt, n=cost.n, r=cost.r, p=cost.p, dklen=KEY_BYTES,
+        maxmem=cost.memory,
+    )  # fmt: skip
 
 
 def _b64(data: bytes) -> str:

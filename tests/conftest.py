@@ -38,6 +38,15 @@ def _pg_reachable() -> str | None:
 PG_SKIP_REASON = _pg_reachable()
 
 
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OWASP's scrypt factors take most of a second per hash: tests hash with tiny ones.
+    tests/test_users_cli.py checks, in a fresh process, that production uses OWASP's."""
+    from bot import passwords
+
+    monkeypatch.setattr(passwords, "COST", passwords.ScryptCost(n=2**10, r=8, p=1))
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     if PG_SKIP_REASON:
         return f"shuoshi: PostgreSQL tests will be skipped: {PG_SKIP_REASON}"

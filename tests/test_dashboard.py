@@ -15,18 +15,20 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert, select, update
 
+from bot import passwords
 from bot.app import App
 from bot.config import Settings, WebSettings
 from bot.dashboard import login_required, setup_dashboard
 from bot.dashboard_csv import COLUMNS
 from bot.dashboard_markdown import render_markdown
 from bot.dashboard_users import add_user, disable_user
+from bot.passwords import ScryptCost, hash_password, verify_password
 from handlers.render import Renderer
 from storage.calendar import seed_calendar
 from storage.db import session_factory
 from storage.media import MediaStore
 from storage.org_file import load_org_file
-from storage.rows import CaseRow, OutboxRow, PersonRow
+from storage.rows import CaseRow, DashboardUserRow, OutboxRow, PersonRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY
 from tests.test_media import encode
@@ -322,6 +324,28 @@ async def test_repeated_failures_throttle_the_username(site: Site):
         )
         site.clock.advance(minutes=15, seconds=1)
         assert (await login(client)).status == 303
+
+
+async def test_a_hash_with_old_scrypt_factors_is_redone_at_login(site: Site):
+    await site.user()
+    legacy = hash_password(PASSWORD, cost=ScryptCost(n=2**14, r=8, p=1))  # before OWASP's
+    async with site.app.sessions() as session:
+        await session.execute(update(DashboardUserRow).values(password_hash=legacy))
+        await session.commit()
+
+    async def stored() -> str:
+        async with site.app.sessions() as session:
+            return (await session.execute(select(DashboardUserRow.password_hash))).scalar_one()
+
+    async with site.client() as client:
+        assert (await login(client, password="not-the-password")).status == 401
+        assert await stored() == legacy  # a wrong password changes nothing
+        assert (await login(client)).status == 303
+    rehashed = await stored()
+    assert rehashed.startswith(f"scrypt${passwords.COST.n}$8$1$") and rehashed != legacy
+    assert verify_password(PASSWORD, rehashed)
+    async with site.client() as client:
+        assert (await login(client)).status == 303  # and the new hash opens it as well
 
 
 async def test_cookies_are_secure_off_loopback(site: Site):

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bot import passwords
 from bot.cli import main
 from bot.passwords import hash_password, verify_password, weakness
 from storage.db import create_engine, session_factory
 from storage.rows import DashboardUserRow
 
 GOOD = "grid-screen-2026"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(capsys, monkeypatch, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -40,10 +45,33 @@ def stored_users(workdir) -> list[DashboardUserRow]:
 def test_hash_is_salted_self_describing_and_verifies():
     first, second = hash_password(GOOD), hash_password(GOOD)
     assert first != second  # a random salt each time
-    assert first.startswith("scrypt$16384$8$1$") and GOOD not in first
+    assert first.startswith(f"scrypt${passwords.COST.n}$8$1$") and GOOD not in first
     assert verify_password(GOOD, first) and verify_password(GOOD, second)
     assert not verify_password(GOOD + "x", first)
     assert not verify_password(GOOD, "scrypt$bad") and not verify_password(GOOD, "md5$x$y$z$a$b")
+
+
+def test_production_hashes_use_owasps_scrypt_factors():
+    """Outside the tests' cheap setting: N=2^17, r=8, p=1, and maxmem lets scrypt run."""
+    assert passwords.OWASP_COST == passwords.ScryptCost(n=2**17, r=8, p=1)
+    script = (
+        "from bot.passwords import hash_password, verify_password\n"
+        f"h = hash_password({GOOD!r})\n"
+        f"print(h.rsplit('$', 2)[0], verify_password({GOOD!r}, h))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert out.split() == ["scrypt$131072$8$1", "True"]
+
+
+def test_old_factors_still_verify_and_are_marked_for_rehashing():
+    legacy = passwords.hash_password(GOOD, cost=passwords.ScryptCost(n=2**14, r=8, p=1))
+    assert legacy.startswith("scrypt$16384$8$1$") and verify_password(GOOD, legacy)
+    assert passwords.needs_rehash(legacy)
+    assert not passwords.needs_rehash(hash_password(GOOD))
+    # a hash asking for absurd memory is not even tried
+    assert not verify_password(GOOD, "scrypt$1073741824$8$1$AAAA$AAAA")
 
 
 def test_weak_passwords_are_named():
