@@ -40,6 +40,7 @@ from storage.queries import case_view
 from storage.rows import OutboxRow, WebMessageRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY
+from tests.test_media import png_bytes
 from workflow.ports import OutgoingMessage
 from workflow.services import Workflow
 
@@ -569,6 +570,20 @@ async def test_refused_uploads_get_the_media_stores_localized_answers(engine, tm
         assert [r["file_name"] for r in rows if r["kind"] == "photo"] == [
             "big.jpg", "notes.pdf", "ok.png", "a.jpg", "b.jpg"
         ]  # fmt: skip
+
+
+async def test_a_picture_with_too_many_pixels_gets_the_same_reason_as_in_telegram(demo):
+    b, chat, app = demo
+    await b.pick(grid="JL-XGC-01-G1")
+    await b.key()
+    await b.press("cat:", label="安全隐患")
+    await b.say("墙体开裂")
+    huge = png_bytes(9000, 9000)  # 81 megapixels in a 10 KB file
+    with pytest.raises(MediaRefused) as refused:
+        app.media.inspect_photo(huge)
+    answers = await b.answers(b.upload(("huge.png", huge, "image/png")))
+    assert answers == [ZH.error(refused.value)]
+    assert "9000 × 9000" in answers[0] and "MB" not in answers[0]
 
 
 def _png() -> bytes:
