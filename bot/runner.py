@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.app import App
 from bot.dashboard import dashboard_users_exist, is_loopback, login_required, setup_dashboard
+from bot.lease import Lease, LeasedWork
 from bot.scheduler import PeriodicWork, make_digests, make_sweeper, start_scheduler
 from bot.telegram import CHANNEL, OutboxSender, TelegramChannel, TelegramPhotos, make_bot
 from bot.telegram_inbox import InboxProcessor, TelegramPoller, dispatcher_handler
@@ -66,7 +67,6 @@ async def serve(
         telegram = _Telegram(app)
         if settings.telegram.mode == "webhook":
             telegram.register_webhook(web_app)
-        tasks.append(asyncio.create_task(telegram.sender.run(), name="telegram-sender"))
         running.wakers.append(telegram.sender.wake)
         running.telegram = settings.telegram.mode
 
@@ -93,12 +93,12 @@ async def serve(
             await webchat.deliver_pending()
         if telegram is not None:
             with contextlib.suppress(Exception):
-                await telegram.sender.deliver_pending()
+                await telegram.sender.deliver_pending()  # only while we hold the lease
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if telegram is not None:
-            await telegram.bot.session.close()
+            await telegram.close()
 
 
 async def serve_telegram(app: App, stop: asyncio.Event) -> None:
@@ -129,7 +129,20 @@ class _Telegram:
             self.bot, inbox, app.clock, on_stored=self.processor.wake,
             allowed_updates=self.dp.resolve_used_update_types(),
         )  # fmt: skip
-        self.polling: list[asyncio.Task[None]] = []
+        # One process per bot token sends, polls and handles the inbox: the lease holder.
+        self.lease = Lease(app.sessions, app.clock, f"telegram:{self.bot.id}")
+        self.sender.may_send = self.lease.valid
+        self.leased = LeasedWork(self.lease, self._leased_tasks)
+        self.keeper: asyncio.Task[None] | None = None
+
+    def _leased_tasks(self) -> list[asyncio.Task[Any]]:
+        tasks = [asyncio.create_task(self.sender.run(), name="telegram-sender")]
+        if self.app.settings.telegram.mode != "webhook":
+            tasks += [
+                asyncio.create_task(self.processor.run(), name="telegram-inbox"),
+                asyncio.create_task(self.poller.run(), name="telegram-polling"),
+            ]
+        return tasks
 
     def register_webhook(self, web_app: web.Application) -> None:
         """Telegram posts updates here; the secret token header is checked, and Telegram gets
@@ -153,20 +166,23 @@ class _Telegram:
                 await self.bot.set_webhook(url, secret_token=self._secret())
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
-            self.polling = [
-                asyncio.create_task(self.processor.run(), name="telegram-inbox"),
-                asyncio.create_task(self.poller.run(), name="telegram-polling"),
-            ]
+        self.keeper = asyncio.create_task(self.leased.run(), name="telegram-lease")
         me = await self.bot.get_me()
         log.info("Telegram bot @%s is running (%s)", me.username, settings.mode)
 
     async def stop_receiving(self) -> None:
-        """Stop polling and handling: what was stored and not yet handled waits in the inbox
-        for the next start (an update cut short is rolled back and handled again then)."""
-        for task in reversed(self.polling):
-            task.cancel()
-        await asyncio.gather(*self.polling, return_exceptions=True)
-        self.polling = []
+        """Stop polling, handling and the sender's loop: what was stored and not yet handled
+        waits in the inbox for the next start (an update cut short is rolled back and handled
+        again then). The lease is kept for a last flush of the outbox: see close()."""
+        if self.keeper is not None:
+            self.keeper.cancel()
+            await asyncio.gather(self.keeper, return_exceptions=True)
+            self.keeper = None
+
+    async def close(self) -> None:
+        """Let the lease go, so another process takes over at once, and close the session."""
+        await self.lease.release()
+        await self.bot.session.close()
 
 
 class WebhookHandler(SimpleRequestHandler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -281,6 +282,9 @@ class OutboxSender:
         # Calls that went out but whose row could not be updated (database trouble): the next
         # try records them instead of sending them again.
         self._unmarked: dict[tuple[int, int], str] = {}
+        # `shuoshi run` sets this to its lease: no send starts while it says no, so two
+        # processes never both deliver (docs/reliability.md).
+        self.may_send: Callable[[], bool] = lambda: True
 
     @classmethod
     def from_settings(
@@ -337,6 +341,8 @@ class OutboxSender:
         """One pass: answer fresh button presses, then send every row that may go now, oldest
         first and one at a time per chat; returns how many rows were completely sent."""
         async with self._pass:
+            if not self.may_send():
+                return 0
             now = self.clock.now()
             await self._answer_callbacks(now)
             work = _PassState()
@@ -358,6 +364,8 @@ class OutboxSender:
             rows = await self._due_heads(now, after, batch)
             for row in rows:
                 after = row.id
+                if not self.may_send():
+                    return
                 if row.chat_id in work.busy:
                     continue  # its previous row is still in flight
                 parts = message_parts(outgoing_from_payload(row.payload))

@@ -91,6 +91,7 @@ class TelegramPoller:
 
     async def run(self, error_pause: float = 5.0) -> None:
         """Poll until cancelled; a failed call or store is tried again with the same offset."""
+        self._started = False  # another process may have polled since: ask the database
         failures = 0
         while True:
             try:

@@ -385,6 +385,16 @@ class InboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class LeaseRow(Base):
+    """Who may do a job that only one process at a time may do (deliver for a bot token),
+    until when: taken over by another process only once it expired."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class CaseReminderRow(Base):
     """A reminder or escalation already handled: once per case, stage and threshold."""
 
