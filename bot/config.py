@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
+from handlers.render import DEFAULT_LOCALE, LOCALES
 from workflow.deadlines import Limit
 from workflow.errors import WorkflowError
 from workflow.model import DeadlineClass, Level
@@ -204,7 +205,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     media_dir: Path | None = None
-    locale: Literal["zh_CN", "en"] = "zh_CN"
+    locale: str = DEFAULT_LOCALE  # any locale with a catalog in templates/locale/
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     example_county: Path | None = None
     workflow: WorkflowSettings = WorkflowSettings()
@@ -212,6 +213,13 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     outbox: OutboxSettings = OutboxSettings()
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        if value not in LOCALES:
+            raise ValueError(f"must be one of {', '.join(LOCALES)} (templates/locale/)")
+        return value
 
     @field_validator("database_url")
     @classmethod

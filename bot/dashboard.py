@@ -96,7 +96,7 @@ class Dashboard:
     def render(
         self, request: web.Request, template: str, *, status: int = 200, **context: Any
     ) -> web.Response:
-        """A page from templates/<locale>/web/, with what every page's frame needs."""
+        """A page from templates/web/ in the request's language, with what every frame needs."""
         renderer = self.renderer(request)
         html = renderer.render(
             f"web/{template}",
@@ -113,7 +113,7 @@ class Dashboard:
     def message(self, request: web.Request, status: int, macro: str, **params: Any) -> web.Response:
         """An error page with one localized sentence (bad filter, unknown case, refused form)."""
         renderer = self.renderer(request)
-        parts = renderer.env.get_template(f"{renderer.locale}/web/dashboard_parts.html.j2")
+        parts = renderer.env.get_template("web/dashboard_parts.html.j2")
         # The macro's own output is already escaped markup: kept as such, not escaped twice.
         text = getattr(parts.module, macro)(**params)
         return self.render(request, "dashboard_message.html.j2", status=status, text=text)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from handlers.messages import Button, Incoming, Outgoing, PhotoRef
 from handlers.ports import Conversation, Person
-from handlers.render import Renderer
+from handlers.render import DEFAULT_LOCALE, LOCALES, Renderer
 from workflow.errors import ConcurrentUpdate, WorkflowError
 from workflow.ports import OutgoingMessage
 from workflow.services import Workflow
@@ -198,4 +198,6 @@ def _locale_of(language_code: str | None, default: str) -> str:
     """Telegram's language_code (zh-hans, en-US, ...) to one of our locales."""
     if not language_code:
         return default
-    return "en" if language_code.lower().startswith("en") else "zh_CN"
+    language = language_code.lower().replace("-", "_").split("_")[0]
+    matching = (code for code in LOCALES if code.lower().split("_")[0] == language)
+    return next(matching, DEFAULT_LOCALE)

@@ -37,7 +37,7 @@ def error_codes() -> set[str]:
 @pytest.mark.parametrize("locale", LOCALES)
 def test_every_error_code_has_a_text(locale):
     renderer = Renderer(locale)
-    module = renderer.env.get_template(f"{locale}/errors.j2").module
+    module = renderer.env.get_template("errors.j2").module
     missing = sorted(c for c in error_codes() if c != "workflow_error" and not hasattr(module, c))
     assert missing == []
 

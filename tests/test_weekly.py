@@ -240,7 +240,7 @@ def test_every_column_is_defined_in_the_docs():
 
     doc = (ROOT / "docs" / "rates.md").read_text(encoding="utf-8")
     headings = [line for line in doc.splitlines() if line.startswith("### ")]
-    columns = Renderer("zh_CN").env.get_template("zh_CN/digest.html.j2").module.columns
+    columns = Renderer("zh_CN").env.get_template("digest.html.j2").module.columns
     for key, name in columns.items():
         if key not in ("unit", "cases"):
             assert any(f"({name})" in h for h in headings), name
