@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import types
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -18,7 +19,14 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from handlers.render import DEFAULT_LOCALE, LOCALES
 from workflow.deadlines import Limit
@@ -241,6 +249,35 @@ class Settings(BaseSettings):
         return self.media_dir or self.data_dir / "media"
 
 
+class _EnvValueError(ValueError):
+    """A SHUOSHI_* variable that cannot be read; names the variable, unlike pydantic's error."""
+
+
+class _EnvSettings(EnvSettingsSource):
+    """SHUOSHI_* variables, where a list may also be comma-separated words.
+
+    `SHUOSHI_WORKFLOW__ROUTE=screening,county` is what people write; pydantic-settings only
+    reads a JSON list (`["screening","county"]`), which keeps working.
+    """
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)  # type: ignore[arg-type]
+        except ValueError:
+            if isinstance(value, str) and field is not None and _is_list(field.annotation):
+                return [word.strip() for word in value.split(",") if word.strip()]
+            names = [n for n, v in self.env_vars.items() if v == value and n.endswith(field_name)]
+            name = names[0].upper() if names else f"SHUOSHI_*{field_name.upper()}"
+            # The value is not shown: it may hold a secret (SHUOSHI_TELEGRAM='{"token": ...').
+            raise _EnvValueError(f"{name}: not valid JSON") from None
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation))
+    return get_origin(annotation) is list
+
+
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
     """Read settings; raise ConfigError with the setting's name and why it is wrong."""
     path = _config_path(config_file)
@@ -250,7 +287,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         def settings_customise_sources(  # type: ignore[override]
             cls, settings_cls: Any, init_settings: Any, env_settings: Any, **_: Any
         ) -> tuple[Any, ...]:
-            sources: list[Any] = [init_settings, env_settings]
+            sources: list[Any] = [init_settings, _EnvSettings(settings_cls)]
             if path is not None:
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
             return tuple(sources)
@@ -266,6 +303,11 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         return _FileSettings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
+    except SettingsError as exc:
+        # Raised while reading a source, before validation: a variable that is not JSON.
+        cause = exc.__cause__
+        reason = str(cause) if isinstance(cause, _EnvValueError) else str(exc)
+        raise ConfigError(f"invalid setting {reason}") from None
 
 
 def _config_path(config_file: Path | str | None) -> Path | None:
@@ -297,6 +339,8 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
             if error["type"] == "extra_forbidden" or isinstance(shown, dict | None) or secret
             else f" (got {shown!r})"
         )
-        env_name = "SHUOSHI_" + "__".join(str(p) for p in error["loc"]).upper()
+        # A list item's index is no part of the variable's name (SHUOSHI_WORKFLOW__ROUTE).
+        env_name = "SHUOSHI_" + "__".join(str(p) for p in error["loc"] if not isinstance(p, int))
+        env_name = env_name.upper()
         parts.append(f"{name}: {message}{value} [{env_name}]")
     return "invalid setting " + "; ".join(parts) + where

@@ -121,3 +121,46 @@ def test_org_generate_writes_a_julu_sized_county(workdir, capsys):
     assert code == 0 and "2750" in out
     text = (workdir / "julu.yaml").read_text(encoding="utf-8")
     assert text.count("kind: grid") == 2750
+
+
+# -- clear errors instead of tracebacks -------------------------------------------------------
+
+
+def one_error_line(err: str) -> str:
+    """stderr holds exactly one line, the error; returns it."""
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    ("value", "route"),
+    [
+        ("county", ["county"]),
+        ("screening,county", ["screening", "county"]),
+        (" screening , township,county ", ["screening", "township", "county"]),
+        ('["township", "county"]', ["township", "county"]),
+    ],
+)
+def test_a_list_setting_from_the_environment_may_be_comma_separated(monkeypatch, value, route):
+    from bot.config import load_settings
+
+    monkeypatch.setenv("SHUOSHI_WORKFLOW__ROUTE", value)
+    assert [level.value for level in load_settings().workflow.route] == route
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("SHUOSHI_WORKFLOW__ROUTE", "county,screening", "workflow.route"),
+        ("SHUOSHI_WORKFLOW__ROUTE", "county,bogus", "SHUOSHI_WORKFLOW__ROUTE"),
+        ("SHUOSHI_WORKFLOW__EMERGENCY", "fast", "SHUOSHI_WORKFLOW__EMERGENCY"),
+        ("SHUOSHI_TELEGRAM", '{"token": "123:SECRET"', "SHUOSHI_TELEGRAM"),
+    ],
+)
+def test_a_bad_structured_setting_from_the_environment_is_one_line(
+    workdir, capsys, monkeypatch, name, value, named
+):
+    monkeypatch.setenv(name, value)
+    code, out, err = run(capsys, "case", "list")
+    assert code == 2 and out == ""
+    assert named in one_error_line(err) and "SECRET" not in err
