@@ -12,6 +12,7 @@ import yaml
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.org_file.yaml_nodes import FileLineError, compose
 from storage.rows import CalendarDayRow, CalendarYearRow
 from workflow.deadlines import WorkCalendar
 
@@ -19,10 +20,11 @@ from workflow.deadlines import WorkCalendar
 class CalendarFileError(ValueError):
     """A schedule file that cannot be loaded; nothing was written."""
 
-    def __init__(self, path: Path | str, reason: str) -> None:
+    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        self.line = line
+        super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
 
 
 @dataclass
@@ -127,11 +129,15 @@ async def store_schedule(
 def parse_schedule(path: Path) -> Schedule:
     """Read a year's schedule file (YAML; see examples/calendar-2026.yaml)."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CalendarFileError(path, "file not found") from None
-    except yaml.YAMLError as exc:
-        raise CalendarFileError(path, f"not valid YAML: {exc}") from None
+    try:
+        # Syntax first, reported at its line the way the county file's errors are.
+        compose(text, path)
+    except FileLineError as exc:
+        raise CalendarFileError(path, exc.reason, exc.line) from None
+    doc = yaml.safe_load(text)
     if not isinstance(doc, dict):
         raise CalendarFileError(path, "expected a mapping with year, holidays and workdays")
     unknown = set(doc) - {"year", "holidays", "workdays", "source"}

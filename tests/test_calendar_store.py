@@ -58,7 +58,7 @@ async def test_seed_store_and_read_back(engine, clock):
         ("year: 2027\nholidays: [2027-10-01]\nworkdays: [2027-10-01]\n", "both a holiday"),
         ("year: 2027\nworkdays: [2027-01-05]\n", "a weekday"),
         ("year: 2027\nholidays: [{name: x, from: 2027-10-07, to: 2027-10-01}]\n", "from <= to"),
-        ("year: [2027\n", "not valid YAML"),
+        ("year: [2027\n", ":2: YAML syntax error"),
         ("- 2027\n", "expected a mapping"),
     ],
 )
