@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,17 +22,26 @@ if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger("shuoshi")
+CONFIG_HELP = "TOML settings file (default: ./shuoshi.toml if present)"
 
 
 class UserError(Exception):
     """A mistake of the person at the keyboard: one line, exit 2, no traceback."""
+
+    exit_code = 2
+
+
+class Unreachable(UserError):
+    """A service the command needs is out of reach (not a mistake; may pass): exit 1."""
+
+    exit_code = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shuoshi", description="说事 shuoshi: grid governance intake and dispatch"
     )
-    parser.add_argument("--config", help="TOML settings file (default: ./shuoshi.toml if present)")
+    parser.add_argument("--config", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("init", help="create ./data, upgrade the schema, load the example county")
@@ -100,7 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     weekly = rep.add_parser("weekly", help="a week's rates, top lists, returns and reopenings")
     weekly.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last full week)")
     weekly.add_argument("--out", type=Path, help="write the HTML page here instead of a summary")
+    _config_after_every_command(parser)
     return parser
+
+
+def _config_after_every_command(parser: argparse.ArgumentParser) -> None:
+    """Accept --config after the (sub)command too: `shuoshi org load F --config X`.
+
+    SUPPRESS keeps a subcommand that was not given --config from overwriting a value given
+    before the subcommand.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in {id(p): p for p in action.choices.values()}.values():
+                sub.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+                _config_after_every_command(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (UserError, ValueError, OSError) as exc:
         print(renderer.macro("cli.j2", "error", message=str(exc)), file=sys.stderr)
-        return 2
+        return exc.exit_code if isinstance(exc, UserError) else 2
     except KeyboardInterrupt:
         return 130
 
@@ -180,9 +204,32 @@ async def _run(app: App, renderer: Renderer) -> int:
     def ready(running: Running) -> None:
         print(renderer.macro("cli.j2", "running", r=running), flush=True)
 
-    await serve(app, stop, on_ready=ready)
+    with _telegram_refusals(app, renderer):
+        await serve(app, stop, on_ready=ready)
     print(renderer.macro("cli.j2", "stopped"), flush=True)
     return 0
+
+
+@contextlib.contextmanager
+def _telegram_refusals(app: App, renderer: Renderer) -> Iterator[None]:
+    """Telegram's answers when the bot starts become one line saying what to check."""
+    from aiogram.exceptions import (
+        TelegramAPIError,
+        TelegramNetworkError,
+        TelegramUnauthorizedError,
+    )
+
+    try:
+        yield
+    except TelegramUnauthorizedError:
+        raise UserError(renderer.macro("cli.j2", "telegram_unauthorized")) from None
+    except TelegramNetworkError as exc:
+        api_base = app.settings.telegram.api_base or "https://api.telegram.org"
+        raise Unreachable(
+            renderer.macro("cli.j2", "telegram_unreachable", api_base=api_base, reason=exc.message)
+        ) from None
+    except TelegramAPIError as exc:
+        raise UserError(renderer.macro("cli.j2", "telegram_refused", reason=exc.message)) from None
 
 
 async def _init(app: App, renderer: Renderer) -> int:
@@ -303,12 +350,21 @@ async def _case(app: App, args: argparse.Namespace, renderer: Renderer) -> int:
 
     async with app.sessions() as session:
         if args.case_command == "list":
+            _check_state(args.state, renderer)
             rows = await case_list(session, state=args.state, limit=args.limit)
             print(renderer.render("case_list.txt.j2", rows=rows))
         else:
             view = await case_view(session, args.number)
             print(renderer.render("case_show.txt.j2", view=view))
     return 0
+
+
+def _check_state(state: str | None, renderer: Renderer) -> None:
+    from workflow.model import State
+
+    stored = [s.value for s in State if s is not State.NEW]
+    if state is not None and state not in stored:
+        raise UserError(renderer.macro("cli.j2", "unknown_state", value=state, states=stored))
 
 
 async def _invite(app: App, args: argparse.Namespace, renderer: Renderer) -> int:
@@ -363,4 +419,8 @@ async def _report(app: App, args: argparse.Namespace, renderer: Renderer) -> int
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m bot.cli` this file is __main__; the commands' modules import bot.cli,
+    # and only its UserError is the one they raise, so its main() runs the command.
+    from bot.cli import main as _main
+
+    sys.exit(_main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import warnings
 from typing import TYPE_CHECKING
 
 from bot.cli import UserError
@@ -41,12 +42,24 @@ def read_password(args: argparse.Namespace, renderer: Renderer) -> str:
     """From stdin for scripts, else typed twice without echo."""
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass(renderer.macro("cli.j2", "password_prompt"))
+    first = _typed(renderer.macro("cli.j2", "password_prompt"), renderer)
     _refuse_weak(args.username, first, renderer)
-    second = getpass.getpass(renderer.macro("cli.j2", "password_again"))
+    second = _typed(renderer.macro("cli.j2", "password_again"), renderer)
     if first != second:
         raise UserError(renderer.macro("cli.j2", "password_mismatch"))
     return first
+
+
+def _typed(prompt: str, renderer: Renderer) -> str:
+    """A password typed on the terminal; without one, getpass would read stdin and echo it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(prompt)
+        except getpass.GetPassWarning:
+            raise UserError(renderer.macro("cli.j2", "password_no_terminal")) from None
+        except EOFError:  # Ctrl-D at the prompt
+            raise UserError(renderer.macro("cli.j2", "password_input_ended")) from None
 
 
 async def user_command(app: App, args: argparse.Namespace, renderer: Renderer) -> int:

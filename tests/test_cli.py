@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.cli import main
@@ -164,3 +166,118 @@ def test_a_bad_structured_setting_from_the_environment_is_one_line(
     code, out, err = run(capsys, "case", "list")
     assert code == 2 and out == ""
     assert named in one_error_line(err) and "SECRET" not in err
+
+
+def test_ctrl_d_at_the_password_prompt_is_one_line(workdir, capsys, monkeypatch):
+    run(capsys, "init")
+
+    def ctrl_d(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", ctrl_d)
+    code, out, err = run(capsys, "user", "add", "typist")
+    assert code == 2 and out == ""
+    assert "--password-stdin" in one_error_line(err)
+
+
+def test_user_add_without_a_terminal_says_to_use_password_stdin(workdir, capsys):
+    import os
+    import subprocess
+    import sys
+
+    run(capsys, "init")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHUOSHI_")}
+    # A new session has no controlling terminal, as under cron, CI or `< /dev/null` in a script.
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "user", "add", "typist"],
+        cwd=workdir, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        start_new_session=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert "--password-stdin" in one_error_line(done.stderr)
+
+
+async def shuoshi_run(workdir, **env: str) -> tuple[int, str]:
+    """`shuoshi run` as its own process (signal handlers need a main thread): exit code, stderr."""
+    import os
+    import sys
+
+    from tests.test_runner import free_port
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHUOSHI_")}
+    environ |= {
+        "SHUOSHI_EXAMPLE_COUNTY": str(EXAMPLE_COUNTY),
+        "SHUOSHI_WEB__PORT": str(free_port()),
+        "SHUOSHI_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", cwd=workdir, env=environ,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, err.decode()
+
+
+async def test_run_with_a_token_telegram_refuses_says_to_check_it(workdir):
+    from tests.fake_telegram import FakeTelegram
+
+    async with FakeTelegram() as fake:
+        code, err = await shuoshi_run(
+            workdir,
+            SHUOSHI_TELEGRAM__TOKEN="654321:REVOKED",
+            SHUOSHI_TELEGRAM__API_BASE=fake.base_url,
+        )
+    assert code == 2
+    assert "401" in one_error_line(err) and "[telegram] token" in err
+
+
+async def test_run_with_telegram_out_of_reach_says_to_check_the_network(workdir):
+    from tests.test_runner import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    code, err = await shuoshi_run(
+        workdir, SHUOSHI_TELEGRAM__TOKEN="123456:TEST", SHUOSHI_TELEGRAM__API_BASE=closed
+    )
+    assert code == 1
+    assert closed in one_error_line(err) and "[telegram] api_base" in err
+
+
+def test_calendar_load_of_bad_yaml_names_the_file_and_line(workdir, capsys):
+    run(capsys, "init")
+    schedule = workdir / "2027.yaml"
+    schedule.write_text(
+        "year: 2027\nholidays:\n  - {name: 元旦, from: 2027-01-01, to: 2027-01-03\nworkdays: []\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(capsys, "calendar", "load", str(schedule))
+    assert code == 2 and out == ""
+    assert f"{schedule}:4: YAML syntax error" in one_error_line(err)
+    schedule.write_text("year: 2027\n\tholidays: []\n", encoding="utf-8")
+    code, out, err = run(capsys, "calendar", "load", str(schedule))
+    assert code == 2 and f"{schedule}:2: " in one_error_line(err)
+
+
+def test_case_list_refuses_an_unknown_state_with_the_valid_ones(workdir, capsys):
+    run(capsys, "init")
+    code, out, err = run(capsys, "case", "list", "--state", "bogus")
+    assert code == 2 and out == ""
+    line = one_error_line(err)
+    assert "bogus" in line and "closed(已结案)" in line and "in_progress" in line
+    assert "new" not in line.replace("bogus", "")  # never stored, so never listed
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_config_is_accepted_before_and_after_the_command(workdir, capsys, before):
+    config = workdir / "english.toml"
+    config.write_text('locale = "en"\ndata_dir = "english-data"\n', encoding="utf-8")
+    for command in (["init"], ["case", "list"], ["calendar", "load", "missing.yaml"]):
+        given = ["--config", str(config)]
+        code, out, err = run(capsys, *(given + command if before else command + given))
+        if command == ["init"]:
+            assert code == 0 and "english-data" in out and "Database ready" in out
+        elif command == ["case", "list"]:
+            assert code == 0 and out.strip() == "No cases yet."
+        else:
+            assert code == 2 and one_error_line(err).startswith("error: missing.yaml")
+    assert not (workdir / "data").exists()  # nothing went to the default place
