@@ -34,14 +34,23 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     ReplyParameters,
 )
+from pydantic import ValidationError
 from sqlalchemy import exists, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.config import OutboxSettings
 from bot.ratelimit import RateLimiter, RateLimits, Send
 from handlers.conversation import Conversations
-from handlers.messages import Incoming, Location, Outgoing, PhotoRef, outgoing_from_payload
+from handlers.messages import (
+    Incoming,
+    Location,
+    Outgoing,
+    PhotoRef,
+    outgoing_from_payload,
+    storable,
+)
 from storage.channel import SqlChannelStore
 from storage.media import MAX_PHOTO_BYTES, MediaRefused, MediaStore
 from storage.rows import CaseRow, OutboxRow
@@ -224,10 +233,16 @@ PERMANENT_ERRORS = (
 )
 
 
+# A message that cannot even be made into a request (text that is not UTF-8, a field of the
+# wrong kind) fails the same way every time.
+UNSENDABLE = (UnicodeError, TypeError, KeyError, ValidationError)
+
+
 def is_permanent(exc: Exception) -> bool:
     """Telegram will answer the same request the same way: blocked, kicked, deactivated, chat
-    not found, no rights, a message Telegram refuses (400) or a file too large (413)."""
-    return isinstance(exc, PERMANENT_ERRORS)
+    not found, no rights, a message Telegram refuses (400) or a file too large (413); or the
+    request cannot be built at all."""
+    return isinstance(exc, PERMANENT_ERRORS + UNSENDABLE)
 
 
 def failure_reason(exc: Exception) -> str:
@@ -368,7 +383,11 @@ class OutboxSender:
                     return
                 if row.chat_id in work.busy:
                     continue  # its previous row is still in flight
-                parts = message_parts(outgoing_from_payload(row.payload))
+                try:
+                    parts = message_parts(outgoing_from_payload(row.payload))
+                except Exception as exc:  # a payload no message can be made of fails alone
+                    await self._fail(row, f"unreadable message: {failure_reason(exc)}")
+                    continue
                 done = min(int(row.payload.get(PARTS_DONE) or 0), len(parts) - 1)
                 ready = self.limiter.ready_at(row.chat_id, parts[done].cost)
                 if ready > self.clock.now():
@@ -446,21 +465,15 @@ class OutboxSender:
         """Stop the spinner on pressed buttons at once: callback answers are not messages,
         so they go ahead of rows that wait for a chat's turn or for a retry."""
         since = now - CALLBACK_WINDOW
-        async with self.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(OutboxRow.id, OutboxRow.payload)
-                    .where(
-                        OutboxRow.status == "pending",
-                        OutboxRow.next_attempt_at >= since,  # implied; lets the index serve
-                        OutboxRow.created_at >= since,
-                        OutboxRow.channel == CHANNEL,
-                        OutboxRow.payload["callback_answer"].as_string().is_not(None),
-                    )
-                    .order_by(OutboxRow.id)
-                    .limit(self.batch_size)
-                )
-            ).all()
+        try:
+            rows = await self._fresh_callbacks(since)
+        except DBAPIError:
+            # PostgreSQL cannot look into a JSON value holding a NUL or a lone surrogate (one
+            # written before inputs were cleaned), and one such row breaks this query for
+            # every row: it fails alone, and the rest are answered.
+            log.error("outbox: the callback query failed; failing unreadable rows", exc_info=True)
+            await self._fail_unqueryable()
+            rows = await self._fresh_callbacks(since)
         for row_id, payload in rows:
             if payload.get(CALLBACK_ANSWERED) or not payload.get("callback_id"):
                 continue
@@ -483,6 +496,32 @@ class OutboxSender:
                     .values(payload={**payload, CALLBACK_ANSWERED: True})
                 )
                 await session.commit()
+
+    async def _fresh_callbacks(self, since: datetime) -> list[tuple[int, dict[str, Any]]]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(OutboxRow.id, OutboxRow.payload)
+                .where(
+                    OutboxRow.status == "pending",
+                    OutboxRow.next_attempt_at >= since,  # implied; lets the index serve
+                    OutboxRow.created_at >= since,
+                    OutboxRow.channel == CHANNEL,
+                    OutboxRow.payload["callback_answer"].as_string().is_not(None),
+                )
+                .order_by(OutboxRow.id)
+                .limit(self.batch_size)
+            )
+            return [(row_id, payload) for row_id, payload in rows.all()]
+
+    async def _fail_unqueryable(self) -> None:
+        """Fail each pending row whose payload has text the database cannot query."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(OutboxRow).where(OutboxRow.status == "pending", OutboxRow.channel == CHANNEL)
+            )
+            bad = [row for row in rows.scalars() if not _queryable(row.payload)]
+        for row in bad:
+            await self._fail(row, "the message holds a NUL or a lone surrogate (not storable)")
 
     async def _deliver(self, row: OutboxRow, parts: list[Part], done: int, send: Send) -> str:
         """Make the row's calls from part `done` on, as long as the limiter lets the chat go on
@@ -634,6 +673,17 @@ class OutboxSender:
             reply_parameters=reply,
         )  # fmt: skip
         return str(sent.message_id)
+
+
+def _queryable(value: Any) -> bool:
+    """Whether every text in a JSON value is as `storable` leaves it."""
+    if isinstance(value, str):
+        return storable(value) == value
+    if isinstance(value, dict):
+        return all(_queryable(k) and _queryable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_queryable(v) for v in value)
+    return True
 
 
 def _reply_parameters(message: Outgoing) -> ReplyParameters | None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.app import App, open_app
 from bot.webchat_render import SHA256, keyboard_state, message_view
@@ -45,7 +46,7 @@ from bot.webchat_store import (
     person_chat_id,
 )
 from handlers.conversation import Conversations
-from handlers.messages import Incoming, Location, PhotoRef
+from handlers.messages import Incoming, Location, PhotoRef, storable
 from handlers.render import LOCALES, Renderer
 from handlers.routes import ALL_ROUTES
 from storage.channel import SqlChannelStore
@@ -202,8 +203,21 @@ class WebChat:
                     if row.chat_id in waiting or row.next_attempt_at > now:
                         waiting.add(row.chat_id)  # keep the order within a chat
                         continue
-                    if await store.deliver(row, now) is not None:
-                        delivered.append(row.chat_id)
+                    row_id, chat_id, attempts = row.id, row.chat_id, row.attempts
+                    try:
+                        async with session.begin_nested():
+                            moved = await store.deliver(row, now)
+                    except Exception as exc:
+                        if _transient(exc):
+                            raise  # the database is away: the whole batch waits for it
+                        # One row no message can be made of fails alone; the rest go on.
+                        log.error("web chat: outbox row %s to %s cannot be delivered", row_id,
+                                  chat_id, exc_info=True)  # fmt: skip
+                        reason = f"unreadable message: {type(exc).__name__}: {exc}"[:500]
+                        await store.fail(row_id, attempts, reason, now)
+                        continue
+                    if moved is not None:
+                        delivered.append(chat_id)
                 await session.commit()
         for chat_id in set(delivered):
             self._notify(chat_id)
@@ -568,7 +582,7 @@ class WebChat:
         caption = f.get("text", "").replace("\r\n", "\n").strip()[:TEXT_LIMIT] if index == 1 else ""
         reply_to = await self._reply_to(chat_id, f)
         record = {
-            "kind": "photo", "text": caption, "file_name": name[:120],
+            "kind": "photo", "text": caption, "file_name": storable(name)[:120],
             "reply_to_message_id": reply_to,
         }  # fmt: skip
         try:
@@ -703,12 +717,19 @@ async def _read_field(part: BodyPartReader) -> str:
         data += chunk
         if len(data) > TEXT_LIMIT * 4 + 1024:
             raise _Refused(413, "bad_request")
-    return data.decode("utf-8", "replace")
+    return storable(data.decode("utf-8", "replace"))
+
+
+def _transient(exc: Exception) -> bool:
+    """A lost connection or a timeout, not something about one row."""
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+    return isinstance(exc, OSError | TimeoutError)
 
 
 def _field(form: Any, name: str) -> str:
     value = form.get(name)
-    return value if isinstance(value, str) else ""
+    return storable(value) if isinstance(value, str) else ""
 
 
 def _int(value: str | None) -> int:

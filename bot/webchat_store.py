@@ -168,6 +168,14 @@ class WebChatStore:
                 pass  # a message about a case that is not there still shows; it has no link
         return message
 
+    async def fail(self, row_id: int, attempts: int, reason: str, now: datetime) -> None:
+        """Failed for good, with the reason operators read on the dashboard."""
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
+            .values(status="failed", attempts=attempts + 1, error=reason, next_attempt_at=now)
+        )
+
     # Demo directory --------------------------------------------------------------------------
 
     async def person_by_code(self, code: str) -> PersonRow | None:

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 PRIVATE = "private"
 GROUP_TYPES = frozenset({"group", "supergroup"})
+
+
+def storable(text: str) -> str:
+    """`text` as every database takes it: without NUL (PostgreSQL refuses it in text and
+    JSON, and one such row used to break the outbox's JSON queries) and with each lone
+    surrogate (not encodable as UTF-8 at all) turned into U+FFFD; a proper pair is joined."""
+    if text.isascii():
+        return text.replace("\x00", "") if "\x00" in text else text
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text.replace("\x00", "")
+
+
+def _storable_fields(obj: Any) -> None:
+    """Clean every text field of a frozen dataclass in place, as it is built."""
+    for spec in fields(obj):
+        value = getattr(obj, spec.name)
+        if isinstance(value, str):
+            object.__setattr__(obj, spec.name, storable(value))
 
 
 @dataclass(frozen=True)
@@ -19,11 +39,20 @@ class PhotoRef:
     width: int | None = None
     height: int | None = None
 
+    def __post_init__(self) -> None:
+        _storable_fields(self)
+
 
 @dataclass(frozen=True)
 class Location:
     latitude: float
     longitude: float
+
+    @property
+    def on_earth(self) -> bool:
+        """A real place: finite, latitude within ±90 and longitude within ±180 degrees."""
+        lat, lon = self.latitude, self.longitude
+        return math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 90 and abs(lon) <= 180
 
 
 @dataclass(frozen=True)
@@ -49,6 +78,13 @@ class Incoming:
     callback_id: str | None = None
     unsupported: str | None = None  # sticker, voice, video, document, ...
     file_size: int | None = None
+
+    def __post_init__(self) -> None:
+        # The one boundary every channel's input crosses: whatever a user typed (text,
+        # caption, button data, names, phone numbers) is stored and echoed from here on.
+        _storable_fields(self)
+        if self.location is not None and not self.location.on_earth:
+            object.__setattr__(self, "location", None)
 
     @property
     def is_private(self) -> bool:

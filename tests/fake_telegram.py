@@ -1416,6 +1416,5 @@ async def _read_request(request: web.Request) -> tuple[dict[str, Any], dict[str,
 
 
 def _json_response(body: dict[str, Any], status: int) -> web.Response:
-    return web.Response(
-        text=json.dumps(body, ensure_ascii=False), status=status, content_type="application/json"
-    )
+    # Escaped like Telegram does: a user's lone surrogate travels as \ud800, not as bad UTF-8.
+    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
