@@ -171,3 +171,21 @@ async def test_a_failing_update_holds_back_its_chat_only_then_fails_with_the_rea
     assert (poison.status, poison.attempts) == ("failed", 3)
     assert poison.last_error == "ValueError: cannot read this update"
     assert "inbox update 2 (chat 8) failed for good after 3 attempts" in caplog.text
+
+
+async def test_handled_updates_are_pruned_but_the_newest_keeps_the_offset(engine, clock):
+    inbox = SqlInbox(session_factory(engine), "telegram")
+    payloads = [(i, "7", {"update_id": i, "message": {"text": str(i)}}) for i in (1, 2, 3, 4)]
+    await inbox.store(payloads, clock.now())
+    processor = InboxProcessor(inbox, clock, _ignore)
+    assert await processor.process_pending() == 4
+    assert await inbox.store([(5, "7", {"update_id": 5})], clock.now()) == 1
+    clock.advance(timedelta(days=3))
+    assert await inbox.prune(clock.now() - timedelta(days=2)) == 4  # 5 is pending: kept
+    assert await processor.process_pending() == 1
+    assert await inbox.prune(clock.now()) == 0  # the newest stays, however old
+    assert await inbox.last_update_id() == 5
+
+
+async def _ignore(payload: dict[str, Any]) -> None:
+    return None

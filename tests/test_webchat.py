@@ -470,6 +470,28 @@ async def test_deliver_pending_moves_web_rows_in_order_and_links_case_messages(d
     assert [t["text"] for t in texts] == ["稍后", "之后"]
 
 
+async def test_two_processes_delivering_the_web_outbox_deliver_each_row_once(demo):
+    """No lease needed here: a row moves into the history in the transaction that marks it
+    sent only if it is still pending."""
+    _b, chat, app = demo
+    other = WebChat(app, demo=True)  # a second `shuoshi run` on the same database
+    async with app.uow() as uow:
+        for i in range(30):
+            chat_id = f"p-P-{'SCH'[i % 3]}-01"
+            await uow.outbox.add(OutgoingMessage("web", chat_id, {"text": f"第{i}条"}))
+        await uow.commit()
+    delivered = await asyncio.gather(chat.deliver_pending(), other.deliver_pending())
+    assert sum(delivered) == 30
+    async with app.sessions() as session:
+        texts = (
+            await session.execute(
+                select(WebMessageRow.payload["text"].as_string())
+                .where(WebMessageRow.direction == "out")
+            )
+        ).scalars().all()  # fmt: skip
+    assert sorted(texts) == sorted(f"第{i}条" for i in range(30))
+
+
 async def test_the_runner_loop_delivers_when_woken_and_streams_resume_by_last_event_id(demo):
     b, chat, app = demo
     await b.pick("P-S-01")
