@@ -39,7 +39,7 @@ async def route_start(turn: Turn) -> bool:
             return True
         use = await turn.uow.channels.redeem_invite(
             payload, turn.msg.channel, turn.msg.user_id, turn.msg.user_name, turn.msg.chat_id,
-            turn.uow.clock.now(),
+            turn.uow.clock.now(), purpose="enrol",
         )  # fmt: skip
         turn.person = await turn.uow.channels.person_for(turn.msg.channel, turn.msg.user_id)
         turn.reply("enrolled", role=use.role.value if use.role else "", keyboard=_menu(turn))

@@ -253,7 +253,7 @@ async def route_bind(turn: Turn) -> bool:
         return True
     use = await turn.uow.channels.redeem_invite(
         command[1], turn.msg.channel, turn.msg.user_id, turn.msg.user_name, turn.msg.chat_id,
-        turn.uow.clock.now(),
+        turn.uow.clock.now(), purpose="bind_chat",
     )  # fmt: skip
     turn.reply("bound", purpose=use.purpose)
     return True

@@ -281,13 +281,29 @@ class SqlChannelStore(CaseCards):
     # Invites ---------------------------------------------------------------------------------
 
     async def redeem_invite(
-        self, code: str, channel: str, external_id: str, name: str, chat_id: str, now: datetime
+        self,
+        code: str,
+        channel: str,
+        external_id: str,
+        name: str,
+        chat_id: str,
+        now: datetime,
+        *,
+        purpose: str | None = None,
     ) -> InviteUse:
-        """Use a one-time code: enrol this chat account, or bind this chat to a unit."""
+        """Use a one-time code: enrol this chat account, or bind this chat to a unit. With a
+        `purpose` (enrol, bind_chat) a code made for the other one is refused, and stays unused."""
         wanted = code.strip().upper()
         invite = await self.session.get(InviteRow, wanted, populate_existing=True)
         if invite is None:
             raise NotFound("unknown_invite", f"no invite with code {wanted}", invite=wanted)
+        if purpose is not None and invite.purpose != purpose:
+            raise GuardFailed(
+                "invite_wrong_use",
+                f"invite {wanted} is for {invite.purpose}, not {purpose}",
+                invite=wanted,
+                purpose=invite.purpose,
+            )
         if invite.used_at is not None:
             raise GuardFailed("invite_used", f"invite {wanted} was already used", invite=wanted)
         if invite.expires_at <= now:

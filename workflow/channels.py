@@ -91,7 +91,15 @@ class ChannelStore(Protocol):
     ) -> Person: ...  # fmt: skip
 
     async def redeem_invite(
-        self, code: str, channel: str, external_id: str, name: str, chat_id: str, now: datetime
+        self,
+        code: str,
+        channel: str,
+        external_id: str,
+        name: str,
+        chat_id: str,
+        now: datetime,
+        *,
+        purpose: str | None = None,
     ) -> InviteUse: ...
 
     async def bindings_of_chat(self, channel: str, chat_id: str) -> list[ChatBinding]: ...

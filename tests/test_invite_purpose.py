@@ -1,0 +1,61 @@
+"""An invite code works only for what it was made for: enrol codes by /start in a private
+chat, chat codes by /bind in a group; the wrong use is refused and the code stays unused."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from storage.invites import create_invite
+from storage.rows import ChatBindingRow, IdentityRow, InviteRow
+from tests.test_notify import world  # noqa: F401  (fixture)
+from tests.test_staff_chat import Bot
+
+
+async def invites(world) -> tuple[str, str]:  # noqa: F811
+    now = world["uow"].clock.now()
+    async with world["sessions"]() as session:
+        enrol = await create_invite(session, purpose="enrol", role="supervisor", now=now)
+        group = await create_invite(session, purpose="bind_chat", chat_purpose="county", now=now)
+        await session.commit()
+    return enrol.code, group.code
+
+
+async def state(world, *codes: str) -> tuple[list, int, int]:  # noqa: F811
+    async with world["sessions"]() as session:
+        wanted = select(InviteRow.used_at).where(InviteRow.code.in_(codes))
+        used = (await session.execute(wanted)).scalars().all()
+        bindings = len((await session.execute(
+            select(ChatBindingRow.id).where(ChatBindingRow.chat_id.in_(["6001", "-600"]))
+        )).all())  # fmt: skip
+        accounts = len((await session.execute(
+            select(IdentityRow.id).where(IdentityRow.external_id == "6001"))).all())  # fmt: skip
+    return list(used), bindings, accounts
+
+
+async def test_a_chat_code_does_not_enrol_and_an_enrol_code_does_not_bind(world, tmp_path):  # noqa: F811
+    bot = Bot(world, tmp_path)
+    enrol, group = await invites(world)
+    out = await bot.send("6001", text=f"/start {group}")
+    assert (
+        out[0].text
+        == f"邀请码 {group} 用于绑定工作群：请把机器人拉进该群，在群里发送 /bind {group}。"
+    )
+    out = await bot.send("6001", "-600", text=f"/bind {enrol}")
+    assert out[0].text == f"邀请码 {enrol} 用于个人登记：请在与机器人的私聊中发送 /start {enrol}。"
+    assert await state(world, enrol, group) == ([None, None], 0, 0)
+    # Each still works for its own purpose afterwards.
+    out = await bot.send("6001", text=f"/start {enrol}")
+    assert "登记" in out[0].text
+    out = await bot.send("6001", "-600", text=f"/bind {group}")
+    assert "绑定" in out[0].text
+    used, bindings, accounts = await state(world, enrol, group)
+    assert all(used) and bindings == 1 and accounts == 1
+
+
+async def test_the_refusal_is_localized(world, tmp_path):  # noqa: F811
+    bot = Bot(world, tmp_path)
+    enrol, group = await invites(world)
+    out = await bot.send("6001", text=f"/start {group}", language="en")
+    assert "binds a group chat" in out[0].text and f"/bind {group}" in out[0].text
+    out = await bot.send("6001", "-600", text=f"/bind {enrol}", language="en")
+    assert "enrols a person" in out[0].text and f"/start {enrol}" in out[0].text
