@@ -9,6 +9,7 @@ import types
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -187,6 +188,19 @@ class WebSettings(_Strict):
     # the key its form tokens are signed with (default: a random one kept in data_dir).
     public_url: str | None = None
     chat_secret: SecretStr | None = None
+    # Behind a reverse proxy that alone can reach this process: believe its X-Forwarded-For,
+    # -Proto and -Host (client address, https, host). Anyone can send them, so off by default.
+    trust_proxy: bool = False
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        # It is the origin browsers must name (bot/web_trust.py): a scheme and a host at least.
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// address with a host")
+        return value
 
 
 class OutboxSettings(_Strict):

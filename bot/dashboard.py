@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import web_trust
 from bot.app import App
 from bot.config import WebSettings
 from bot.dashboard_cache import TtlCache
@@ -164,16 +165,12 @@ class Dashboard:
         *,
         max_age: int | None = None,
     ) -> None:
-        """HttpOnly, SameSite=Lax, limited to /dashboard; Secure unless served on loopback."""
-        response.set_cookie(
-            name,
-            value,
-            max_age=max_age,
-            path=PREFIX,
-            httponly=True,
-            samesite="Lax",
-            secure=self.secure_cookies or request.secure,
-        )
+        """HttpOnly, SameSite=Lax, limited to /dashboard; Secure over https (as the web chat's)
+        and whenever the server is not bound to loopback."""
+        web_trust.set_cookie(
+            request, response, name, value, path=PREFIX, max_age=max_age,
+            secure=self.secure_cookies,
+        )  # fmt: skip
 
     @staticmethod
     def stream_headers() -> dict[str, str]:
@@ -187,6 +184,7 @@ def setup_dashboard(web_app: web.Application, app: App, *, require_login: bool) 
     from bot import dashboard_views as views
 
     dash = Dashboard(app, require_login=require_login)
+    web_trust.install(web_app, app.settings.web)
     get, post = web_app.router.add_get, web_app.router.add_post
 
     def page(handler: Callable[[Dashboard, web.Request], Awaitable[web.StreamResponse]]) -> Handler:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.dashboard import CSRF_COOKIE, PREFIX, SESSION_COOKIE
 from bot.dashboard_users import SignedIn, authenticate, end_session, session_user, start_session
+from bot.web_trust import names_this_site
 from workflow.clock import Clock
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def csrf_ok(request: web.Request, form_token: str) -> bool:
     if len(cookie) < 32 or not hmac.compare_digest(cookie.encode(), form_token.encode()):
         return False
     origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+    return origin is None or names_this_site(request, origin)
 
 
 async def login_page(dash: Dashboard, request: web.Request) -> web.Response:

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from bot import web_trust
 from bot.app import App, open_app
 from bot.webchat_render import SHA256, keyboard_state, message_view
 from bot.webchat_security import (
@@ -752,6 +753,7 @@ def setup_webchat(web_app: web.Application, app: App, *, demo: bool) -> WebChat:
     anyone of the org file. demo=False: production, residents only (/r), no picker at all.
     """
     chat = WebChat(app, demo=demo)
+    web_trust.install(web_app, app.settings.web)
     web_app.add_routes(chat.routes())
 
     async def _on_startup(_: web.Application) -> None:

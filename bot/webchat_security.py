@@ -18,6 +18,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot import web_trust
+from bot.web_trust import names_this_site
+
 BROWSER_COOKIE = "shuoshi_browser"
 CHAT_COOKIE = "shuoshi_chat"
 LANG_COOKIE = "shuoshi_lang"
@@ -106,12 +109,9 @@ def same_origin(request: web.Request) -> bool:
         return True  # an old browser or a script without one; the token still decides
     if origin == "null":
         return fetch_site == "same-origin"  # a page of ours under a strict referrer policy
-    host = request.headers.get("X-Forwarded-Host") or request.host
-    return origin.split("://", 1)[-1].rstrip("/") == host
+    return names_this_site(request, origin)
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str) -> None:
-    response.set_cookie(
-        name, value, max_age=YEAR, path="/", httponly=True, samesite="Lax",
-        secure=request.secure or request.headers.get("X-Forwarded-Proto") == "https",
-    )  # fmt: skip
+    """A year, the whole site; Secure over https (bot/web_trust.py decides, as for dashboards)."""
+    web_trust.set_cookie(request, response, name, value, path="/", max_age=YEAR)
