@@ -165,7 +165,7 @@ async def main(residents: int) -> None:
         async with sessions() as session:
             await seed_calendar(session, datetime.now(UTC))
             await session.commit()
-        await load_org_file(sessions, ROOT / "examples" / "county.yaml")
+        await load_org_file(sessions, ROOT / "bot" / "examples" / "county.yaml")
         async with FakeTelegram() as fake:
             files = [fake.register_file(jpeg(c), folder="photos", ext="jpg")
                      for c in ((200, 30, 30), (30, 30, 200))]  # fmt: skip

@@ -56,7 +56,7 @@ async def build(path: Path, total: int, due: int) -> tuple[UnitOfWorkFactory, Wo
     async with sessions() as session:
         await seed_calendar(session, clock.now())
         await session.commit()
-    await load_org_file(sessions, ROOT / "examples" / "county.yaml")
+    await load_org_file(sessions, ROOT / "bot" / "examples" / "county.yaml")
     async with sessions() as session:
         people = dict((await session.execute(select(PersonRow.code, PersonRow.id))).all())
         grid = (

@@ -75,7 +75,7 @@ def write_config(
         f'database_url = "{db.url}"',
         'locale = "en"',
         'log_level = "WARNING"',
-        f'example_county = "{ROOT / "examples" / "county.yaml"}"',
+        f'example_county = "{ROOT / "bot" / "examples" / "county.yaml"}"',
         "[web]",
         'host = "127.0.0.1"',
         f"port = {port}",

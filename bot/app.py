@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -22,7 +23,17 @@ from workflow.services import Workflow
 
 log = logging.getLogger(__name__)
 
-REPO_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+def packaged_example(name: str) -> Path:
+    """An example file shipped inside the bot package (bot/examples/), so a non-editable
+    install has it too; county.yaml is loaded on first start, calendar-2026.yaml shows the
+    holiday schedule format."""
+    return Path(str(resources.files("bot").joinpath("examples").joinpath(name)))
+
+
+def example_county(settings: Settings) -> Path:
+    """The county loaded when no organisation is: example_county, else the packaged one."""
+    return settings.example_county or packaged_example("county.yaml")
 
 
 @dataclass
@@ -45,7 +56,7 @@ class App:
         return count == 0
 
     def example_county(self) -> Path | None:
-        path = self.settings.example_county or REPO_EXAMPLES / "county.yaml"
+        path = example_county(self.settings)
         return path if path.is_file() else None
 
 

@@ -193,9 +193,7 @@ async def _run(app: App, renderer: Renderer) -> int:
 
     from bot.runner import Running, serve
 
-    example = app.example_county()
-    if await app.org_is_empty() and example is not None:
-        await _org_load(app, example, renderer, quiet=True)
+    await _load_example(app, renderer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -233,13 +231,24 @@ def _telegram_refusals(app: App, renderer: Renderer) -> Iterator[None]:
 
 
 async def _init(app: App, renderer: Renderer) -> int:
-    loaded = None
-    example = app.example_county()
-    if await app.org_is_empty() and example is not None:
-        await _org_load(app, example, renderer, quiet=True)
-        loaded = str(example)
+    loaded = await _load_example(app, renderer)
     print(renderer.macro("cli.j2", "init_done", db=app.settings.db_url, loaded=loaded))
     return 0
+
+
+async def _load_example(app: App, renderer: Renderer) -> Path | None:
+    """Load the example county when no organisation is loaded; where it came from, if so."""
+    if not await app.org_is_empty():
+        return None
+    example = app.example_county()
+    if example is None:
+        from bot.app import example_county
+
+        missing = example_county(app.settings)
+        print(renderer.macro("cli.j2", "example_missing", path=missing), file=sys.stderr)
+        return None
+    await _org_load(app, example, renderer, quiet=True)
+    return example
 
 
 async def _org_load(app: App, path: Path, renderer: Renderer, quiet: bool = False) -> int:

@@ -127,7 +127,7 @@ async def store_schedule(
 
 
 def parse_schedule(path: Path) -> Schedule:
-    """Read a year's schedule file (YAML; see examples/calendar-2026.yaml)."""
+    """Read a year's schedule file (YAML; see bot/examples/calendar-2026.yaml)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -1,7 +1,7 @@
 """Generate a Julu-sized county file, so loading and routing can be measured at real scale.
 
 Julu county: 2,750 basic grids, a grid leader per 10 grids, 11 townships, 63 county
-departments. The output is ordinary county YAML (see examples/county.yaml) and loads as is.
+departments. The output is ordinary county YAML (see bot/examples/county.yaml) and loads as is.
 """
 
 from __future__ import annotations

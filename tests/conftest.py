@@ -18,7 +18,7 @@ from workflow.clock import SHANGHAI, ManualClock
 
 PG_URL = os.environ.get("SHUOSHI_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_COUNTY = ROOT / "examples" / "county.yaml"
+EXAMPLE_COUNTY = ROOT / "bot" / "examples" / "county.yaml"
 
 
 def _pg_reachable() -> str | None:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_example_schedule_is_the_official_2026_one():
-    example = parse_schedule(ROOT / "examples" / "calendar-2026.yaml")
+    example = parse_schedule(ROOT / "bot" / "examples" / "calendar-2026.yaml")
     official = next(s for s in chinesecalendar_schedules() if s.year == 2026)
     assert set(example.holidays) == set(official.holidays)
     assert set(example.workdays) == set(official.workdays)
@@ -36,7 +36,7 @@ async def test_seed_store_and_read_back(engine, clock):
         calendar = await read_calendar(session)
     assert calendar.has_year(2026) and not calendar.has_year(2027)
     assert not calendar.is_workday(date(2026, 2, 16)) and calendar.is_workday(date(2026, 2, 14))
-    schedule = parse_schedule(ROOT / "examples" / "calendar-2026.yaml")
+    schedule = parse_schedule(ROOT / "bot" / "examples" / "calendar-2026.yaml")
     schedule.year = 2027  # pretend: the same dates shifted are not needed, only replacement
     schedule.holidays = {date(2027, 1, 1): "元旦"}
     schedule.workdays = {date(2027, 1, 2): "调休"}

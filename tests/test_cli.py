@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+import bot
 from bot.cli import main
 from tests.conftest import EXAMPLE_COUNTY
 
@@ -281,3 +283,18 @@ def test_config_is_accepted_before_and_after_the_command(workdir, capsys, before
         else:
             assert code == 2 and one_error_line(err).startswith("error: missing.yaml")
     assert not (workdir / "data").exists()  # nothing went to the default place
+
+
+def test_init_says_when_the_example_county_is_missing(workdir, capsys, monkeypatch):
+    monkeypatch.setenv("SHUOSHI_EXAMPLE_COUNTY", str(workdir / "gone.yaml"))
+    code, out, err = run(capsys, "init")
+    assert code == 0 and "gone.yaml" in one_error_line(err) and "shuoshi org load" in err
+    code, out, err = run(capsys, "demo")
+    assert code == 1 and "shuoshi org load" in out
+
+
+def test_without_the_setting_the_packaged_example_county_is_loaded(workdir, capsys, monkeypatch):
+    monkeypatch.delenv("SHUOSHI_EXAMPLE_COUNTY")
+    code, out, err = run(capsys, "init")
+    assert code == 0 and err == ""
+    assert str(Path(bot.__file__).parent / "examples" / "county.yaml") in out
