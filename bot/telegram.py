@@ -531,6 +531,8 @@ class OutboxSender:
             done += 1
             if outcome != "part" or self.limiter.wait_time(row.chat_id, parts[done].cost) > 0:
                 return outcome
+            if not self.may_send():  # the lease ran out mid-message: the holder goes on
+                return outcome
             send = self.limiter.record(row.chat_id, parts[done].cost)
 
     async def _deliver_part(self, row: OutboxRow, parts: list[Part], done: int, send: Send) -> str:

@@ -12,7 +12,7 @@ from bot.lease import TTL, Lease, LeasedWork
 from bot.telegram import OutboxSender
 from storage.leases import lease_holder, release_lease, take_lease
 from tests.test_notify import world  # noqa: F401  (fixture)
-from tests.test_outbox_sender import fake, media, queue  # noqa: F401  (fixtures)
+from tests.test_outbox_sender import fake, media, photo, queue  # noqa: F401  (fixtures)
 
 NAME = "telegram:123456"
 
@@ -88,6 +88,17 @@ async def test_only_the_holder_sends_and_another_takes_over(world, fake, media):
     assert task.cancelled() and not works[1].running
     await queue(world, "7001", "third")
     assert await b.deliver_pending() == 0
+
+
+async def test_a_lease_that_runs_out_mid_message_stops_before_its_next_call(world, fake, media):  # noqa: F811
+    """A photo, then a text too long for its caption: two calls. The lease runs out after the
+    first: the second is left to whoever holds the lease next."""
+    sender = OutboxSender(fake.make_bot(), world["sessions"], media, world["uow"].clock)
+    await queue(world, "7001", "长" * 2000, photos=[photo(media, "red")])
+    answers = iter([True, True])  # the pass may start, and so may the row's first call
+    sender.may_send = lambda: next(answers, False)
+    assert await sender.deliver_pending() == 0
+    assert [c.method for c in fake.calls if c.method.startswith("send")] == ["sendPhoto"]
 
 
 async def deliver_all(sender) -> int:
