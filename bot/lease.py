@@ -27,8 +27,8 @@ from workflow.clock import Clock
 
 log = logging.getLogger(__name__)
 
-TTL = timedelta(seconds=15)
-RENEW_EVERY = timedelta(seconds=5)
+TTL = timedelta(seconds=10)
+RENEW_EVERY = timedelta(seconds=3)
 # A holder stops trusting its lease this long before it expires: the other process's clock
 # and the time a send takes must not make two holders overlap.
 MARGIN = timedelta(seconds=2)
