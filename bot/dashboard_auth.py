@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from bot.dashboard import CSRF_COOKIE, PREFIX, SESSION_COOKIE
 from bot.dashboard_users import SignedIn, authenticate, end_session, session_user, start_session
-from bot.web_trust import names_this_site
+from bot.web_trust import client_address, names_this_site
 from workflow.clock import Clock
 
 if TYPE_CHECKING:
@@ -22,47 +23,77 @@ MAX_PASSWORD = 1024  # scrypt would take anything; a megabyte "password" is only
 
 
 class LoginThrottle:
-    """After `limit` failures for one username within `window`, that username is refused until
-    the oldest failure ages out. In memory: a restart forgets, which is acceptable for a form
-    whose passwords are scrypt-hashed and checked against a weak-password list."""
+    """Failed logins counted per (client address, username) and per client address, on the
+    injected clock: `per_name` failures of one name from one address within `window` refuse
+    that name from that address, and `per_address` failures of any names refuse the address
+    (someone trying many names), each until its oldest failure ages out. A name is never
+    refused as such, so nobody can lock its owner out from another address. IPv6 clients
+    count per /64, the block one subscriber usually holds. In memory: a restart forgets, which
+    is acceptable for a form whose passwords are scrypt-hashed and checked against a
+    weak-password list."""
 
     def __init__(
         self,
         clock: Clock,
         *,
-        limit: int = 5,
+        per_name: int = 5,
+        per_address: int = 20,
         window: timedelta = timedelta(minutes=15),
-        max_names: int = 10_000,
+        max_keys: int = 10_000,
     ) -> None:
         self.clock = clock
-        self.limit = limit
+        self.per_name = per_name
+        self.per_address = per_address
         self.window = window
-        self.max_names = max_names
-        self._failures: dict[str, list[datetime]] = {}
+        self.max_keys = max_keys
+        self._failures: dict[tuple[str, ...], list[datetime]] = {}
 
-    def _recent(self, username: str) -> list[datetime]:
+    def _keys(self, address: str, username: str) -> dict[tuple[str, ...], int]:
+        """The counters one attempt belongs to, with the failures each of them allows."""
+        client = client_block(address)
+        return {(client, username.lower()): self.per_name, (client,): self.per_address}
+
+    def _recent(self, key: tuple[str, ...]) -> list[datetime]:
         cutoff = self.clock.now() - self.window
-        kept = [t for t in self._failures.get(username.lower(), []) if t > cutoff]
+        kept = [t for t in self._failures.get(key, []) if t > cutoff]
         if kept:
-            self._failures[username.lower()] = kept
+            self._failures[key] = kept
         else:
-            self._failures.pop(username.lower(), None)
+            self._failures.pop(key, None)
         return kept
 
-    def wait(self, username: str) -> timedelta | None:
-        """How long this username must wait before the next attempt, or None."""
-        recent = self._recent(username)
-        if len(recent) < self.limit:
-            return None
-        return recent[-self.limit] + self.window - self.clock.now()
+    def wait(self, address: str, username: str) -> timedelta | None:
+        """How long this address must wait before its next attempt at this name, or None."""
+        waits = []
+        for key, limit in self._keys(address, username).items():
+            recent = self._recent(key)
+            if len(recent) >= limit:
+                waits.append(recent[-limit] + self.window - self.clock.now())
+        return max(waits, default=None)
 
-    def failed(self, username: str) -> None:
-        if len(self._failures) >= self.max_names:  # someone spraying names: forget the oldest
-            self._failures.pop(next(iter(self._failures)))
-        self._failures.setdefault(username.lower(), []).append(self.clock.now())
+    def failed(self, address: str, username: str) -> None:
+        for key in self._keys(address, username):
+            if key not in self._failures and len(self._failures) >= self.max_keys:
+                self._failures.pop(next(iter(self._failures)))  # bounded: forget the oldest
+            self._failures.setdefault(key, []).append(self.clock.now())
 
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username.lower(), None)
+    def succeeded(self, address: str, username: str) -> None:
+        """The name's failures from this address are forgiven; the address's are not, or one
+        valid account would let its holder try other names without end."""
+        self._failures.pop((client_block(address), username.lower()), None)
+
+
+def client_block(address: str) -> str:
+    """What one client is counted as: its IPv4 address, or the /64 of its IPv6 address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 async def current_user(dash: Dashboard, request: web.Request) -> SignedIn | None:
@@ -128,22 +159,23 @@ async def login_submit(dash: Dashboard, request: web.Request) -> web.Response:
             error=error, error_params=params,
         )  # fmt: skip
 
-    wait = dash.throttle.wait(username)
+    address = client_address(request)
+    wait = dash.throttle.wait(address, username)
     if wait is not None:
         minutes = max(1, int(wait.total_seconds() + 59) // 60)
         return again(429, "login_throttled", minutes=minutes)
     if not username or not password or len(password) > MAX_PASSWORD:
-        dash.throttle.failed(username)
+        dash.throttle.failed(address, username)
         return again(401, "login_failed")
     now = dash.app.clock.now()
     async with dash.app.sessions() as session:
         user = await authenticate(session, username, password, now)
         if user is None:
-            dash.throttle.failed(username)
+            dash.throttle.failed(address, username)
             return again(401, "login_failed")
         token = await start_session(session, user.id, now, dash.session_lifetime)
         await session.commit()
-    dash.throttle.succeeded(username)
+    dash.throttle.succeeded(address, username)
     response = redirect(target)
     dash.set_cookie(
         request, response, SESSION_COOKIE, token,

@@ -311,19 +311,65 @@ async def test_posts_without_the_csrf_token_are_refused(site: Site):
         await page(client, "/dashboard")  # still signed in
 
 
-async def test_repeated_failures_throttle_the_username(site: Site):
+async def login_from(client: TestClient, address: str, username: str, password: str) -> Any:
+    """A login from a new browser at `address`, as a trusted proxy names it in X-Forwarded-For."""
+    client.session.cookie_jar.clear()
+    token = await csrf_of(client)
+    return await client.post(
+        "/dashboard/login",
+        data={"csrf": token, "username": username, "password": password},
+        headers={"X-Forwarded-For": f"10.9.8.7, {address}"},  # the proxy's is the last
+        allow_redirects=False,
+    )
+
+
+async def test_repeated_failures_throttle_the_name_from_that_address_only(site: Site):
+    site.app.settings.web.trust_proxy = True
     await site.user()
+    attacker, owner = "203.0.113.9", "198.51.100.20"
     async with site.client() as client:
         for _ in range(5):
-            assert (await login(client, password="not-the-password")).status == 401
-        response = await login(client)  # even the right password waits now
-        assert response.status == 429
+            assert (await login_from(client, attacker, "leader", "not-the-password")).status == 401
+        response = await login_from(client, attacker, "leader", PASSWORD)
+        assert response.status == 429  # even the right password waits, from there
         assert (
             by_testid(await response.text(), "login-error")
             == "登录失败次数过多，请 15 分钟后再试。"
         )
+        # the owner, elsewhere, is not locked out (the same server: the throttle is in memory)
+        assert (await login_from(client, owner, "leader", PASSWORD)).status == 303
         site.clock.advance(minutes=15, seconds=1)
-        assert (await login(client)).status == 303
+        assert (await login_from(client, attacker, "leader", PASSWORD)).status == 303
+
+
+async def test_trying_many_names_throttles_the_address(site: Site):
+    site.app.settings.web.trust_proxy = True
+    await site.user()
+    sprayer = "2001:db8:1:2::5"
+    async with site.client() as client:
+        for i in range(20):
+            response = await login_from(client, sprayer, f"name{i}", "not-the-password")
+            assert response.status == 401, i
+        assert (await login_from(client, sprayer, "name99", "not-the-password")).status == 429
+        assert (await login_from(client, sprayer, "leader", PASSWORD)).status == 429
+        # another address in the same IPv6 /64 is the same subscriber
+        assert (await login_from(client, "2001:db8:1:2::77", "leader", PASSWORD)).status == 429
+        site.clock.advance(minutes=10)
+        assert (await login_from(client, "2001:db8:1:3::5", "leader", PASSWORD)).status == 303
+        site.clock.advance(minutes=5, seconds=1)
+        assert (await login_from(client, sprayer, "leader", PASSWORD)).status == 303
+
+
+async def test_without_a_trusted_proxy_x_forwarded_for_changes_nothing(site: Site):
+    """Not behind a proxy (trust_proxy off): the socket peer is the client, so made-up
+    X-Forwarded-For addresses neither spread the failures nor escape the throttle."""
+    await site.user()
+    async with site.client() as client:
+        for i in range(5):
+            response = await login_from(client, f"192.0.2.{i}", "leader", "not-the-password")
+            assert response.status == 401
+        assert (await login_from(client, "192.0.2.200", "leader", PASSWORD)).status == 429
+        assert (await login(client)).status == 429
 
 
 async def test_a_hash_with_old_scrypt_factors_is_redone_at_login(site: Site):
