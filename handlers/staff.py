@@ -23,8 +23,8 @@ from workflow.commands import (
     SuperviseCase,
     ValidateCase,
 )
-from workflow.errors import NotPermitted
-from workflow.model import Action, Rating, Role
+from workflow.errors import NotFound, NotPermitted
+from workflow.model import Action, Case, Rating, Role
 from workflow.table import available_actions
 
 # Button code -> the workflow action it fires.
@@ -44,9 +44,18 @@ NEEDS_INPUT = {"si": "ask_reason", "rt": "ask_reason", "dp": "ask_duplicate", "r
 RATINGS = {"s": Rating.SATISFIED, "b": Rating.BASICALLY_SATISFIED, "d": Rating.DISSATISFIED}
 
 
+async def _visible(turn: Turn, number: str) -> Case:
+    """The case, if it is this person's business; else the unknown-number refusal, word for
+    word, so a stranger learns nothing about a case (not even that it exists)."""
+    if turn.person is None:
+        raise NotFound("unknown_case", f"no case numbered {number}", case=number)
+    roles = [grant.role for grant in turn.person.roles]
+    return await turn.workflow.case_for(turn.uow, number, turn.person.id, roles)
+
+
 async def _role_for(turn: Turn, number: str, action: Action) -> Role:
     """Which of the person's roles may fire this action on the case as it is now."""
-    case = await turn.uow.cases.get(number)
+    case = await _visible(turn, number)
     for grant in turn.person.roles if turn.person else ():
         if action in available_actions(case.state, grant.role):
             return grant.role
@@ -79,6 +88,7 @@ async def route_card_buttons(turn: Turn) -> bool:
         if value not in RATINGS:
             turn.reply("stale_button")
             return True
+        await _visible(turn, number)
         turn.conv.step = "rate_comment"
         turn.conv.draft = {"number": number, "rating": value}
         turn.reply("ask_rating_comment", rating=RATINGS[value].value,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +46,21 @@ def in_scope(actor: Actor, case: Case, scope: Scope) -> bool:
     if scope is Scope.DEPARTMENT:
         return case.department_id is not None and case.department_id in actor.department_ids
     return False
+
+
+def may_see(actor: Actor, case: Case, history: Sequence[TrailEntry] = ()) -> bool:
+    """Whether the case is the actor's business at all: they reported it, it lies within what
+    their role serves, or (from its history) they acted on it or their department held it.
+    For anyone else the case does not exist: refusals must not tell them its state."""
+    if actor.person_id is not None and actor.person_id == case.reporter_id:
+        return True
+    if in_scope(actor, case, SCOPE_OF_ROLE[actor.role]):
+        return True
+    return any(
+        (entry.actor_id is not None and entry.actor_id == actor.person_id)
+        or entry.data.get("department_id") in actor.department_ids
+        for entry in history
+    )
 
 
 def select_transition(

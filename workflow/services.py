@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from workflow.commands import (
 )
 from workflow.errors import GuardFailed, NotFound
 from workflow.events import CaseEvent
-from workflow.machine import fire, schedule
+from workflow.machine import fire, may_see, schedule
 from workflow.model import Action, Actor, Case, Role, State, TrailEntry
 from workflow.policy import WorkflowPolicy
 from workflow.ports import UnitOfWork
@@ -89,7 +89,7 @@ class Workflow:
         """Like handle, inside a unit of work the caller opened and will commit."""
         actor = await _actor(uow, cmd.actor)
         case = await uow.cases.get(cmd.case_number)
-        params = await _params(uow, cmd, case)
+        params = await _params(uow, cmd, case, actor)
         calendar = await uow.calendar.load()
         now = uow.clock.now()
         event = fire(
@@ -100,6 +100,20 @@ class Workflow:
         await uow.cases.save(case)
         await self._publish(uow, [event])
         return [event]
+
+    async def case_for(
+        self, uow: UnitOfWork, number: str, person_id: int, roles: Sequence[Role]
+    ) -> Case:
+        """The case, when one of the person's roles may see it (`may_see`); for anyone else
+        exactly the NotFound an unknown number gets, so no refusal tells them its state."""
+        case = await uow.cases.get(number)
+        actors = [await uow.org.actor(person_id, role) for role in roles]
+        if any(may_see(actor, case) for actor in actors):
+            return case
+        history = await uow.cases.history(number)
+        if any(may_see(actor, case, history) for actor in actors):
+            return case
+        raise NotFound("unknown_case", f"no case numbered {number}", case=number)
 
     async def recompute_deadlines(self, uow: UnitOfWork) -> int:
         """After a new official calendar: move the deadlines of every open case."""
@@ -143,7 +157,7 @@ async def _actor(uow: UnitOfWork, ref: ActorRef) -> Actor:
     return await uow.org.actor(ref.person_id, ref.role)
 
 
-async def _params(uow: UnitOfWork, cmd: CaseCommand, case: Case) -> dict[str, Any]:
+async def _params(uow: UnitOfWork, cmd: CaseCommand, case: Case, actor: Actor) -> dict[str, Any]:
     """Resolve codes in the command to the ids the table's guards check."""
     params = cmd.params()
     if isinstance(cmd, AssignCase):
@@ -159,6 +173,8 @@ async def _params(uow: UnitOfWork, cmd: CaseCommand, case: Case) -> dict[str, An
     elif isinstance(cmd, MarkDuplicate) and params["duplicate_of"] != case.number:
         try:
             original = await uow.cases.get(params["duplicate_of"])
+            if not may_see(actor, original, await uow.cases.history(original.number)):
+                raise NotFound("unknown_case", "out of the actor's view")
         except NotFound:
             raise GuardFailed(
                 "duplicate_target_unknown",

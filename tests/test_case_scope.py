@@ -1,0 +1,83 @@
+"""A case that is not someone's business does not exist for them: every refusal they get for it
+is, byte for byte, the answer an unknown case number gets (no state, not even existence)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from storage.channel import SqlChannelStore
+from storage.invites import create_invite
+from tests.test_notify import world  # noqa: F401  (fixture: staff chats 7001-7004, -100)
+from tests.test_staff_chat import Bot
+
+ids = itertools.count(1)
+# Another township's grid leader, a department that never held the case, another resident.
+OTHER_LEADER, OTHER_DEPARTMENT, OTHER_RESIDENT = "7101", "7102", "7103"
+
+
+@pytest.fixture
+async def bot(world, tmp_path):  # noqa: F811
+    now = world["uow"].clock.now()
+    async with world["sessions"]() as session:
+        store = SqlChannelStore(session)
+        for code, chat in (("P-L-02", OTHER_LEADER), ("P-H-01", OTHER_DEPARTMENT)):
+            invite = await create_invite(session, purpose="enrol", person_code=code, now=now)
+            await store.redeem_invite(invite.code, "telegram", chat, code, chat, now)
+        await session.commit()
+    b = Bot(world, tmp_path)
+    await b.send(OTHER_RESIDENT, text="/start JL-XGC-01-G2")
+    return b
+
+
+async def answer(bot: Bot, user: str, data: str) -> tuple[str, str | None]:
+    out = await bot.send(user, callback_data=data, callback_id=f"s{next(ids)}")
+    return out[0].text, out[0].callback_answer
+
+
+async def test_out_of_scope_is_answered_like_an_unknown_number(bot: Bot):
+    await bot.report("5001", "路灯不亮")
+    number = next(r.case_number for r in await bot.outbox("7001") if r.case_number)
+    unknown = number[:-4] + "9999"
+    for user in (OTHER_RESIDENT, OTHER_LEADER, OTHER_DEPARTMENT):
+        for data in ("a:sv:{}", "a:si:{}", "a:ac:{}", "as:housing:{}", "rc:safety:{}", "rt:{}:s"):
+            real = await answer(bot, user, data.format(number))
+            none = await answer(bot, user, data.format(unknown))
+            assert none[0] == f"没有编号为 {unknown} 的案件。", none
+            assert real == tuple(t.replace(unknown, number) if t else t for t in none), (user, data)
+
+
+async def test_those_the_case_concerns_still_hear_why_not(bot: Bot):
+    await bot.report("5001", "路灯不亮")
+    number = next(r.case_number for r in await bot.outbox("7001") if r.case_number)
+    text, _ = await answer(bot, "5001", f"a:sv:{number}")  # the reporter, not a leader
+    assert "群众" in text and "没有编号" not in text
+    text, _ = await answer(bot, "7001", f"a:ac:{number}")  # the case's own grid leader
+    assert "网格长" in text and "没有编号" not in text
+
+
+async def test_a_duplicate_target_out_of_view_is_an_unknown_number(world):  # noqa: F811
+    from workflow.commands import ActorRef, MarkDuplicate, RejectCase, SubmitCase
+    from workflow.errors import GuardFailed
+    from workflow.model import Role
+
+    wf, uow, p, resident = world["wf"], world["uow"], world["people"], world["resident"]
+
+    async def submit(grid: str) -> str:
+        return await wf.submit(uow(), SubmitCase(
+            actor=ActorRef(resident, Role.RESIDENT), grid_code=grid, category_code="safety",
+            description="井盖"))  # fmt: skip
+
+    elsewhere, mine = await submit("JL-XGC-01-G1"), await submit("JL-CG-01-G1")
+    first_leader = ActorRef(p["P-L-01"], Role.GRID_LEADER)
+    await wf.handle(uow(), RejectCase(case_number=elsewhere, actor=first_leader, reason="不属实"))
+    leader = ActorRef(p["P-L-02"], Role.GRID_LEADER)  # serves JL-CG only
+    refusals = []
+    for target in (elsewhere, elsewhere[:-4] + "9999"):
+        with pytest.raises(GuardFailed) as refused:
+            await wf.handle(
+                uow(), MarkDuplicate(case_number=mine, actor=leader, duplicate_of=target)
+            )
+        refusals.append((refused.value.code, {**refused.value.params, "case": "?"}))
+    assert refusals[0] == refusals[1] and refusals[0][0] == "duplicate_target_unknown"
