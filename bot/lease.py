@@ -91,6 +91,7 @@ class LeasedWork:
         self.start = start
         self.renew_every = renew_every
         self.tasks: list[asyncio.Task[Any]] = []
+        self._told_waiting = False
 
     @property
     def running(self) -> bool:
@@ -105,6 +106,10 @@ class LeasedWork:
         elif not held and self.tasks:
             log.warning("lease %s lost: this process stops delivering", self.lease.name)
             await self.stop()
+        elif not held and not self._told_waiting:
+            log.info("lease %s is held by another process: this one waits to take over",
+                     self.lease.name)  # fmt: skip
+        self._told_waiting = not held
         return held
 
     async def stop(self) -> None:

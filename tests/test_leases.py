@@ -8,11 +8,15 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
+import aiohttp
+
 from bot.lease import TTL, Lease, LeasedWork
 from bot.telegram import OutboxSender
 from storage.leases import lease_holder, release_lease, take_lease
+from tests.fake_telegram import FakeTelegram
 from tests.test_notify import world  # noqa: F401  (fixture)
 from tests.test_outbox_sender import fake, media, photo, queue  # noqa: F401  (fixtures)
+from tests.test_runner import start
 
 NAME = "telegram:123456"
 
@@ -111,3 +115,33 @@ async def deliver_all(sender) -> int:
 
 def _unreachable():
     raise ConnectionError("database away")
+
+
+async def test_a_second_shuoshi_run_serves_the_web_but_neither_polls_nor_sends(
+    tmp_path, monkeypatch
+):
+    """Two processes on one database, one bot token: the second (here talking to a Bot API of
+    its own, to tell the two apart) waits for the lease; its web chat and dashboard work."""
+    monkeypatch.chdir(tmp_path)
+    async with FakeTelegram() as first_api, FakeTelegram() as second_api:
+        first, stop_first, first_task = await start(tmp_path, first_api)
+        first_api.send_text(5001, 5001, "/start JL-XGC-01-G1")
+        assert "已登记" in (await first_api.wait_sent(5001, 1))[0]["text"]
+        second, stop_second, second_task = await start(tmp_path, second_api)
+        await second_api.wait_calls("getMe", 1)  # started: its lease keeper runs
+        second_api.send_text(5002, 5002, "/start JL-XGC-01-G1")
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{second.settings.web.port}/chat"
+            async with http.get(url) as response:
+                assert response.status == 200
+        first_api.send_text(5003, 5003, "/start JL-XGC-01-G1")
+        await first_api.wait_sent(5003, 1)
+        assert second_api.calls_of("getUpdates") == []
+        assert second_api.sent() == [] and len(second_api.pending_updates()) == 1
+        for stop, task, app in (
+            (stop_second, second_task, second),
+            (stop_first, first_task, first),
+        ):
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            await app.close()
