@@ -6,7 +6,8 @@ shuoshi.toml, with the Telegram Bot API played by tests/fake_telegram.py on 127.
 this process. N residents then report concurrently: /start with their grid's code, report,
 category, description, photos (every other resident an album of two), done, location, no
 phone, confirm; a resident who gets no answer does the step again as a new message (at most
-twice). Meanwhile the bench kills a process K times at random moments and restarts it. When
+twice). Meanwhile the bench kills a process K times at random moments spread over the
+residents' work (when their progress passes random points) and restarts it. When
 the residents are done (or gave up) and the outbox has drained, it stops the process with
 Ctrl-C and counts, per (channel, database):
 
@@ -61,6 +62,7 @@ from bench.crash_cluster import (
     write_config,
 )
 from bench.crash_residents import (
+    STEPS,
     Gone,
     Resident,
     TelegramResident,
@@ -161,7 +163,8 @@ async def drive(
 
         tasks = [asyncio.create_task(one(r, rng.uniform(0, 5))) for r in residents]
         busy = lambda: not all(t.done() for t in tasks)  # noqa: E731
-        killer = asyncio.create_task(cluster.killer(kills, rng, busy))
+        progress = lambda: sum(r.steps for r in residents) / (STEPS * len(residents))  # noqa: E731
+        killer = asyncio.create_task(cluster.killer(kills, rng, progress, busy))
         done, pending = await asyncio.wait(tasks, timeout=SCENARIO_LIMIT)
         for task in pending:
             task.cancel()

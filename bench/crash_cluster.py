@@ -219,16 +219,20 @@ class Cluster:
                 return None
             await asyncio.sleep(0.2)
 
-    async def killer(self, kills: int, rng: Random, busy: Callable[[], bool]) -> None:
-        """`kills` SIGKILLs at random moments while users are busy, each followed by a restart."""
-        done = 0
-        while done < kills and busy():
-            await asyncio.sleep(rng.uniform(0.5, 4.0))
+    async def killer(
+        self, kills: int, rng: Random, progress: Callable[[], float], busy: Callable[[], bool]
+    ) -> None:
+        """`kills` SIGKILLs spread over the users' work: each when `progress` (0..1) passes a
+        random point, a random fraction of a second later; each followed by a restart."""
+        points = sorted(rng.uniform(0.05, 0.95) for _ in range(kills))
+        for point in points:
+            while busy() and progress() < point:  # noqa: ASYNC110 - polled: a figure, no event
+                await asyncio.sleep(0.1)
             if not busy():
                 break
+            await asyncio.sleep(rng.uniform(0.0, 1.0))
             server = rng.choice(self.servers)
             await server.kill9()
-            done += 1
             await asyncio.sleep(rng.uniform(0.0, 0.5))
             await server.start()
 

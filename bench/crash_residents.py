@@ -26,6 +26,7 @@ from PIL import Image
 from bench.crash_cluster import Cluster
 
 RETRIES = 2
+STEPS = 9  # answered steps of one report, from /start to the receipt
 NUMBER = re.compile(r"\b[A-Z]+-\d{8}-\d{4,}\b")
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 WEBHOOK_PATH = "/telegram/webhook"  # bot.runner.WEBHOOK_PATH, without importing aiogram here
@@ -50,6 +51,7 @@ class Resident:
     retries: int = 0
     gave_up_at: str | None = None  # the step nobody answered
     acked: list[str] = field(default_factory=list)  # update keys the system took from us
+    steps: int = 0  # steps answered so far
 
     @property
     def shas(self) -> set[str]:
@@ -134,6 +136,7 @@ class TelegramResident:
 
             text = await self.cluster.wait_until(answered, since)
             if text is not None:
+                self.r.steps += 1
                 return str(text)
         self.r.gave_up_at = expect
         raise Gone(expect)
@@ -239,7 +242,8 @@ class WebResident:
                 self.csrf = token.group(1)
                 break
             await asyncio.sleep(0.2)
-        await self.wait_for("You are registered", since)
+        if await self.wait_for("You are registered", since) is not None:
+            self.r.steps += 1
 
     async def post(self, path: str, data: Any, keys: list[str]) -> None:
         """The same post (same key) until it is answered OK; then its keys were acknowledged."""
@@ -290,6 +294,7 @@ class WebResident:
             await action(secrets.token_urlsafe(12))  # a new action: a new key
             text = await self.wait_for(expect, since)
             if text is not None:
+                self.r.steps += 1
                 return text
         self.r.gave_up_at = expect
         raise Gone(expect)
