@@ -247,6 +247,11 @@ def table(f: Figures) -> str:
 async def main(args: argparse.Namespace) -> int:
     channels = CHANNELS if args.channel == "all" else (args.channel,)
     dbs = ("sqlite", "pg") if args.db == "both" else (args.db,)
+    if "pg" in dbs and (why := await pg_unreachable()):
+        print(f"PostgreSQL at {PG_ADMIN} is not reachable ({why}); no PostgreSQL runs")
+        if args.db == "pg":
+            return 2
+        dbs = ("sqlite",)
     results = []
     for db in dbs:
         for channel in channels:
@@ -269,6 +274,18 @@ async def main(args: argparse.Namespace) -> int:
     return 0 if all(f.ok for f in results) else 1
 
 
+async def pg_unreachable() -> str | None:
+    """None when the server of SHUOSHI_BENCH_PG_URL answers; else why not."""
+    try:
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_ADMIN, timeout=5)
+    except Exception as exc:  # no driver, no server, refused: all say the same to the user
+        return f"{type(exc).__name__}: {exc}"
+    await conn.close()
+    return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=30)
@@ -283,7 +300,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds of uptime a resident waits for an answer")  # fmt: skip
     args = parser.parse_args(argv)
     if args.residents < 1 or args.kills < 0 or args.processes < 1 or args.patience <= 0:
-        parser.error("--residents and --processes must be at least 1, --kills at least 0")
+        parser.error(
+            "--residents and --processes must be at least 1, --kills at least 0, "
+            "--patience more than 0"
+        )
     return args
 
 
