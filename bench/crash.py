@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -89,7 +90,14 @@ def make_residents(n: int, rng: Random) -> list[Resident]:
 
 
 async def run_scenario(
-    channel: str, db_kind: str, n: int, kills: int, seed: int, processes: int, patience: float
+    channel: str,
+    db_kind: str,
+    n: int,
+    kills: int,
+    seed: int,
+    processes: int,
+    patience: float,
+    keep_logs: Path | None = None,
 ) -> Figures:
     rng = Random(f"{seed}-{channel}-{db_kind}")
     residents = make_residents(n, rng)
@@ -136,6 +144,14 @@ async def run_scenario(
                 await cluster.close()
             await fake.stop()
             await db.drop()
+            if keep_logs is not None:
+                copy_logs(workdir, keep_logs, f"{channel}-{db_kind}-")
+
+
+def copy_logs(workdir: Path, target: Path, prefix: str) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for log in workdir.glob("shuoshi-*.log"):
+        shutil.copy(log, target / f"{prefix}{log.name}")
 
 
 def _db_url(db: Database) -> str:
@@ -256,7 +272,14 @@ async def main(args: argparse.Namespace) -> int:
     for db in dbs:
         for channel in channels:
             figures = await run_scenario(
-                channel, db, args.residents, args.kills, args.seed, args.processes, args.patience
+                channel,
+                db,
+                args.residents,
+                args.kills,
+                args.seed,
+                args.processes,
+                args.patience,
+                args.keep_logs,
             )
             print(table(figures), flush=True)
             if args.verbose:
@@ -294,6 +317,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--channel", choices=(*CHANNELS, "all"), default="all")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="say what each non-zero is")
+    parser.add_argument("--keep-logs", type=Path, metavar="DIR",
+                        help="copy the processes' logs (stderr, WARNING and up) there")  # fmt: skip
     parser.add_argument("--processes", type=int, default=1,
                         help="processes behind one address (webhook and web chat)")  # fmt: skip
     parser.add_argument("--patience", type=float, default=15.0,

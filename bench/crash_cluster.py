@@ -130,7 +130,7 @@ class Server:
 
     async def start(self) -> None:
         with self.log.open("ab") as log:
-            log.write(f"--- start {self.starts + 1}\n".encode())
+            log.write(f"--- start {self.starts + 1} at {time.strftime('%H:%M:%S')}\n".encode())
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot.cli", "run", cwd=self.workdir, env=_env(),
                 stdout=asyncio.subprocess.PIPE, stderr=log,
@@ -150,6 +150,8 @@ class Server:
             self.proc.send_signal(signal.SIGKILL)
             await self.proc.wait()
             self.kills += 1
+            with self.log.open("ab") as log:
+                log.write(f"--- kill -9 at {time.strftime('%H:%M:%S')}\n".encode())
 
     async def stop(self) -> None:
         """Ctrl-C, as an operator would; SIGKILL if it does not stop in time."""
