@@ -29,6 +29,7 @@ dropped afterwards. The exit status is 1 when a figure that must be 0 is not.
 
     .venv/bin/python bench/crash.py [--residents 30] [--kills 5] [--db sqlite|pg|both]
         [--channel polling|webhook|web|all] [--seed 1] [--processes 1] [--patience 15]
+        [--verbose] [--keep-logs DIR]
 """
 
 from __future__ import annotations
