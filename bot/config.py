@@ -153,7 +153,7 @@ class TelegramSettings(_Strict):
         if info.data.get("mode") == "webhook" and not value:
             raise ValueError('required when mode = "webhook" (this process\'s public address)')
         if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must start with https://")
+            raise ValueError("must start with https:// (http:// only for a local Bot API server)")
         return value
 
     @field_validator("webhook_secret")

@@ -198,3 +198,57 @@ async def test_web_chat_text_is_cleaned_and_a_bad_row_fails_alone(demo):  # noqa
         )).scalars().all()  # fmt: skip
     assert ("p-P-C-01", "failed") in status and ("p-P-C-01", "pending") not in status
     assert {"text": "照常送达"} in shown
+
+
+async def test_long_polling_through_the_inbox_takes_hostile_text(engine, clock, tmp_path):
+    """`shuoshi run` in polling mode: updates go through the inbox (stored as JSON first)."""
+    from bot.app import App
+    from bot.config import load_settings
+    from bot.runner import serve
+    from handlers.notify import Notifier
+    from handlers.render import Renderer
+    from storage.calendar import seed_calendar
+    from storage.db import session_factory
+    from storage.media import MediaStore
+    from storage.org_file import load_org_file
+    from storage.rows import InboxRow
+    from storage.uow import UnitOfWorkFactory
+    from tests.conftest import EXAMPLE_COUNTY
+    from tests.fake_telegram import FakeTelegram
+    from tests.test_runner import free_port
+    from workflow.services import Workflow
+
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await seed_calendar(session, clock.now())
+        await session.commit()
+    await load_org_file(sessions, EXAMPLE_COUNTY)
+    async with FakeTelegram() as fake:
+        config = load_settings(
+            data_dir=tmp_path / "data", web={"port": free_port()},
+            telegram={"token": fake.token, "api_base": fake.base_url},
+            outbox={"chat_interval_seconds": 0},
+        )  # fmt: skip
+        app = App(
+            settings=config, engine=engine, sessions=sessions, clock=clock,
+            uow=UnitOfWorkFactory(sessions, clock),
+            workflow=Workflow(config.workflow.policy(), on_events=Notifier(config.locale)),
+            media=MediaStore(config.media_root), renderer=Renderer(config.locale),
+        )  # fmt: skip
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(app, stop))
+        try:
+            stranger = fake.user(STRANGER, first_name="名" + BAD)
+            fake.send_text(STRANGER, stranger, "/x" + BAD)
+            fake.send_text(STRANGER, stranger, "/start " + BAD)
+            assert len(await fake.wait_sent(STRANGER, 2, timeout=20)) == 2
+            fake.send_text(RESIDENT, RESIDENT, "/start JL-XGC-01-G1")
+            assert "已登记" in text_of((await fake.wait_sent(RESIDENT, 1, timeout=20))[0])
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+    async with sessions() as session:
+        inbox = (await session.execute(select(InboxRow.status, InboxRow.last_error))).all()
+        outbox = (await session.execute(select(OutboxRow.status))).scalars().all()
+    assert inbox and all(status == "done" for status, _ in inbox), inbox
+    assert "pending" not in outbox

@@ -31,6 +31,7 @@ def _no_config_file(monkeypatch):
     [
         ({"webhook_url": "https://bot.example.org"}, "telegram.webhook_secret"),
         ({"webhook_secret": SECRET}, "telegram.webhook_url"),
+        ({"webhook_secret": SECRET, "webhook_url": "bot.example.org"}, "telegram.webhook_url"),
         (
             {"webhook_url": "https://bot.example.org", "webhook_secret": ""},
             "telegram.webhook_secret",
