@@ -10,6 +10,7 @@ import pytest
 from tests.fakes import calendar_2026
 from workflow.clock import SHANGHAI
 from workflow.errors import GuardFailed, IllegalTransition, NotPermitted
+from workflow.events import CaseEscalated, CaseReopened
 from workflow.machine import fire
 from workflow.model import Action, Actor, Case, DeadlineClass, Rating, Role, State
 from workflow.policy import WorkflowPolicy
@@ -251,12 +252,12 @@ def test_dissatisfied_reopens_once_then_goes_to_the_supervisor():
     case = make_case(S.RESOLVED, own=True, role=R.RESIDENT, action=A.RATE)
     resident, handler = actor(R.RESIDENT), actor(R.DEPARTMENT_HANDLER)
     event = do(case, A.RATE, resident, {"rating": Rating.DISSATISFIED, "comment": "没修好"})
-    assert event.name == "CaseReopened"
+    assert type(event) is CaseReopened
     assert case.state is S.IN_PROGRESS and case.department_id == 1 and case.reopen_count == 1
     assert case.due_basis_at == NOW  # a fresh time limit from the reopening
     do(case, A.RESOLVE, handler, {"text": "重新更换"})
     event = do(case, A.RATE, resident, {"rating": Rating.DISSATISFIED})
-    assert event.name == "CaseEscalated" and case.state is S.SUPERVISION
+    assert type(event) is CaseEscalated and case.state is S.SUPERVISION
 
 
 def test_route_skipping_the_township_level():

@@ -36,7 +36,7 @@ def describe_table() -> str:
             roles += f" (scope: {row.scope.value})"
         lines.append(
             f"| {row.action.value} | {_sources(row)} | {_target(row.target)} | {roles} "
-            f"| {_guards(row.guards)} | {row.emits} |"
+            f"| {_guards(row.guards)} | {row.emits.__name__} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -146,22 +146,7 @@ def fire(
     data = {k: _plain(v) for k, v in params.items() if k not in _COMMENT_KEYS and v is not None}
     data.pop("attachment_ids", None)
     attachments = tuple(params.get("attachment_ids") or ())
-    case.new_entries.append(
-        TrailEntry(
-            action=action,
-            from_state=source,
-            to_state=target,
-            actor_id=actor.person_id,
-            actor_role=actor.role,
-            at=now,
-            comment=comment,
-            data=data,
-            attachment_ids=attachments,
-        )
-    )
-    return CaseEvent(
-        name=row.emits,
-        case_number=case.number,
+    entry = TrailEntry(
         action=action,
         from_state=source,
         to_state=target,
@@ -170,7 +155,10 @@ def fire(
         at=now,
         comment=comment,
         data=data,
+        attachment_ids=attachments,
     )
+    case.new_entries.append(entry)
+    return row.emits(case_number=case.number, entry=entry)
 
 
 _COMMENT_KEYS = ("reason", "text", "comment")

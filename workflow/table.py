@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from workflow import events as E
+from workflow.events import CaseEvent
 from workflow.guards import (
     Guard,
     actor_holds_case,
@@ -82,8 +84,8 @@ class Transition:
     sources: frozenset[State]
     target: Target
     roles: frozenset[Role]
+    emits: type[CaseEvent]  # the event class a change by this row announces
     guards: tuple[Guard, ...] = ()
-    emits: str = ""
     scope: Scope | None = None  # overrides the role's scope when set
 
 
@@ -94,7 +96,7 @@ def T(
     roles: Role | set[Role],
     guards: tuple[Guard, ...] = (),
     *,
-    emits: str,
+    emits: type[CaseEvent],
     scope: Scope | None = None,
 ) -> Transition:
     return Transition(
@@ -120,53 +122,56 @@ _SCREENERS = (
 )
 
 TRANSITIONS: tuple[Transition, ...] = (
-    T(A.SUBMIT, S.NEW, S.REPORTED, _REPORTERS, emits="CaseReported"),
-    T(A.ROUTE, S.REPORTED, NextOnRoute(None), R.SYSTEM, emits="CaseRouted"),
+    T(A.SUBMIT, S.NEW, S.REPORTED, _REPORTERS, emits=E.CaseReported),
+    T(A.ROUTE, S.REPORTED, NextOnRoute(None), R.SYSTEM, emits=E.CaseRouted),
     T(A.SCREEN_VALID, S.SCREENING, NextOnRoute(Level.SCREENING), R.GRID_LEADER,
-      emits="CaseValidated"),
+      emits=E.CaseValidated),
     *(
-        T(A.SCREEN_INVALID, src, S.REJECTED, role, (has_reason,), emits="CaseRejected")
+        T(A.SCREEN_INVALID, src, S.REJECTED, role, (has_reason,), emits=E.CaseRejected)
         for src, role in _SCREENERS
     ),
     *(
         T(A.MARK_DUPLICATE, src, S.DUPLICATE, role, (has_duplicate_target,),
-          emits="CaseMarkedDuplicate")
+          emits=E.CaseMarkedDuplicate)
         for src, role in _SCREENERS
     ),
     *(
-        T(A.RECLASSIFY, src, SAME, role, (has_new_category,), emits="CaseReclassified")
+        T(A.RECLASSIFY, src, SAME, role, (has_new_category,), emits=E.CaseReclassified)
         for src, role in _SCREENERS
     ),
     T(A.HANDLE_LOCALLY, S.TOWNSHIP, S.IN_PROGRESS, R.TOWNSHIP_OPERATOR,
-      emits="CaseTakenByTownship"),
+      emits=E.CaseTakenByTownship),
     T(A.PASS_UP, S.TOWNSHIP, NextOnRoute(Level.TOWNSHIP), R.TOWNSHIP_OPERATOR,
-      emits="CasePassedUp"),
+      emits=E.CasePassedUp),
     T(A.PASS_UP, S.IN_PROGRESS, NextOnRoute(Level.TOWNSHIP), R.TOWNSHIP_OPERATOR,
-      (held_by_township,), emits="CasePassedUp"),
+      (held_by_township,), emits=E.CasePassedUp),
     T(A.ASSIGN, {S.COUNTY, S.RETURNED}, S.ASSIGNED, R.COUNTY_DISPATCHER, (has_department,),
-      emits="CaseAssigned"),
+      emits=E.CaseAssigned),
     T(A.ASSIGN, S.SUPERVISION, S.ASSIGNED, R.SUPERVISOR, (has_department,),
-      emits="CaseAssigned"),
-    T(A.ACCEPT, S.ASSIGNED, S.IN_PROGRESS, R.DEPARTMENT_HANDLER, emits="CaseAccepted"),
+      emits=E.CaseAssigned),
+    T(A.ACCEPT, S.ASSIGNED, S.IN_PROGRESS, R.DEPARTMENT_HANDLER, emits=E.CaseAccepted),
     T(A.RETURN, {S.ASSIGNED, S.IN_PROGRESS}, S.RETURNED, R.DEPARTMENT_HANDLER,
-      (held_by_department, has_reason), emits="CaseReturned"),
+      (held_by_department, has_reason), emits=E.CaseReturned),
     T(A.NOTE, S.IN_PROGRESS, SAME, _HOLDERS, (actor_holds_case, has_text_or_photos),
-      emits="ProgressNoted"),
+      emits=E.ProgressNoted),
     T(A.RESOLVE, S.IN_PROGRESS, S.RESOLVED, _HOLDERS, (actor_holds_case, has_text),
-      emits="CaseResolved"),
+      emits=E.CaseResolved),
     T(A.RATE, S.RESOLVED, S.CLOSED, {R.RESIDENT, R.GRID_WORKER}, (has_rating, rating_is_positive),
-      emits="CaseRated", scope=Scope.REPORTER),
+      emits=E.CaseRated, scope=Scope.REPORTER),
     T(A.RATE, S.RESOLVED, S.IN_PROGRESS, {R.RESIDENT, R.GRID_WORKER},
-      (has_rating, rating_is_negative, not_reopened_before), emits="CaseReopened",
+      (has_rating, rating_is_negative, not_reopened_before), emits=E.CaseReopened,
       scope=Scope.REPORTER),
     T(A.RATE, S.RESOLVED, S.SUPERVISION, {R.RESIDENT, R.GRID_WORKER},
-      (has_rating, rating_is_negative, reopened_before), emits="CaseEscalated",
+      (has_rating, rating_is_negative, reopened_before), emits=E.CaseEscalated,
       scope=Scope.REPORTER),
-    T(A.CLOSE, S.SUPERVISION, S.CLOSED, R.SUPERVISOR, (has_reason,), emits="CaseClosed"),
+    T(A.CLOSE, S.SUPERVISION, S.CLOSED, R.SUPERVISOR, (has_reason,), emits=E.CaseClosed),
     T(A.CLOSE_UNRATED, S.RESOLVED, S.CLOSED_UNRATED, R.SYSTEM, (rating_window_passed,),
-      emits="CaseClosedUnrated"),
-    T(A.SUPERVISE, _OPEN, SAME, R.SUPERVISOR, (has_reason,), emits="CaseSupervised"),
+      emits=E.CaseClosedUnrated),
+    T(A.SUPERVISE, _OPEN, SAME, R.SUPERVISOR, (has_reason,), emits=E.CaseSupervised),
 )  # fmt: skip
+
+# Every event a case can announce: handlers and their tests take the set from here.
+EMITTED_EVENTS: frozenset[type[CaseEvent]] = frozenset(t.emits for t in TRANSITIONS)
 
 
 def transitions_for(action: Action, state: State) -> list[Transition]:
