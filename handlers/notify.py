@@ -2,25 +2,156 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from handlers.messages import Button, Outgoing
 from handlers.render import Renderer
-from workflow.events import CaseEvent
+from workflow.bus import MessageBus
+from workflow.events import (
+    CaseAccepted,
+    CaseAssigned,
+    CaseClosed,
+    CaseClosedUnrated,
+    CaseEscalated,
+    CaseEvent,
+    CaseMarkedDuplicate,
+    CasePassedUp,
+    CaseRated,
+    CaseReclassified,
+    CaseRejected,
+    CaseReopened,
+    CaseReported,
+    CaseResolved,
+    CaseReturned,
+    CaseRouted,
+    CaseSupervised,
+    CaseTakenByTownship,
+    CaseValidated,
+    Event,
+    ProgressNoted,
+)
 from workflow.model import Role
 from workflow.ports import OutgoingMessage
 
-# Which events the reporter hears of, with the template that tells them.
-REPORTER_NEWS = {
-    "CaseValidated": "news_validated",
-    "CaseAssigned": "news_assigned",
-    "CaseAccepted": "news_accepted",
-    "CaseTakenByTownship": "news_accepted",
-    "CaseRejected": "news_rejected",
-    "CaseMarkedDuplicate": "news_duplicate",
-    "CaseReopened": "news_reopened",
-    "CaseClosed": "news_closed",
+
+@dataclass
+class Telling:
+    """What every notify handler is given: the unit of work, and the case cards read so far.
+
+    One Telling lives for one batch of events; they were all fired before the batch is told,
+    so a card read for the first event is the card for the others too.
+    """
+
+    uow: Any
+    default_locale: str
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def card(self, number: str) -> dict[str, Any]:
+        if number not in self.cards:
+            self.cards[number] = await self.uow.channels.case_card(number)
+        return self.cards[number]
+
+
+Told = list[tuple[str, Outgoing]]  # (channel, message) pairs, in the order they go out
+NoticeHandler = Callable[[Any, Telling], Awaitable[Told]]
+
+
+def news_to_reporter(template: str) -> NoticeHandler:
+    """The reporter hears the news the template tells (no buttons)."""
+
+    async def tell(event: CaseEvent, telling: Telling) -> Told:
+        card = await telling.card(event.case_number)
+        return await _to_reporter(telling.uow, card, template, event)
+
+    tell.__name__ = tell.__qualname__ = f"news_to_reporter({template!r})"
+    return tell
+
+
+async def ask_for_rating(event: CaseResolved, telling: Telling) -> Told:
+    """The reporter sees the result, its photos, and the three rating buttons."""
+    card = await telling.card(event.case_number)
+    return await _to_reporter(telling.uow, card, "news_resolved", event, rating=True)
+
+
+async def card_to_holder(event: CaseEvent, telling: Telling) -> Told:
+    """The unit that must act now gets the case card with its buttons."""
+    card = await telling.card(event.case_number)
+    unit = holder_unit(event.to_state.value, card)
+    if unit is None:
+        return []
+    return await _to_unit(telling, card, event, *unit)
+
+
+async def page_emergency(event: CaseRouted, telling: Telling) -> Told:
+    """Emergencies page the township and the county center at intake, whoever holds them."""
+    card = await telling.card(event.case_number)
+    if card["deadline_class"] != "emergency":
+        return []
+    holder = holder_unit(event.to_state.value, card)
+    units = [
+        ("township", Role.TOWNSHIP_OPERATOR, card["township_id"], None),
+        ("county", Role.COUNTY_DISPATCHER, None, None),
+    ]
+    out: Told = []
+    for unit in units:
+        if holder is not None and unit[0] == holder[0]:
+            continue  # the holder gets the card with its buttons anyway
+        for channel, chat_id, locale in await unit_targets(
+            telling.uow, *unit, telling.default_locale
+        ):
+            r = Renderer(locale)
+            text = r.macro("chat.html.j2", "emergency_page", card=card, event=event)
+            message = Outgoing(
+                chat_id=chat_id, text=text, photos=card["report_photos"],
+                case_number=card["number"], purpose="page",
+            )  # fmt: skip
+            out.append((channel, message))
+    return out
+
+
+async def instruction_to_holder(event: CaseSupervised, telling: Telling) -> Told:
+    """A supervisor's instruction (督办意见) goes on to whoever holds the case now."""
+    card = await telling.card(event.case_number)
+    unit = holder_unit(card["state"], card)
+    if unit is None:
+        return []
+    out: Told = []
+    for channel, chat_id, locale in await unit_targets(telling.uow, *unit, telling.default_locale):
+        text = Renderer(locale).macro("chat.html.j2", "instruction", card=card, event=event)
+        message = Outgoing(
+            chat_id=chat_id, text=text, case_number=card["number"], purpose="instruction"
+        )
+        out.append((channel, message))
+    return out
+
+
+# Who hears of what, in the order the messages go out. A case that stays with the same
+# holder (taken by the township, a note, a resolve) sends that holder no new card.
+HANDLERS: dict[type[Event], list[NoticeHandler]] = {
+    CaseRouted: [page_emergency, card_to_holder],
+    CaseValidated: [news_to_reporter("news_validated"), card_to_holder],
+    CaseRejected: [news_to_reporter("news_rejected")],
+    CaseMarkedDuplicate: [news_to_reporter("news_duplicate")],
+    CaseReclassified: [card_to_holder],  # new category, new limits: a fresh card
+    CaseTakenByTownship: [news_to_reporter("news_accepted")],
+    CasePassedUp: [card_to_holder],
+    CaseAssigned: [news_to_reporter("news_assigned"), card_to_holder],
+    CaseAccepted: [news_to_reporter("news_accepted"), card_to_holder],
+    CaseReturned: [card_to_holder],
+    CaseResolved: [ask_for_rating],
+    CaseReopened: [news_to_reporter("news_reopened"), card_to_holder],
+    CaseEscalated: [card_to_holder],
+    CaseClosed: [news_to_reporter("news_closed")],
+    CaseSupervised: [instruction_to_holder],
 }
+
+# Events nobody is told of: the intake itself is followed at once by CaseRouted; notes stay
+# in the trail; a satisfied rating or an unrated close ends the case quietly.
+UNTOLD: frozenset[type[Event]] = frozenset(
+    {CaseReported, ProgressNoted, CaseRated, CaseClosedUnrated}
+)
 
 
 class Notifier:
@@ -28,10 +159,12 @@ class Notifier:
 
     def __init__(self, default_locale: str = "zh_CN") -> None:
         self.default_locale = default_locale
+        self.bus: MessageBus[Telling, tuple[str, Outgoing]] = MessageBus(HANDLERS)
 
     async def __call__(self, uow: Any, events: list[CaseEvent]) -> None:
+        telling = Telling(uow, self.default_locale)
         for event in events:
-            for channel, message in await self.messages(uow, event):
+            for channel, message in await self.bus.handle(event, telling):
                 await uow.outbox.add(
                     OutgoingMessage(
                         channel=channel,
@@ -41,104 +174,48 @@ class Notifier:
                     )
                 )
 
-    async def messages(self, uow: Any, event: CaseEvent) -> list[tuple[str, Outgoing]]:
-        news = REPORTER_NEWS.get(event.name)
-        if event.name == "CaseSupervised":
-            return await self._instruction(uow, event)
-        if news is None and event.name != "CaseResolved" and not _moves_holder(event):
-            return []  # notes and the like: no card to build, no query to run
-        card = await uow.channels.case_card(event.case_number)
-        out: list[tuple[str, Outgoing]] = []
-        if event.name == "CaseRouted" and card["deadline_class"] == "emergency":
-            out += await self._page(uow, card, event)
-        if event.name == "CaseResolved":
-            out += await self._to_reporter(uow, card, "news_resolved", event, rating=True)
-        elif news:
-            out += await self._to_reporter(uow, card, news, event)
-        holder = _holder_target(event, card)
-        if holder is not None:
-            purpose, role, area_id, department_id = holder
-            out += await self._to_unit(uow, card, event, purpose, role, area_id, department_id)
-        return out
 
-    async def _instruction(self, uow: Any, event: CaseEvent) -> list[tuple[str, Outgoing]]:
-        """A supervisor's instruction (督办意见) goes on to whoever holds the case now."""
-        card = await uow.channels.case_card(event.case_number)
-        unit = holder_unit(card["state"], card)
-        if unit is None:
-            return []
-        out = []
-        for channel, chat_id, locale in await unit_targets(uow, *unit, self.default_locale):
-            text = Renderer(locale).macro("chat.html.j2", "instruction", card=card, event=event)
-            message = Outgoing(
-                chat_id=chat_id, text=text, case_number=card["number"], purpose="instruction"
-            )
-            out.append((channel, message))
-        return out
+async def _to_reporter(
+    uow: Any, card: dict[str, Any], template: str, event: CaseEvent, rating: bool = False
+) -> Told:
+    if card["reporter_id"] is None:
+        return []
+    out: Told = []
+    for channel, chat_id, locale in await uow.channels.private_chats_of(card["reporter_id"]):
+        r = Renderer(locale)
+        buttons = []
+        if rating:
+            n = card["number"]
+            buttons = [[Button(r.macro("chat.html.j2", f"rate_{v}"), f"rt:{n}:{v}")
+                        for v in ("s", "b", "d")]]  # fmt: skip
+        text = r.macro("chat.html.j2", template, card=card, event=event)
+        out.append((channel, Outgoing(chat_id=chat_id, text=text, buttons=buttons,
+                                      photos=card["result_photos"] if rating else [],
+                                      case_number=card["number"],
+                                      purpose="rating" if rating else "news")))  # fmt: skip
+    return out
 
-    async def _page(
-        self, uow: Any, card: dict[str, Any], event: CaseEvent
-    ) -> list[tuple[str, Outgoing]]:
-        """Emergencies page the township and the county center at intake, whoever holds them."""
-        units = [
-            ("township", Role.TOWNSHIP_OPERATOR, card["township_id"], None),
-            ("county", Role.COUNTY_DISPATCHER, None, None),
-        ]
-        holder = _holder_target(event, card)
-        out = []
-        for unit in units:
-            if holder is not None and unit[0] == holder[0]:
-                continue  # the holder gets the card with its buttons anyway
-            for channel, chat_id, locale in await unit_targets(uow, *unit, self.default_locale):
-                r = Renderer(locale)
-                text = r.macro("chat.html.j2", "emergency_page", card=card, event=event)
-                message = Outgoing(
-                    chat_id=chat_id, text=text, photos=card["report_photos"],
-                    case_number=card["number"], purpose="page",
-                )  # fmt: skip
-                out.append((channel, message))
-        return out
 
-    async def _to_reporter(
-        self, uow: Any, card: dict[str, Any], template: str, event: CaseEvent, rating: bool = False
-    ) -> list[tuple[str, Outgoing]]:
-        if card["reporter_id"] is None:
-            return []
-        out = []
-        for channel, chat_id, locale in await uow.channels.private_chats_of(card["reporter_id"]):
-            r = Renderer(locale)
-            buttons = []
-            if rating:
-                n = card["number"]
-                buttons = [[Button(r.macro("chat.html.j2", f"rate_{v}"), f"rt:{n}:{v}")
-                            for v in ("s", "b", "d")]]  # fmt: skip
-            text = r.macro("chat.html.j2", template, card=card, event=event)
-            out.append((channel, Outgoing(chat_id=chat_id, text=text, buttons=buttons,
-                                          photos=card["result_photos"] if rating else [],
-                                          case_number=card["number"],
-                                          purpose="rating" if rating else "news")))  # fmt: skip
-        return out
-
-    async def _to_unit(
-        self, uow: Any, card: dict[str, Any], event: CaseEvent, purpose: str, role: Role,
-        area_id: int | None, department_id: int | None,
-    ) -> list[tuple[str, Outgoing]]:  # fmt: skip
-        """The case card with its buttons, to the unit's group chats, else its people directly."""
-        targets = await unit_targets(
-            uow, purpose, role, area_id, department_id, self.default_locale
-        )
-        out = []
-        for channel, chat_id, locale in targets:
-            r = Renderer(locale)
-            out.append((channel, Outgoing(
-                chat_id=chat_id,
-                text=r.macro("chat.html.j2", "case_card", card=card, event=event),
-                photos=card["report_photos"],
-                buttons=card_buttons(r, card, role),
-                case_number=card["number"],
-                purpose="case_card",
-            )))  # fmt: skip
-        return out
+async def _to_unit(
+    telling: Telling, card: dict[str, Any], event: CaseEvent, purpose: str, role: Role,
+    area_id: int | None, department_id: int | None,
+) -> Told:  # fmt: skip
+    """The case card with its buttons, to the unit's group chats, else its people directly."""
+    targets = await unit_targets(
+        telling.uow, purpose, role, area_id, department_id, telling.default_locale
+    )
+    out: Told = []
+    for channel, chat_id, locale in targets:
+        r = Renderer(locale)
+        out.append((channel, Outgoing(
+            chat_id=chat_id,
+            text=r.macro("chat.html.j2", "case_card", card=card, event=event),
+            photos=card["report_photos"],
+            buttons=card_buttons(r, card, role),
+            case_number=card["number"],
+            purpose="case_card",
+        )))  # fmt: skip
+    return out
 
 
 async def unit_targets(
@@ -155,23 +232,6 @@ async def unit_targets(
             role, area_id=area_id, department_id=department_id
         )
     return list(targets)
-
-
-def _moves_holder(event: CaseEvent) -> bool:
-    """A new holder (or a reclassified card) gets the case card; staying put sends nothing."""
-    return event.from_state != event.to_state or event.name == "CaseReclassified"
-
-
-def _holder_target(
-    event: CaseEvent, card: dict[str, Any]
-) -> tuple[str, Role, int | None, int | None] | None:
-    """Who must act after this event: (chat purpose, role, area, department)."""
-    if not _moves_holder(event):
-        return None
-    state = event.to_state.value
-    if state == "in_progress" and event.name not in ("CaseAccepted", "CaseReopened"):
-        return None  # a note or a resolve sent back: the holder knows already
-    return holder_unit(state, card)
 
 
 def holder_unit(
