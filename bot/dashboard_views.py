@@ -276,7 +276,8 @@ async def cases_csv(dash: Dashboard, request: web.Request) -> web.StreamResponse
             _, chosen = await _setup(dash, session, request.query)
         except FilterError as exc:
             return _refused(dash, request, exc)
-        words = renderer.env.get_template("web/dashboard_csv.j2").module
+        # A template module's members are its macros and {% set %}s: known only at run time.
+        words: Any = renderer.env.get_template("web/dashboard_csv.j2").module
         header = [words.columns[name] for name in COLUMNS]
         name = f"shuoshi-cases-{chosen.first_day:%Y%m%d}-{chosen.last_day:%Y%m%d}.csv"
         response = web.StreamResponse(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from aiogram.types.update import UpdateTypeLookupError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
@@ -65,7 +66,7 @@ async def serve(
 
     telegram: _Telegram | None = None
     if settings.telegram.token is not None:
-        telegram = _Telegram(app)
+        telegram = _Telegram(app, settings.telegram.token.get_secret_value())
         if settings.telegram.mode == "webhook":
             telegram.register_webhook(web_app)
         running.wakers.append(telegram.sender.wake)
@@ -110,11 +111,10 @@ async def serve_telegram(app: App, stop: asyncio.Event) -> None:
 class _Telegram:
     """The Telegram channel: dispatcher, outbox sender, and polling or the webhook route."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, token: str) -> None:
         settings = app.settings.telegram
-        assert settings.token is not None
         self.app = app
-        self.bot: Bot = make_bot(settings.token.get_secret_value(), settings.api_base)
+        self.bot: Bot = make_bot(token, settings.api_base)
         self.sender = OutboxSender.from_settings(
             self.bot, app.sessions, app.media, app.clock, app.settings.outbox
         )
@@ -216,7 +216,9 @@ class WebhookHandler(SimpleRequestHandler):
             # update this bot does not handle is taken and dropped, so Telegram does not resend.
             log.info("webhook: update %s is of a kind not handled here", update.update_id)
             return web.Response(body=self._build_response_writer(bot=self.bot, result=None))
-        result = await self.dispatcher.feed_webhook_update(self.bot, update, **self.data)
+        result: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(
+            self.bot, update, **self.data
+        )
         return web.Response(body=self._build_response_writer(bot=self.bot, result=result))
 
     __call__ = handle

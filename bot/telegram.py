@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -141,8 +142,8 @@ class TelegramPhotos:
             raise MediaRefused("not_an_image", str(exc), reason="damaged") from exc
         if file.file_path is None:
             raise MediaRefused("not_an_image", "Telegram gave no file path", format=None)
-        buffer = await self.bot.download_file(file.file_path)
-        assert buffer is not None
+        buffer = io.BytesIO()
+        await self.bot.download_file(file.file_path, destination=buffer)
         row = await self.media.save_photo(
             uow.session, buffer.getvalue(), now=uow.clock.now(), channel=channel,
             channel_file_id=ref.file_id,

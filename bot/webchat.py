@@ -556,7 +556,10 @@ class WebChat:
             lat, lon = _float(f.get("latitude")), _float(f.get("longitude"))
             if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
                 raise _Refused(400, "bad_location")
-            record = {"kind": "location", "location": [round(lat, 6), round(lon, 6)]}
+            record: dict[str, Any] = {
+                "kind": "location",
+                "location": [round(lat, 6), round(lon, 6)],
+            }
             await self._take(chat_id, key, record, locale, location=Location(lat, lon))
             return
         if "phone" in f:

@@ -24,6 +24,7 @@ from storage.rows import (
     RoleAssignmentRow,
     WebMessageRow,
 )
+from storage.sql import affected
 from workflow.errors import NotFound
 from workflow.model import HUMAN_ROLES, Role
 
@@ -146,7 +147,7 @@ class WebChatStore:
             .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
             .values(status="sent", attempts=row.attempts + 1, sent_at=now, error=None)
         )
-        if claimed.rowcount != 1:
+        if affected(claimed) != 1:
             return None
         message = WebMessageRow(
             chat_id=row.chat_id,
@@ -207,7 +208,7 @@ class WebChatStore:
         )
         added = 0
         for person_id, code in people:
-            chat_id = person_chat_id(code)
+            chat_id = person_chat_id(code) if code is not None else None
             if chat_id is None or chat_id in linked:
                 continue
             stmt = (
@@ -215,7 +216,7 @@ class WebChatStore:
                 .values(channel=CHANNEL, external_id=chat_id, person_id=person_id, created_at=now)
                 .on_conflict_do_nothing()
             )
-            added += (await self.session.execute(stmt)).rowcount
+            added += affected(await self.session.execute(stmt))
         return added
 
     async def directory(self) -> dict[Role, list[DirectoryEntry]]:
@@ -241,8 +242,8 @@ class WebChatStore:
         entries: dict[tuple[Role, str], DirectoryEntry] = {}
         for code, name, role_name, area_zh, area_en, dept_zh, dept_en in rows:
             role = Role(role_name)
-            chat_id = person_chat_id(code)
-            if role not in PICKABLE_ROLES or chat_id is None:
+            chat_id = person_chat_id(code) if code is not None else None
+            if role not in PICKABLE_ROLES or code is None or chat_id is None:
                 continue
             entry = entries.setdefault((role, code), DirectoryEntry(code, chat_id, name))
             if area_zh is not None:

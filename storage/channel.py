@@ -25,6 +25,7 @@ from storage.rows import (
     ProcessedUpdateRow,
     RoleAssignmentRow,
 )
+from storage.sql import affected
 from workflow.channels import ChatBinding, Conversation, InviteUse, Person, Place, RoleGrant
 from workflow.errors import ConcurrentUpdate, GuardFailed, NotFound
 from workflow.model import HUMAN_ROLES, Role
@@ -120,7 +121,7 @@ class SqlChannelStore(CaseCards):
                 result = await self.session.execute(
                     delete(ConversationRow).where(*key, ConversationRow.version == c.version)
                 )
-                if result.rowcount != 1 and await self._conversation_exists(c):
+                if affected(result) != 1 and await self._conversation_exists(c):
                     raise self._stale(c)
             c.version = 0
             return
@@ -145,7 +146,7 @@ class SqlChannelStore(CaseCards):
                 .where(*key, ConversationRow.version == c.version)
                 .values(step=c.step, draft=c.draft, version=c.version + 1, updated_at=now)
             )
-        if result.rowcount != 1:
+        if affected(result) != 1:
             raise self._stale(c)
         c.version += 1
 
@@ -222,7 +223,7 @@ class SqlChannelStore(CaseCards):
             .where(IdentityRow.channel == channel, IdentityRow.external_id == external_id)
             .values(person_id=person_id)
         )
-        if moved.rowcount == 0:
+        if affected(moved) == 0:
             await self.session.execute(
                 insert(IdentityRow).values(
                     channel=channel, external_id=external_id, person_id=person_id, created_at=now
@@ -324,7 +325,7 @@ class SqlChannelStore(CaseCards):
             .where(InviteRow.code == invite.code, InviteRow.used_at.is_(None))
             .values(used_at=now, used_by=f"{channel}:{external_id}")
         )
-        if claimed.rowcount != 1:
+        if affected(claimed) != 1:
             raise GuardFailed("invite_used", f"invite {wanted} was already used", invite=wanted)
 
         if invite.purpose == "bind_chat":
@@ -464,7 +465,7 @@ class SqlChannelStore(CaseCards):
             )
         )
         result = await self.session.execute(stmt)
-        return result.rowcount == 1
+        return affected(result) == 1
 
     # Places ----------------------------------------------------------------------------------
 
@@ -493,7 +494,11 @@ class SqlChannelStore(CaseCards):
             )
         )
         best = min(
-            ((_km(latitude, longitude, r.latitude, r.longitude), r) for r in rows.scalars()),
+            (
+                (_km(latitude, longitude, r.latitude, r.longitude), r)
+                for r in rows.scalars()
+                if r.latitude is not None and r.longitude is not None
+            ),
             key=lambda pair: pair[0],
             default=None,
         )

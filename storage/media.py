@@ -138,6 +138,7 @@ class MediaStore:
         except Image.DecompressionBombError as exc:
             raise self._too_many_pixels() from exc
         except Exception as exc:  # Pillow raises many types on hostile input.
+            fmt: str | None
             if detected in _PHOTO_FORMATS:
                 fmt, mime = _PHOTO_FORMATS[detected]
             else:
@@ -210,6 +211,9 @@ class MediaStore:
                     # Only the primary image of an MPO is kept; its extra images are not shown.
                     self._check_pixels(*im.size)
                     frames = [_pixels_only(im)]
+                    if not isinstance(im, JpegImagePlugin.JpegImageFile):
+                        # inspect_photo found a JPEG (or MPO, its subclass) in these bytes.
+                        raise TypeError(f"a JPEG photo opened as {type(im).__name__}")
                     params["qtables"] = im.quantization
                     params["subsampling"] = JpegImagePlugin.get_sampling(im)
                 else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from handlers.reminders import ReminderNotifier
 from storage.calendar import Schedule, store_schedule
@@ -381,3 +381,21 @@ async def test_a_supervisors_reply_is_recorded_and_forwarded_to_the_holder(town,
     # A photo alone is not an instruction.
     out = await bot.send("7005", reply_to_message_id="900", text="")
     assert "请用文字回复督办意见" in out[0].text
+
+
+async def test_a_due_case_without_a_stage_deadline_is_let_go_not_failed(town):
+    """A look due on a stage with no deadline (none of its thresholds can pass) sends nothing,
+    clears the look and is no error (it used to trip an assert and retry every 10 minutes)."""
+    n = await assigned_case(town)
+    town["clock"].set(at("2026-11-24T09:00"))
+    async with town["sessions"]() as session:
+        await session.execute(update(CaseRow).where(CaseRow.number == n).values(stage_due_at=None))
+        await session.commit()
+    result = await town["sweeper"].sweep(town["uow"])
+    assert (result.cases, result.reminders, result.errors) == (1, 0, 0)
+    assert await records(town, n) == []
+    async with town["sessions"]() as session:
+        later = (
+            await session.execute(select(CaseRow.next_reminder_at).where(CaseRow.number == n))
+        ).scalar_one()
+    assert later is None

@@ -10,7 +10,7 @@ from typing import Any
 from workflow.deadlines import WorkCalendar, deadline
 from workflow.errors import GuardFailed, IllegalTransition, NotPermitted
 from workflow.events import CaseEvent
-from workflow.guards import GuardContext
+from workflow.guards import Guard, GuardContext
 from workflow.model import (
     LEVEL_STATE,
     TERMINAL_STATES,
@@ -98,13 +98,14 @@ def select_transition(
             case=case.number,
         )
     ctx = GuardContext(case=case, actor=actor, params=params, policy=policy, now=now)
-    first_failure = None
+    failures: list[Guard] = []
     for row in rows:
         failed = next((g for g in row.guards if not g(ctx)), None)
         if failed is None:
             return row
-        first_failure = first_failure or failed
-    assert first_failure is not None
+        failures.append(failed)
+    # Refused above when no row is left, so every one of them failed a guard: failures[0] exists.
+    first_failure = failures[0]
     raise GuardFailed(
         first_failure.error_code,
         f"{action.value} refused: {first_failure.error_code.replace('_', ' ')}",

@@ -18,7 +18,7 @@ from workflow.errors import WorkflowError
 from workflow.events import ReminderDue
 from workflow.model import Case, Role, State
 from workflow.ports import SweepUnitOfWork
-from workflow.reminders import Audience, due_and_next, stage_key, to_send
+from workflow.reminders import Audience, Threshold, due_and_next, stage_key, to_send
 from workflow.services import Workflow
 
 log = logging.getLogger(__name__)
@@ -102,9 +102,13 @@ class Sweeper:
         result.reminders += len(events)
 
     async def _record(
-        self, uow: SweepUnitOfWork, case: Case, due: list, now: datetime
+        self, uow: SweepUnitOfWork, case: Case, due: list[Threshold], now: datetime
     ) -> list[ReminderDue]:
-        assert case.id is not None and case.stage_due_at is not None
+        deadline = case.stage_due_at
+        if deadline is None:
+            return []  # a stage without a deadline has no thresholds (see thresholds())
+        if case.id is None:
+            raise ValueError(f"case {case.number} has no id: it was not read from storage")
         key = stage_key(case)
         recorded = await uow.reminders.recorded(case.id, key)
         new = [t for t in due if t.name not in recorded and t.audience is not Audience.SYSTEM]
@@ -119,7 +123,7 @@ class Sweeper:
                 audience=t.audience.value,
                 level=t.level,
                 state=case.state,
-                stage_due_at=case.stage_due_at,
+                stage_due_at=deadline,
                 due_at=t.at,
             )
             for t in send

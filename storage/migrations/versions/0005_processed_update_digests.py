@@ -59,7 +59,7 @@ def _digest_keys_in_python(bind: sa.Connection) -> None:
                 .where(table.c.channel == channel, table.c.key == key)
                 .values(key=hashlib.sha256(key.encode()).hexdigest())
             )
-        last = tuple(rows[-1])  # type: ignore[assignment]
+        last = tuple(rows[-1])
 
 
 def downgrade() -> None:
