@@ -81,3 +81,26 @@ async def test_a_duplicate_target_out_of_view_is_an_unknown_number(world):  # no
             )
         refusals.append((refused.value.code, {**refused.value.params, "case": "?"}))
     assert refusals[0] == refusals[1] and refusals[0][0] == "duplicate_target_unknown"
+
+
+async def test_a_department_that_held_the_case_still_sees_it_after_returning_it(bot: Bot, world):  # noqa: F811
+    from workflow.commands import AcceptCase, ActorRef, AssignCase, PassUp, ReturnCase, ValidateCase
+    from workflow.model import Role
+
+    wf, uow, p = world["wf"], world["uow"], world["people"]
+    await bot.report("5001", "路灯不亮")
+    number = next(r.case_number for r in await bot.outbox("7001") if r.case_number)
+    housing = ActorRef(p["P-H-02"], Role.DEPARTMENT_HANDLER)
+    for cmd in (
+        ValidateCase(case_number=number, actor=ActorRef(p["P-L-01"], Role.GRID_LEADER)),
+        PassUp(case_number=number, actor=ActorRef(p["P-T-01"], Role.TOWNSHIP_OPERATOR)),
+        AssignCase(case_number=number, actor=ActorRef(p["P-C-01"], Role.COUNTY_DISPATCHER),
+                   department_code="housing"),
+        AcceptCase(case_number=number, actor=housing),
+        ReturnCase(case_number=number, actor=housing, reason="不归我们管"),
+    ):  # fmt: skip
+        await wf.handle(uow(), cmd)
+    text, _ = await answer(bot, "7004", f"a:ac:{number}")  # housing held it: told why not
+    assert "没有编号" not in text
+    text, _ = await answer(bot, OTHER_DEPARTMENT, f"a:ac:{number}")  # municipal never did
+    assert text == f"没有编号为 {number} 的案件。"
