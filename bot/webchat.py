@@ -204,7 +204,12 @@ class WebChat:
                     if row.chat_id in waiting or row.next_attempt_at > now:
                         waiting.add(row.chat_id)  # keep the order within a chat
                         continue
-                    row_id, chat_id, attempts = row.id, row.chat_id, row.attempts
+                    row_id, chat_id, attempts, case = (
+                        row.id,
+                        row.chat_id,
+                        row.attempts,
+                        row.case_number,
+                    )
                     try:
                         async with session.begin_nested():
                             moved = await store.deliver(row, now)
@@ -215,7 +220,7 @@ class WebChat:
                         log.error("web chat: outbox row %s to %s cannot be delivered", row_id,
                                   chat_id, exc_info=True)  # fmt: skip
                         reason = f"unreadable message: {type(exc).__name__}: {exc}"[:500]
-                        await store.fail(row_id, attempts, reason, now)
+                        await store.fail(row_id, attempts, case, reason, now)
                         continue
                     if moved is not None:
                         delivered.append(chat_id)

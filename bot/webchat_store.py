@@ -17,6 +17,7 @@ from storage.channel import SqlChannelStore
 from storage.rows import (
     AreaRow,
     AttachmentRow,
+    CaseRow,
     DepartmentRow,
     IdentityRow,
     OutboxRow,
@@ -169,13 +170,22 @@ class WebChatStore:
                 pass  # a message about a case that is not there still shows; it has no link
         return message
 
-    async def fail(self, row_id: int, attempts: int, reason: str, now: datetime) -> None:
-        """Failed for good, with the reason operators read on the dashboard."""
+    async def fail(
+        self, row_id: int, attempts: int, case_number: str | None, reason: str, now: datetime
+    ) -> None:
+        """Failed for good, with the reason operators read on the dashboard; the case is
+        flagged, as the Telegram sender does, so a person reaches that party another way."""
         await self.session.execute(
             update(OutboxRow)
             .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
             .values(status="failed", attempts=attempts + 1, error=reason, next_attempt_at=now)
         )
+        if case_number:
+            await self.session.execute(
+                update(CaseRow)
+                .where(CaseRow.number == case_number, CaseRow.delivery_failed.is_(False))
+                .values(delivery_failed=True, version=CaseRow.version + 1)
+            )
 
     # Demo directory --------------------------------------------------------------------------
 

@@ -198,6 +198,8 @@ async def test_web_chat_text_is_cleaned_and_a_bad_row_fails_alone(demo):  # noqa
         )).scalars().all()  # fmt: skip
     assert ("p-P-C-01", "failed") in status and ("p-P-C-01", "pending") not in status
     assert {"text": "照常送达"} in shown
+    async with app.sessions() as session:  # someone must reach that chat another way
+        assert (await case_view(session, number)).case.delivery_failed
 
 
 async def test_long_polling_through_the_inbox_takes_hostile_text(engine, clock, tmp_path):
