@@ -35,7 +35,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import App
 from bot.config import Settings
-from bot.dashboard import setup_dashboard
+from bot.web.dashboard.app import setup_dashboard
 from handlers.render import Renderer
 from storage.calendar import seed_calendar
 from storage.db import create_engine, session_factory, upgrade_schema

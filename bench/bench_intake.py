@@ -29,7 +29,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.telegram import OutboxSender, TelegramChannel, TelegramPhotos
+from bot.telegram.adapter import TelegramChannel, TelegramPhotos
+from bot.telegram.sender import OutboxSender
 from handlers.conversation import Conversations
 from handlers.notify import Notifier
 from handlers.routes import ALL_ROUTES

@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import OutboxSettings
-from bot.telegram import OutboxSender
+from bot.telegram.sender import OutboxSender
 from handlers.messages import Button, Outgoing
 from storage.db import create_engine, session_factory, upgrade_schema
 from storage.media import MediaStore

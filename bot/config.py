@@ -195,7 +195,7 @@ class WebSettings(_Strict):
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
-        # It is the origin browsers must name (bot/web_trust.py): a scheme and a host at least.
+        # It is the origin browsers must name (bot/web/trust.py): a scheme and a host at least.
         if value is not None:
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:

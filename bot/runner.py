@@ -19,12 +19,14 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.app import App
-from bot.dashboard import dashboard_users_exist, is_loopback, login_required, setup_dashboard
 from bot.lease import Lease, LeasedWork
 from bot.scheduler import PeriodicWork, make_digests, make_sweeper, start_scheduler
-from bot.telegram import CHANNEL, OutboxSender, TelegramChannel, TelegramPhotos, make_bot
-from bot.telegram_inbox import InboxProcessor, TelegramPoller, dispatcher_handler
-from bot.webchat import setup_webchat
+from bot.telegram.adapter import CHANNEL, TelegramChannel, TelegramPhotos, make_bot
+from bot.telegram.polling import InboxProcessor, TelegramPoller, dispatcher_handler
+from bot.telegram.sender import OutboxSender
+from bot.web.chat.app import setup_webchat
+from bot.web.dashboard.app import dashboard_users_exist, setup_dashboard
+from bot.web.dashboard.context import is_loopback, login_required
 from handlers.conversation import Conversations
 from handlers.routes import ALL_ROUTES
 from storage.inbox import SqlInbox

@@ -42,7 +42,7 @@ PG_SKIP_REASON = _pg_reachable()
 def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     """OWASP's scrypt factors take most of a second per hash: tests hash with tiny ones.
     tests/test_users_cli.py checks, in a fresh process, that production uses OWASP's."""
-    from bot import passwords
+    from bot.web.dashboard import passwords as passwords
 
     monkeypatch.setattr(passwords, "COST", passwords.ScryptCost(n=2**10, r=8, p=1))
 

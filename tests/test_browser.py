@@ -26,8 +26,8 @@ import pytest
 
 from bot.app import App, open_app
 from bot.config import load_settings
-from bot.dashboard_users import add_user
 from bot.runner import Running, serve
+from bot.web.dashboard.users import add_user
 from storage.org_file import load_org_file
 from tests.conftest import EXAMPLE_COUNTY, ROOT
 from tests.test_runner import free_port

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import bot
-from bot.cli import main
+from bot.cli.main import main
 from tests.conftest import EXAMPLE_COUNTY
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 
 from bench.crash_audit import Figures, count_figures, handed_out, telegram_deliveries
 from bench.crash_residents import NUMBER, Resident, _flatten, jpeg, update_key
-from bot.webchat_render import html_tree
+from bot.web.chat.render import html_tree
 from storage.channel import SqlChannelStore
 from storage.db import session_factory
 from storage.media import MediaStore

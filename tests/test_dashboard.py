@@ -15,14 +15,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert, select, update
 
-from bot import passwords
 from bot.app import App
 from bot.config import Settings, WebSettings
-from bot.dashboard import login_required, setup_dashboard
-from bot.dashboard_csv import COLUMNS
-from bot.dashboard_markdown import render_markdown
-from bot.dashboard_users import add_user, disable_user
-from bot.passwords import ScryptCost, hash_password, verify_password
+from bot.web.dashboard import passwords as passwords
+from bot.web.dashboard.app import setup_dashboard
+from bot.web.dashboard.context import login_required
+from bot.web.dashboard.csv_export import COLUMNS
+from bot.web.dashboard.markdown import render_markdown
+from bot.web.dashboard.passwords import ScryptCost, hash_password, verify_password
+from bot.web.dashboard.users import add_user, disable_user
 from handlers.render import LOCALES, Renderer
 from storage.calendar import seed_calendar
 from storage.db import session_factory
@@ -707,13 +708,13 @@ async def test_definitions_page_renders_the_rates_doc(
         "# Rates\n\n## 回复率 Reply rate\n\nReplied / cases, `accepted_at` set. <b>x</b>\n\n"
         "## 办结率 Closure rate\n\n| a | b |\n|---|---|\n| 1 | 2 |\n", encoding="utf-8",
     )  # fmt: skip
-    monkeypatch.setattr("bot.dashboard_views.RATES_DOC", doc)
+    monkeypatch.setattr("bot.web.dashboard.views.RATES_DOC", doc)
     html = await page(client, "/dashboard/definitions")
     assert 'id="回复率-reply-rate"' in html and "<code>accepted_at</code>" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<td>1</td>" in html
     html = await page(client, "/dashboard")
     assert 'href="/dashboard/definitions#回复率-reply-rate"' in html
-    monkeypatch.setattr("bot.dashboard_views.RATES_DOC", tmp_path / "missing.md")
+    monkeypatch.setattr("bot.web.dashboard.views.RATES_DOC", tmp_path / "missing.md")
     await page(client, "/dashboard/definitions", status=404)
 
 
@@ -728,7 +729,7 @@ def test_markdown_never_passes_html_or_script_links():
 
 
 def test_period_boundaries_are_whole_local_days():
-    from bot.dashboard_filters import parse_filter
+    from bot.web.dashboard.filters import parse_filter
     from storage.dashboard import OrgOptions
 
     now = datetime(2026, 11, 23, 0, 30, tzinfo=SHANGHAI)  # just after midnight

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
+from bot.cli.main import main
 from storage.db import session_factory
 from storage.invites import CODE_ALPHABET, CODE_LENGTH, create_invite
 from storage.org_file import load_org_file

@@ -11,7 +11,7 @@ from datetime import timedelta
 import aiohttp
 
 from bot.lease import TTL, Lease, LeasedWork
-from bot.telegram import OutboxSender
+from bot.telegram.sender import OutboxSender
 from storage.leases import lease_holder, release_lease, take_lease
 from tests.fake_telegram import FakeTelegram
 from tests.test_notify import world  # noqa: F401  (fixture)

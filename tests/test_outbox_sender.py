@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from bot.ratelimit import RateLimiter, RateLimits
-from bot.telegram import OutboxSender, RetryPolicy
+from bot.telegram.sender import OutboxSender, RetryPolicy
 from handlers.messages import Button, Outgoing
 from storage.media import MediaStore
 from storage.outbox import failed_deliveries, failed_delivery_count
@@ -167,7 +167,7 @@ async def test_blocked_user_is_failed_with_the_reason_and_the_case_flagged(
     version = (await case_row(world, number)).version
     sender = make_sender(world, fake, media)
     fake.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=7001)
-    with caplog.at_level(logging.WARNING, logger="bot.telegram"):
+    with caplog.at_level(logging.WARNING, logger="bot.telegram.adapter"):
         assert await sender.deliver_pending() == 0
     (row,) = await rows(world)
     assert (row.status, row.attempts, row.error) == (
@@ -175,7 +175,7 @@ async def test_blocked_user_is_failed_with_the_reason_and_the_case_flagged(
     )  # fmt: skip
     case = await case_row(world, number)
     assert case.delivery_failed and case.version == version + 1  # a stale save cannot undo it
-    (record,) = [r for r in caplog.records if r.name == "bot.telegram"]
+    (record,) = [r for r in caplog.records if r.name == "bot.telegram.adapter"]
     assert "7001" in record.getMessage() and number in record.getMessage()
     assert "blocked" in record.getMessage()
     clock.advance(hours=1)
@@ -466,7 +466,7 @@ async def test_from_settings_keeps_telegrams_limits(world, fake, media):  # noqa
 
 
 async def test_a_photo_telegram_will_not_hand_over_is_refused_clearly(tmp_path):
-    from bot.telegram import TelegramPhotos
+    from bot.telegram.adapter import TelegramPhotos
     from handlers.messages import PhotoRef
     from storage.media import MediaRefused
 

@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.telegram import OutboxSender, TelegramChannel, TelegramPhotos
+from bot.telegram.adapter import TelegramChannel, TelegramPhotos
+from bot.telegram.sender import OutboxSender
 from handlers.conversation import Conversations
 from handlers.notify import Notifier
 from handlers.routes import ALL_ROUTES

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.telegram_inbox import InboxProcessor, InboxRetry, TelegramPoller, chat_of
+from bot.telegram.polling import InboxProcessor, InboxRetry, TelegramPoller, chat_of
 from handlers.conversation import Conversations
 from storage.db import session_factory
 from storage.inbox import SqlInbox

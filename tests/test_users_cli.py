@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot import passwords
-from bot.cli import main
-from bot.passwords import hash_password, verify_password, weakness
+from bot.cli.main import main
+from bot.web.dashboard import passwords as passwords
+from bot.web.dashboard.passwords import hash_password, verify_password, weakness
 from storage.db import create_engine, session_factory
 from storage.rows import DashboardUserRow
 
@@ -55,7 +55,7 @@ def test_production_hashes_use_owasps_scrypt_factors():
     """Outside the tests' cheap setting: N=2^17, r=8, p=1, and maxmem lets scrypt run."""
     assert passwords.OWASP_COST == passwords.ScryptCost(n=2**17, r=8, p=1)
     script = (
-        "from bot.passwords import hash_password, verify_password\n"
+        "from bot.web.dashboard.passwords import hash_password, verify_password\n"
         f"h = hash_password({GOOD!r})\n"
         f"print(h.rsplit('$', 2)[0], verify_password({GOOD!r}, h))"
     )

@@ -1,5 +1,5 @@
 """Behind a proxy or not: Secure cookies, HSTS, and which forwarded headers are believed, for the
-dashboard and the web chat alike (bot/web_trust.py)."""
+dashboard and the web chat alike (bot/web/trust.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import App, open_app
 from bot.config import Settings
-from bot.web_trust import HSTS
-from bot.webchat import setup_webchat
+from bot.web.chat.app import setup_webchat
+from bot.web.trust import HSTS
 from storage.org_file import load_org_file
 from tests import test_dashboard
 from tests.conftest import EXAMPLE_COUNTY

@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 
 from bot.app import App, open_app
 from bot.config import Settings
-from bot.webchat import WebChat, setup_webchat
-from bot.webchat_render import ALLOWED_TAGS, html_tree, keyboard_state, plain_text
-from bot.webchat_store import WebChatStore
+from bot.web.chat.app import WebChat, setup_webchat
+from bot.web.chat.render import ALLOWED_TAGS, html_tree, keyboard_state, plain_text
+from bot.web.chat.store import WebChatStore
 from handlers.notify import Notifier
 from handlers.render import Renderer
 from storage.calendar import seed_calendar

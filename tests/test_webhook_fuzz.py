@@ -26,7 +26,7 @@ from sqlalchemy import func, select, text
 from bot.app import App
 from bot.config import load_settings
 from bot.runner import WEBHOOK_PATH, Running, serve
-from bot.telegram import OutboxSender
+from bot.telegram.sender import OutboxSender
 from handlers.notify import Notifier
 from handlers.render import Renderer
 from storage.calendar import seed_calendar

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from bot.app import open_app
-from bot.cli import main
+from bot.cli.main import main
 from bot.config import ConfigError, load_settings
 from bot.runner import WEBHOOK_PATH, WebhookHandler, serve
 from storage.org_file import load_org_file

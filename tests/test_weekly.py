@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from handlers.weekly import (
     MAX_MESSAGE,
     WeeklyReport,

@@ -28,10 +28,11 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bot import web_trust
 from bot.app import App, open_app
-from bot.webchat_render import SHA256, keyboard_state, message_view
-from bot.webchat_security import (
+from bot.config import load_settings
+from bot.web import trust as web_trust
+from bot.web.chat.render import SHA256, keyboard_state, message_view
+from bot.web.chat.security import (
     CHAT_COOKIE,
     LANG_COOKIE,
     PAGE_HEADERS,
@@ -39,7 +40,7 @@ from bot.webchat_security import (
     load_secret,
     set_cookie,
 )
-from bot.webchat_store import (
+from bot.web.chat.store import (
     CHANNEL,
     PERSON_PREFIX,
     TOKEN_PREFIX,
@@ -56,7 +57,7 @@ from storage.rows import WebMessageRow
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "static" / "webchat"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"chat.js": "application/javascript", "chat.css": "text/css"}
 LABELS = "web/webchat_labels.j2"
 HISTORY_PAGE = 200  # messages a page shows; older ones stay in web_messages
@@ -780,8 +781,7 @@ __all__ = ["PERSON_PREFIX", "WebChat", "WebPhotos", "setup_webchat"]
 
 
 async def _serve_demo(port: int) -> None:
-    """`python -m bot.webchat`: the demo chat alone on 127.0.0.1, until Ctrl-C."""
-    from bot.config import load_settings
+    """`python -m bot.web.chat.app`: the demo chat alone on 127.0.0.1, until Ctrl-C."""
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")

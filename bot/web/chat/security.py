@@ -18,8 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot import web_trust
-from bot.web_trust import names_this_site
+from bot.web import trust as web_trust
+from bot.web.trust import names_this_site
 
 BROWSER_COOKIE = "shuoshi_browser"
 CHAT_COOKIE = "shuoshi_chat"
@@ -113,5 +113,5 @@ def same_origin(request: web.Request) -> bool:
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str) -> None:
-    """A year, the whole site; Secure over https (bot/web_trust.py decides, as for dashboards)."""
+    """A year, the whole site; Secure over https (bot/web/trust.py decides, as for dashboards)."""
     web_trust.set_cookie(request, response, name, value, path="/", max_age=YEAR)

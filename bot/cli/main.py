@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.cli.errors import Unreachable, UserError
 from bot.config import ConfigError, Settings, load_settings
 from handlers.render import Renderer
 from workflow.clock import SHANGHAI
@@ -23,18 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shuoshi")
 CONFIG_HELP = "TOML settings file (default: ./shuoshi.toml if present)"
-
-
-class UserError(Exception):
-    """A mistake of the person at the keyboard: one line, exit 2, no traceback."""
-
-    exit_code = 2
-
-
-class Unreachable(UserError):
-    """A service the command needs is out of reach (not a mistake; may pass): exit 1."""
-
-    exit_code = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--department", help="department code (department)")
     chat.add_argument("--hours", type=int, default=72, help="valid for this many hours")
 
-    from bot.dashboard_cli import add_user_parser
+    from bot.cli.users import add_user_parser
 
     add_user_parser(sub)
 
@@ -172,13 +161,13 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
         if args.command == "run":
             return await _run(app, renderer)
         if args.command == "demo":
-            from bot.demo import play_demo
+            from bot.cli.demo import play_demo
 
             return await play_demo(app, renderer)
         if args.command == "invite":
             return await _invite(app, args, renderer)
         if args.command == "user":
-            from bot.dashboard_cli import user_command
+            from bot.cli.users import user_command
 
             return await user_command(app, args, renderer)
         if args.command == "report":
@@ -425,11 +414,3 @@ async def _report(app: App, args: argparse.Namespace, renderer: Renderer) -> int
         args.out.write_text(render_weekly_page(report, renderer.locale), encoding="utf-8")
         print(renderer.macro("cli.j2", "report_written", path=args.out, week=report.week))
     return 0
-
-
-if __name__ == "__main__":
-    # Run as `python -m bot.cli` this file is __main__; the commands' modules import bot.cli,
-    # and only its UserError is the one they raise, so its main() runs the command.
-    from bot.cli import main as _main
-
-    sys.exit(_main())

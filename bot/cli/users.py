@@ -8,8 +8,8 @@ import sys
 import warnings
 from typing import TYPE_CHECKING
 
-from bot.cli import UserError
-from bot.dashboard_users import (
+from bot.cli.errors import UserError
+from bot.web.dashboard.users import (
     AccountRefused,
     add_user,
     check_new_password,

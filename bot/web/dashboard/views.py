@@ -7,16 +7,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.dashboard_case import case_overdue, case_stages
-from bot.dashboard_csv import BOM, COLUMNS, encode_lines, row_values
-from bot.dashboard_filters import Chosen, FilterError, parse_filter, parse_page
-from bot.dashboard_markdown import Heading, render_markdown
-from bot.dashboard_svg import share, trend_chart
+from bot.web.dashboard.case import case_overdue, case_stages
+from bot.web.dashboard.context import Dashboard
+from bot.web.dashboard.csv_export import BOM, COLUMNS, encode_lines, row_values
+from bot.web.dashboard.filters import Chosen, FilterError, parse_filter, parse_page
+from bot.web.dashboard.markdown import Heading, render_markdown
+from bot.web.dashboard.svg import share, trend_chart
 from storage.analytics import Period, UnitRates, unit_rates
 from storage.calendar import SqlCalendarStore
 from storage.dashboard import (
@@ -32,9 +33,6 @@ from storage.dashboard import (
 from storage.dashboard import overview as overview_totals
 from storage.queries import case_view, department_names
 from workflow.errors import NotFound
-
-if TYPE_CHECKING:
-    from bot.dashboard import Dashboard
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,8 +1,4 @@
-"""The big screen (大屏) under /dashboard: aiohttp routes, login guard, page rendering.
-
-`setup_dashboard(web_app, app, require_login=...)` adds the routes to any aiohttp application;
-`python -m bot.dashboard` serves them alone on [web] host/port for a quick look.
-"""
+"""What every dashboard page shares: paths, cookies, headers, the signed-in user, rendering."""
 
 from __future__ import annotations
 
@@ -12,17 +8,20 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot import web_trust
 from bot.app import App
 from bot.config import WebSettings
-from bot.dashboard_cache import TtlCache
+from bot.web import trust as web_trust
+from bot.web.dashboard.cache import TtlCache
+from bot.web.dashboard.throttle import LoginThrottle
+from bot.web.dashboard.users import SignedIn, session_user
 from handlers.render import LOCALES, Renderer
 
 PREFIX = "/dashboard"
-STATIC_DIR = Path(__file__).resolve().parent / "static" / "dashboard"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "shuoshi_session"
 CSRF_COOKIE = "shuoshi_csrf"
 LANG_COOKIE = "shuoshi_lang"
@@ -65,20 +64,28 @@ def login_required(settings: WebSettings, users_exist: bool) -> bool:
     return not is_loopback(settings.host) or users_exist
 
 
-async def dashboard_users_exist(app: App) -> bool:
-    """For the server deciding require_login: whether any active dashboard account exists."""
-    from bot.dashboard_users import users_exist
+async def current_user(dash: Dashboard, request: web.Request) -> SignedIn | None:
+    """The account behind the session cookie, if it is valid now."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    async with dash.app.sessions() as session:
+        return await session_user(session, token, dash.app.clock.now())
 
-    async with app.sessions() as session:
-        return await users_exist(session)
+
+def redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def login_redirect(request: web.Request) -> web.Response:
+    """To the login form, coming back to the page asked for afterwards."""
+    return redirect(f"{PREFIX}/login?" + urlencode({"next": request.path_qs}))
 
 
 class Dashboard:
     """Per-server state: the app, whether logins are needed, the totals cache, the throttle."""
 
     def __init__(self, app: App, *, require_login: bool) -> None:
-        from bot.dashboard_auth import LoginThrottle
-
         self.app = app
         self.require_login = require_login
         self.secure_cookies = not is_loopback(app.settings.web.host)
@@ -123,8 +130,6 @@ class Dashboard:
         """Every dashboard route: CSRF cookie, language, headers, and the login check."""
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            from bot.dashboard_auth import current_user, login_redirect
-
             new_csrf = None
             request[CSRF_KEY] = request.cookies.get(CSRF_COOKIE, "")
             if len(request[CSRF_KEY]) < 32:
@@ -176,74 +181,3 @@ class Dashboard:
     def stream_headers() -> dict[str, str]:
         """Headers of a streamed response, which cannot be changed after it starts."""
         return {**SECURITY_HEADERS, "Cache-Control": "no-store"}
-
-
-def setup_dashboard(web_app: web.Application, app: App, *, require_login: bool) -> None:
-    """Add the dashboard's routes (all under /dashboard) to an aiohttp application."""
-    from bot import dashboard_auth as auth
-    from bot import dashboard_views as views
-
-    dash = Dashboard(app, require_login=require_login)
-    web_trust.install(web_app, app.settings.web)
-    get, post = web_app.router.add_get, web_app.router.add_post
-
-    def page(handler: Callable[[Dashboard, web.Request], Awaitable[web.StreamResponse]]) -> Handler:
-        return dash.guard(lambda request: handler(dash, request))
-
-    def public(
-        handler: Callable[[Dashboard, web.Request], Awaitable[web.StreamResponse]],
-    ) -> Handler:
-        return dash.guard(lambda request: handler(dash, request), public=True)
-
-    get(PREFIX + "/login", public(auth.login_page))
-    post(PREFIX + "/login", public(auth.login_submit))
-    post(PREFIX + "/logout", public(auth.logout))
-    get(PREFIX, page(views.overview))
-    get(PREFIX + "/", page(views.overview))
-    get(PREFIX + "/cases", page(views.cases))
-    get(PREFIX + "/cases.csv", page(views.cases_csv))
-    get(PREFIX + "/cases/{number}", page(views.case_page))
-    get(PREFIX + "/cases/{number}/photos/{sha}", page(views.case_photo))
-    get(PREFIX + "/stuck", page(views.stuck))
-    get(PREFIX + "/failed", page(views.failed))
-    get(PREFIX + "/definitions", page(views.definitions))
-    get(PREFIX + "/weekly", page(views.weekly))
-    web_app.router.add_static(PREFIX + "/static", STATIC_DIR, append_version=False)
-
-
-async def _serve(config: str | None) -> None:
-    """`python -m bot.dashboard`: the dashboard alone, until Ctrl-C."""
-    import asyncio
-    import signal
-
-    from bot.app import open_app
-    from bot.config import load_settings
-
-    settings = load_settings(config)
-    app = await open_app(settings)
-    try:
-        web_app = web.Application()
-        required = login_required(settings.web, await dashboard_users_exist(app))
-        setup_dashboard(web_app, app, require_login=required)
-        runner = web.AppRunner(web_app)
-        await runner.setup()
-        await web.TCPSite(runner, settings.web.host, settings.web.port).start()
-        mode = "login required" if required else "local demo, no login"
-        print(f"dashboard: http://{settings.web.host}:{settings.web.port}{PREFIX} ({mode})")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await runner.cleanup()
-    finally:
-        await app.close()
-
-
-if __name__ == "__main__":
-    import argparse
-    import asyncio
-
-    parser = argparse.ArgumentParser(description="serve the shuoshi dashboard alone")
-    parser.add_argument("--config", help="TOML settings file")
-    asyncio.run(_serve(parser.parse_args().config))

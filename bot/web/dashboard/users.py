@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.passwords import (
+from bot.web.dashboard.passwords import (
     MIN_LENGTH,
     check_password,
     hash_password,

@@ -1,0 +1,1 @@
+"""The `shuoshi` command line."""

@@ -1,0 +1,1 @@
+"""The Telegram channel: aiogram adapter, long polling through the inbox, outbox sender."""

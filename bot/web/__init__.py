@@ -1,0 +1,1 @@
+"""The web server's parts: the web chat and the dashboard."""

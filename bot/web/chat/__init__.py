@@ -1,0 +1,1 @@
+"""The web chat: a browser channel on the same conversations and outbox."""

@@ -1,0 +1,1 @@
+"""The dashboard (大屏): login, overview, case pages, rankings, CSV."""
