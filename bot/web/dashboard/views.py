@@ -35,7 +35,7 @@ from storage.queries import case_view, department_names
 from workflow.errors import NotFound
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]  # the repository: bot/web/dashboard/views.py
 RATES_DOC = ROOT / "docs" / "rates.md"
 PAGE_SIZE = 50
 OVERVIEW_STUCK = 20
