@@ -167,7 +167,7 @@ async def test_blocked_user_is_failed_with_the_reason_and_the_case_flagged(
     version = (await case_row(world, number)).version
     sender = make_sender(world, fake, media)
     fake.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=7001)
-    with caplog.at_level(logging.WARNING, logger="bot.telegram.adapter"):
+    with caplog.at_level(logging.WARNING, logger="bot.telegram.sender"):
         assert await sender.deliver_pending() == 0
     (row,) = await rows(world)
     assert (row.status, row.attempts, row.error) == (
@@ -175,7 +175,7 @@ async def test_blocked_user_is_failed_with_the_reason_and_the_case_flagged(
     )  # fmt: skip
     case = await case_row(world, number)
     assert case.delivery_failed and case.version == version + 1  # a stale save cannot undo it
-    (record,) = [r for r in caplog.records if r.name == "bot.telegram.adapter"]
+    (record,) = [r for r in caplog.records if r.name == "bot.telegram.sender"]
     assert "7001" in record.getMessage() and number in record.getMessage()
     assert "blocked" in record.getMessage()
     clock.advance(hours=1)
