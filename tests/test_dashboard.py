@@ -730,7 +730,7 @@ def test_markdown_never_passes_html_or_script_links():
 
 def test_period_boundaries_are_whole_local_days():
     from bot.web.dashboard.filters import parse_filter
-    from storage.dashboard import OrgOptions
+    from storage.dashboard.filters import OrgOptions
 
     now = datetime(2026, 11, 23, 0, 30, tzinfo=SHANGHAI)  # just after midnight
     chosen = parse_filter({"period": "7d"}, OrgOptions([], [], []), now)

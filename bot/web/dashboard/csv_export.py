@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from storage.dashboard import STAGE_COLUMNS, ExportedCase
+from storage.dashboard.lists import STAGE_COLUMNS, ExportedCase
 from workflow.clock import local
 
 BOM = "\ufeff"  # without it Excel reads the file as the local ANSI code page and garbles Chinese

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
-from storage.dashboard import CaseFilter, OrgOptions, Unit
+from storage.dashboard.filters import CaseFilter, OrgOptions, Unit
 from workflow.clock import SHANGHAI
 from workflow.model import State
 

@@ -20,17 +20,10 @@ from bot.web.dashboard.markdown import Heading, render_markdown
 from bot.web.dashboard.svg import share, trend_chart
 from storage.analytics import Period, UnitRates, unit_rates
 from storage.calendar import SqlCalendarStore
-from storage.dashboard import (
-    OrgOptions,
-    case_contacts,
-    case_photo_mime,
-    export_cases,
-    failed_messages,
-    list_cases,
-    org_options,
-    stuck_cases,
-)
-from storage.dashboard import overview as overview_totals
+from storage.dashboard.case_page import case_contacts, case_photo_mime
+from storage.dashboard.filters import OrgOptions, org_options
+from storage.dashboard.lists import export_cases, failed_messages, list_cases, stuck_cases
+from storage.dashboard.totals import overview as overview_totals
 from storage.queries import case_view, department_names
 from workflow.errors import NotFound
 
