@@ -1,128 +1,24 @@
-"""Residents in a private chat: enrol by grid, report with photos, follow cases, one-key help."""
+"""Residents in a private chat: enrol by grid, report with photos, follow cases, one-key help.
+
+Enrolment is in resident_enrol.py and the report dialogue in resident_report.py; here are /my,
+/cancel, one-key help, the answers when nothing else fits, and the order the routes are tried.
+"""
 
 from __future__ import annotations
 
 from handlers.conversation import Turn
 from handlers.messages import Button
+from handlers.resident_enrol import ask_township, route_pick_grid, route_start
+from handlers.resident_keys import main_menu, parse_callback
+from handlers.resident_report import grid_code_of, route_report
 from workflow.commands import ActorRef, SubmitCase
 from workflow.model import Role
-
-MAX_PHOTOS = 9
-REPORT_STEPS = ("category", "description", "photos", "location", "contact", "confirm")
-
-
-def _rows(buttons: list[Button], per_row: int = 2) -> list[list[Button]]:
-    return [buttons[i : i + per_row] for i in range(0, len(buttons), per_row)]
-
-
-def _parse(data: str | None, prefix: str) -> list[str] | None:
-    """'cat:ab12cd:safety' -> ['ab12cd', 'safety'] when the prefix matches."""
-    if not data or not data.startswith(prefix + ":"):
-        return None
-    return data.split(":")[1:]
-
-
-async def route_start(turn: Turn) -> bool:
-    """/start, /start GRIDCODE (QR code in the community) or /start INVITE."""
-    command = turn.msg.command
-    if not turn.msg.is_private or command is None or command[0] != "/start":
-        return False
-    payload = command[1]
-    if turn.conv.step in REPORT_STEPS:
-        # A second /start halfway through a report keeps the draft and says how to go on.
-        turn.reply("report_in_progress", step=turn.conv.step)
-        return True
-    if payload:
-        grid = await turn.uow.channels.place_by_code(payload)
-        if grid is not None and grid.kind == "grid":
-            await _enrol(turn, grid.id)
-            return True
-        use = await turn.uow.channels.redeem_invite(
-            payload, turn.msg.channel, turn.msg.user_id, turn.msg.user_name, turn.msg.chat_id,
-            turn.uow.clock.now(), purpose="enrol",
-        )  # fmt: skip
-        turn.person = await turn.uow.channels.person_for(turn.msg.channel, turn.msg.user_id)
-        turn.reply("enrolled", role=use.role.value if use.role else "", keyboard=_menu(turn))
-        return True
-    if turn.person is not None and turn.person.has(Role.RESIDENT):
-        turn.reply("welcome_back", name=turn.person.name, keyboard=_menu(turn))
-        return True
-    if turn.person is not None:
-        turn.reply("welcome_staff", name=turn.person.name)
-        return True
-    await _ask_township(turn)
-    return True
-
-
-def _menu(turn: Turn) -> list[list[str]]:
-    return [[turn.text("menu_report"), turn.text("menu_my")], [turn.text("menu_sos")]]
-
-
-async def _ask_township(turn: Turn) -> None:
-    townships = await turn.uow.channels.places("township")
-    turn.new_draft("pick_township")
-    # Two messages: the location key lives on a reply keyboard, the townships are inline.
-    turn.reply("share_location_to_find_grid", request_location=True,
-               keyboard=[[turn.text("btn_share_location")]])  # fmt: skip
-    names = [Button(_name(turn, p), f"tw:{turn.draft_id}:{p.id}") for p in townships]
-    turn.reply("pick_township", buttons=_rows(names))
-
-
-def _name(turn: Turn, place: object) -> str:
-    return getattr(place, "name_en" if turn.r.locale == "en" else "name_zh")
-
-
-async def route_pick_grid(turn: Turn) -> bool:
-    """township -> village -> grid buttons, or a shared location, for a resident without a QR."""
-    if turn.msg.location is not None and turn.conv.step.startswith("pick_"):
-        grid = await turn.uow.channels.nearest_grid(
-            turn.msg.location.latitude, turn.msg.location.longitude
-        )
-        if grid is None:
-            turn.reply("no_grid_near")
-        else:
-            await _enrol(turn, grid.id)
-        return True
-    for prefix, kind, nxt in (("tw", "village", "pick_village"), ("vl", "grid", "pick_grid")):
-        parts = _parse(turn.msg.callback_data, prefix)
-        if parts is None:
-            continue
-        if len(parts) != 2 or parts[0] != turn.draft_id or not parts[1].isdigit():
-            turn.reply("stale_button")
-            return True
-        places = await turn.uow.channels.places(kind, parent_id=int(parts[1]))
-        turn.conv.step = nxt
-        code = "vl" if kind == "village" else "gd"
-        buttons = [Button(_name(turn, p), f"{code}:{turn.draft_id}:{p.id}") for p in places]
-        turn.reply(nxt, buttons=_rows(buttons))
-        return True
-    parts = _parse(turn.msg.callback_data, "gd")
-    if parts is None:
-        return False
-    if len(parts) != 2 or parts[0] != turn.draft_id or not parts[1].isdigit():
-        turn.reply("stale_button")
-        return True
-    await _enrol(turn, int(parts[1]))
-    return True
-
-
-async def _enrol(turn: Turn, grid_id: int) -> None:
-    grid = await turn.uow.channels.place(grid_id)
-    if grid is None or grid.kind != "grid":
-        turn.reply("stale_button")
-        return
-    turn.person = await turn.uow.channels.enrol_resident(
-        turn.msg.channel, turn.msg.user_id, turn.msg.user_name or "-", turn.r.locale, grid.id,
-        turn.uow.clock.now(),
-    )  # fmt: skip
-    turn.clear()
-    turn.reply("resident_bound", grid=_name(turn, grid), keyboard=_menu(turn))
 
 
 async def route_cancel(turn: Turn) -> bool:
     command = turn.msg.command
     is_cancel = command is not None and command[0] == "/cancel"
-    pressed = _parse(turn.msg.callback_data, "cf")
+    pressed = parse_callback(turn.msg.callback_data, "cf")
     if pressed and pressed[-1] == "cancel":
         is_cancel = True
     if not is_cancel:
@@ -131,288 +27,14 @@ async def route_cancel(turn: Turn) -> bool:
         turn.reply("nothing_to_cancel")
     else:
         turn.clear()
-        turn.reply("cancelled", keyboard=_menu(turn) if turn.msg.is_private else [])
+        turn.reply("cancelled", keyboard=main_menu(turn) if turn.msg.is_private else [])
     return True
-
-
-async def route_report(turn: Turn) -> bool:
-    """The report dialogue: category, description, photos, location, contact, confirm."""
-    msg = turn.msg
-    command = msg.command
-    if not msg.is_private:
-        # Grid workers report from their group: /report, or a photo captioned /report ...
-        if command is not None and command[0] == "/report":
-            return await _start_group_report(turn, command[1])
-        if turn.conv.step not in REPORT_STEPS:
-            return False
-    elif (msg.text or "").strip() in (turn.text("menu_report"), "/report"):
-        if turn.person is None or not turn.person.has(Role.RESIDENT):
-            await _ask_township(turn)
-            return True
-        await _ask_category(turn)
-        return True
-    step = turn.conv.step
-    if step not in REPORT_STEPS:
-        return False
-    handler = {
-        "category": _on_category,
-        "description": _on_description,
-        "photos": _on_photos,
-        "location": _on_location,
-        "contact": _on_contact,
-        "confirm": _on_confirm,
-    }[step]
-    await handler(turn)
-    return True
-
-
-async def _start_group_report(turn: Turn, rest: str) -> bool:
-    if turn.person is None or not turn.person.has(Role.GRID_WORKER):
-        turn.reply("not_grid_worker")
-        return True
-    await _ask_category(turn)
-    if rest:
-        turn.conv.draft["description"] = rest[:2000]
-    if turn.msg.photos:
-        ref = max(turn.msg.photos, key=lambda p: p.size or 0)
-        turn.conv.draft["photo_ids"].append(await turn.photos.save(turn.uow, turn.msg.channel, ref))
-    return True
-
-
-def _reporter(turn: Turn) -> Role:
-    """Residents report from private chats; grid workers from their grid's group."""
-    return Role.RESIDENT if turn.msg.is_private else Role.GRID_WORKER
-
-
-async def _ask_category(turn: Turn, keep: bool = False) -> None:
-    if not keep:
-        turn.new_draft("category", photos=[], photo_ids=[])
-    else:
-        turn.conv.step = "category"
-    categories = await turn.uow.org.categories()
-    buttons = [
-        Button(
-            c["name_en" if turn.r.locale == "en" else "name_zh"], f"cat:{turn.draft_id}:{c['code']}"
-        )
-        for c in categories
-    ]
-    turn.reply("ask_category", buttons=_rows(buttons))
-
-
-def _stale_or(turn: Turn, prefix: str) -> list[str] | None:
-    """The button's value when it belongs to this draft; answers 'expired' otherwise."""
-    parts = _parse(turn.msg.callback_data, prefix)
-    if parts is None:
-        return None
-    if len(parts) < 2 or parts[0] != turn.draft_id:
-        turn.reply("stale_button")
-        return None
-    return parts[1:]
-
-
-async def _on_category(turn: Turn) -> None:
-    value = _stale_or(turn, "cat")
-    if value is None:
-        if not turn.out:
-            turn.reply("use_buttons")
-        return
-    category = await turn.uow.org.category(value[0])
-    names = {c["code"]: c for c in await turn.uow.org.categories()}[category.code]
-    turn.conv.draft["category"] = category.code
-    turn.conv.draft["category_name"] = names["name_en" if turn.r.locale == "en" else "name_zh"]
-    await _next(turn, "photos" if turn.conv.draft.get("description") else "description")
-
-
-async def _on_description(turn: Turn) -> None:
-    text = (turn.msg.text or "").strip()
-    if turn.msg.photos:
-        await _on_photos(turn)  # a photo first is fine: keep it and ask for the words after
-        return
-    if not text or text.startswith("/"):
-        turn.reply("ask_description_again")
-        return
-    turn.conv.draft["description"] = text[:2000]
-    await _next(turn, "photos")
-
-
-async def _on_photos(turn: Turn) -> None:
-    draft = turn.conv.draft
-    if turn.msg.photos:
-        ids: list[int] = draft.setdefault("photo_ids", [])
-        if len(ids) >= MAX_PHOTOS:
-            turn.reply("too_many_photos", limit=MAX_PHOTOS)
-            return
-        ref = max(turn.msg.photos, key=lambda p: p.size or 0)
-        ids.append(await turn.photos.save(turn.uow, turn.msg.channel, ref))
-        group = turn.msg.media_group_id
-        if group and draft.get("last_group") == group:
-            return  # one answer per album, not one per photo
-        draft["last_group"] = group
-        if turn.conv.step != "photos":
-            return
-        turn.reply("photo_received", count=len(ids), limit=MAX_PHOTOS, buttons=_done(turn))
-        return
-    if _stale_or(turn, "ph") is not None or (turn.msg.text or "").strip() == turn.text("btn_done"):
-        await _next(turn, "location")
-        return
-    if not turn.out:
-        turn.reply("ask_photos_again", buttons=_done(turn))
-
-
-def _done(turn: Turn) -> list[list[Button]]:
-    return [[turn.button("btn_photos_done", f"ph:{turn.draft_id}:done")]]
-
-
-async def _on_location(turn: Turn) -> None:
-    draft = turn.conv.draft
-    if turn.msg.location is not None:
-        draft["latitude"] = turn.msg.location.latitude
-        draft["longitude"] = turn.msg.location.longitude
-        await _next(turn, "contact")
-        return
-    text = (turn.msg.text or "").strip()
-    if _stale_or(turn, "loc") is not None or text == turn.text("btn_skip"):
-        await _next(turn, "contact")
-        return
-    if text and not text.startswith("/"):
-        draft["location_text"] = text[:300]
-        await _next(turn, "contact")
-        return
-    if not turn.out:
-        _ask(turn, "location")
-
-
-async def _on_contact(turn: Turn) -> None:
-    draft = turn.conv.draft
-    if turn.msg.contact_phone:
-        if not turn.msg.contact_is_own:
-            turn.reply("contact_not_own")
-            return
-        draft["phone"] = turn.msg.contact_phone
-        draft["anonymous"] = False
-        await _next(turn, "confirm")
-        return
-    choice = _stale_or(turn, "ct")
-    text = (turn.msg.text or "").strip()
-    if choice is None and text in (turn.text("btn_no_phone"), turn.text("btn_anonymous")):
-        choice = ["anon" if text == turn.text("btn_anonymous") else "none"]
-    if choice is not None:
-        draft["anonymous"] = choice[0] == "anon"
-        draft.pop("phone", None)
-        await _next(turn, "confirm")
-        return
-    if not turn.out:
-        _ask(turn, "contact")
-
-
-async def _on_confirm(turn: Turn) -> None:
-    choice = _stale_or(turn, "cf")
-    if choice is None:
-        edit = _stale_or(turn, "ed")
-        if edit is not None and edit[0] in REPORT_STEPS:
-            turn.conv.draft["editing"] = True
-            if edit[0] == "category":
-                await _ask_category(turn, keep=True)
-            else:
-                if edit[0] == "photos":
-                    turn.conv.draft["photo_ids"] = []
-                # Ask that one question; the answer's _next() sees "editing" and returns here.
-                turn.conv.step = edit[0]
-                _ask(turn, edit[0])
-            return
-        if not turn.out:
-            turn.reply("use_buttons")
-        return
-    if choice[0] == "edit":
-        buttons = [turn.button(f"edit_{s}", f"ed:{turn.draft_id}:{s}") for s in REPORT_STEPS[:-1]]
-        turn.reply("what_to_edit", buttons=_rows(buttons))
-        return
-    if choice[0] != "ok":
-        return
-    assert turn.person is not None
-    draft = turn.conv.draft
-    role = _reporter(turn)
-    grant = turn.person.grant(role)
-    grid_code = await _grid_code(turn, grant.area_ids if grant else frozenset())
-    number = await turn.workflow.submit_in(
-        turn.uow,
-        SubmitCase(
-            actor=ActorRef(turn.person.id, role),
-            grid_code=grid_code,
-            category_code=draft["category"],
-            description=draft.get("description", ""),
-            attachment_ids=tuple(draft.get("photo_ids", [])),
-            location_text=draft.get("location_text"),
-            latitude=draft.get("latitude"),
-            longitude=draft.get("longitude"),
-            anonymous=bool(draft.get("anonymous")),
-            contact_phone=draft.get("phone"),
-        ),
-    )
-    case = await turn.uow.cases.get(number)
-    turn.clear()
-    turn.reply("submitted", number=number, state=case.state.value, due=case.due_at,
-               provisional=case.due_provisional,
-               keyboard=_menu(turn) if turn.msg.is_private else [])  # fmt: skip
-
-
-async def _grid_code(turn: Turn, grid_ids: frozenset[int]) -> str:
-    for grid_id in sorted(grid_ids):
-        place = await turn.uow.channels.place(grid_id)
-        if place is not None:
-            return place.code
-    raise LookupError("resident without a grid")
-
-
-async def _next(turn: Turn, step: str) -> None:
-    """Go to `step`, or back to the summary when the resident was editing one answer."""
-    if turn.conv.draft.pop("editing", False):
-        step = "confirm"
-    if step == "contact" and not turn.msg.is_private:
-        step = "confirm"  # a grid worker reports as staff; their contact is on file
-    turn.conv.step = step
-    _ask(turn, step)
-
-
-def _ask(turn: Turn, step: str) -> None:
-    d = turn.draft_id
-    group = not turn.msg.is_private
-    if step == "description":
-        turn.reply("ask_description", force_reply=group)
-    elif step == "photos":
-        turn.reply("ask_photos", limit=MAX_PHOTOS, buttons=_done(turn))
-    elif step == "location" and group:
-        turn.reply("ask_location_group", buttons=[[turn.button("btn_skip", f"loc:{d}:skip")]])
-    elif step == "location":
-        turn.reply("ask_location", request_location=True,
-                   keyboard=[[turn.text("btn_share_location")]],
-                   buttons=[[turn.button("btn_skip", f"loc:{d}:skip")]])  # fmt: skip
-    elif step == "contact":
-        turn.reply("ask_contact", request_contact=True,
-                   keyboard=[[turn.text("btn_share_phone")]],
-                   buttons=[[turn.button("btn_no_phone", f"ct:{d}:none"),
-                             turn.button("btn_anonymous", f"ct:{d}:anon")]])  # fmt: skip
-    elif step == "confirm":
-        draft = turn.conv.draft
-        turn.reply(
-            "confirm_report",
-            draft=draft,
-            photo_count=len(draft.get("photo_ids", [])),
-            buttons=[
-                [turn.button("btn_submit", f"cf:{d}:ok")],
-                [
-                    turn.button("btn_edit", f"cf:{d}:edit"),
-                    turn.button("btn_cancel", f"cf:{d}:cancel"),
-                ],
-            ],
-            remove_keyboard=False,
-        )
 
 
 async def route_my(turn: Turn) -> bool:
     """/my: the resident's cases with their state; a tap shows the timeline."""
     msg = turn.msg
-    shown = _parse(msg.callback_data, "my")
+    shown = parse_callback(msg.callback_data, "my")
     if not msg.is_private:
         return False
     wants_list = (msg.text or "").strip() in ("/my", turn.text("menu_my"))
@@ -448,7 +70,7 @@ async def route_fallback(turn: Turn) -> bool:
     elif msg.command is not None:
         turn.reply("unknown_command", command=msg.command[0])
     elif msg.is_private:
-        turn.reply("help", step=turn.conv.step, keyboard=_menu(turn) if turn.person else [])
+        turn.reply("help", step=turn.conv.step, keyboard=main_menu(turn) if turn.person else [])
     else:
         return False
     return True
@@ -469,10 +91,10 @@ async def route_sos(turn: Turn) -> bool:
     msg = turn.msg
     if not msg.is_private:
         return False
-    pressed = _parse(msg.callback_data, "sos")
+    pressed = parse_callback(msg.callback_data, "sos")
     if (msg.text or "").strip() in (turn.text("menu_sos"), "/sos"):
         if turn.person is None or not turn.person.has(Role.RESIDENT):
-            await _ask_township(turn)
+            await ask_township(turn)
             return True
         turn.new_draft("sos_confirm")
         d = turn.draft_id
@@ -486,7 +108,7 @@ async def route_sos(turn: Turn) -> bool:
         return True
     turn.clear()
     if pressed[1] != "ok":
-        turn.reply("cancelled", keyboard=_menu(turn))
+        turn.reply("cancelled", keyboard=main_menu(turn))
         return True
     assert turn.person is not None
     categories = await turn.uow.org.categories()
@@ -496,13 +118,13 @@ async def route_sos(turn: Turn) -> bool:
         turn.uow,
         SubmitCase(
             actor=ActorRef(turn.person.id, Role.RESIDENT),
-            grid_code=await _grid_code(turn, grant.area_ids if grant else frozenset()),
+            grid_code=await grid_code_of(turn, grant.area_ids if grant else frozenset()),
             category_code=emergency["code"],
             description=turn.text("sos_description", name=turn.person.name),
         ),
     )
     case = await turn.uow.cases.get(number)
-    turn.reply("sos_sent", number=number, due=case.due_at, keyboard=_menu(turn))
+    turn.reply("sos_sent", number=number, due=case.due_at, keyboard=main_menu(turn))
     return True
 
 
