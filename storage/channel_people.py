@@ -1,0 +1,282 @@
+"""Who is behind a chat: people and their chat identities, role grants, invites, group bindings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.rows import (
+    AreaRow,
+    ChatBindingRow,
+    IdentityRow,
+    InviteRow,
+    PersonRow,
+    RoleAssignmentRow,
+)
+from storage.sql import affected
+from workflow.channels import ChatBinding, InviteUse, Person, RoleGrant
+from workflow.errors import GuardFailed, NotFound
+from workflow.model import HUMAN_ROLES, Role
+
+_ROLE_ORDER = {role: i for i, role in enumerate(HUMAN_ROLES)}
+
+
+def _binding(row: ChatBindingRow) -> ChatBinding:
+    return ChatBinding(
+        channel=row.channel,
+        chat_id=row.chat_id,
+        purpose=row.purpose,
+        area_id=row.area_id,
+        department_id=row.department_id,
+    )
+
+
+def _same(column: Any, value: int | None) -> ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+class ChannelPeople:
+    """People, invites and group chats of the ChannelStore port; mixed into SqlChannelStore."""
+
+    session: AsyncSession
+
+    # People ----------------------------------------------------------------------------------
+
+    async def person_for(self, channel: str, external_id: str) -> Person | None:
+        """The active person this chat account is linked to, with their roles."""
+        person = await self._linked_person(channel, external_id)
+        if person is None or not person.active:
+            return None
+        return await self._person(person)
+
+    async def _linked_person(self, channel: str, external_id: str) -> PersonRow | None:
+        return (
+            await self.session.execute(
+                select(PersonRow)
+                .join(IdentityRow, IdentityRow.person_id == PersonRow.id)
+                .where(IdentityRow.channel == channel, IdentityRow.external_id == external_id)
+            )
+        ).scalar_one_or_none()
+
+    async def _person(self, person: PersonRow) -> Person:
+        rows = (
+            await self.session.execute(
+                select(
+                    RoleAssignmentRow.role,
+                    RoleAssignmentRow.area_id,
+                    RoleAssignmentRow.department_id,
+                ).where(RoleAssignmentRow.person_id == person.id)
+            )
+        ).all()
+        scopes: dict[Role, tuple[set[int], set[int]]] = {}
+        for role_name, area_id, department_id in rows:
+            areas, departments = scopes.setdefault(Role(role_name), (set(), set()))
+            if area_id is not None:
+                areas.add(area_id)
+            if department_id is not None:
+                departments.add(department_id)
+        grants = tuple(
+            RoleGrant(role, frozenset(scopes[role][0]), frozenset(scopes[role][1]))
+            for role in sorted(scopes, key=_ROLE_ORDER.__getitem__)
+        )
+        return Person(id=person.id, name=person.name, language=person.language, roles=grants)
+
+    async def _new_person(self, name: str, language: str, now: datetime) -> PersonRow:
+        person = PersonRow(
+            code=None, name=name or "-", phone=None, language=language, active=True, created_at=now
+        )
+        self.session.add(person)
+        await self.session.flush()
+        return person
+
+    async def _link(self, channel: str, external_id: str, person_id: int, now: datetime) -> None:
+        """Point the chat account at the person, moving it when it pointed at someone else."""
+        moved = await self.session.execute(
+            update(IdentityRow)
+            .where(IdentityRow.channel == channel, IdentityRow.external_id == external_id)
+            .values(person_id=person_id)
+        )
+        if affected(moved) == 0:
+            await self.session.execute(
+                insert(IdentityRow).values(
+                    channel=channel, external_id=external_id, person_id=person_id, created_at=now
+                )
+            )
+
+    async def _grant(
+        self, person_id: int, role: str, area_id: int | None, department_id: int | None
+    ) -> None:
+        exists = await self.session.execute(
+            select(RoleAssignmentRow.id).where(
+                RoleAssignmentRow.person_id == person_id,
+                RoleAssignmentRow.role == role,
+                _same(RoleAssignmentRow.area_id, area_id),
+                _same(RoleAssignmentRow.department_id, department_id),
+            )
+        )
+        if exists.first() is None:
+            await self.session.execute(
+                insert(RoleAssignmentRow).values(
+                    person_id=person_id, role=role, area_id=area_id, department_id=department_id
+                )
+            )
+
+    async def enrol_resident(
+        self, channel: str, external_id: str, name: str, language: str, grid_id: int,
+        now: datetime,
+    ) -> Person:  # fmt: skip
+        """The chat account's person becomes a resident of exactly this grid (residents move)."""
+        grid = await self.session.get(AreaRow, grid_id)
+        if grid is None or grid.kind != "grid" or not grid.active:
+            raise NotFound("unknown_grid", f"no active grid with id {grid_id}", grid=grid_id)
+        person = await self._linked_person(channel, external_id)
+        if person is None or not person.active:
+            # A person the org file removed stays removed; the account starts afresh.
+            person = await self._new_person(name, language, now)
+            await self._link(channel, external_id, person.id, now)
+        await self.session.execute(
+            delete(RoleAssignmentRow).where(
+                RoleAssignmentRow.person_id == person.id,
+                RoleAssignmentRow.role == Role.RESIDENT.value,
+                RoleAssignmentRow.area_id.is_(None) | (RoleAssignmentRow.area_id != grid_id),
+            )
+        )
+        await self._grant(person.id, Role.RESIDENT.value, grid_id, None)
+        return await self._person(person)
+
+    async def identities_of(self, person_id: int) -> list[tuple[str, str]]:
+        rows = await self.session.execute(
+            select(IdentityRow.channel, IdentityRow.external_id)
+            .where(IdentityRow.person_id == person_id)
+            .order_by(IdentityRow.id)
+        )
+        return [(channel, external_id) for channel, external_id in rows.all()]
+
+    # Invites ---------------------------------------------------------------------------------
+
+    async def redeem_invite(
+        self,
+        code: str,
+        channel: str,
+        external_id: str,
+        name: str,
+        chat_id: str,
+        now: datetime,
+        *,
+        purpose: str | None = None,
+    ) -> InviteUse:
+        """Use a one-time code: enrol this chat account, or bind this chat to a unit. With a
+        `purpose` (enrol, bind_chat) a code made for the other one is refused, and stays unused."""
+        wanted = code.strip().upper()
+        invite = await self.session.get(InviteRow, wanted, populate_existing=True)
+        if invite is None:
+            raise NotFound("unknown_invite", f"no invite with code {wanted}", invite=wanted)
+        if purpose is not None and invite.purpose != purpose:
+            raise GuardFailed(
+                "invite_wrong_use",
+                f"invite {wanted} is for {invite.purpose}, not {purpose}",
+                invite=wanted,
+                purpose=invite.purpose,
+            )
+        if invite.used_at is not None:
+            raise GuardFailed("invite_used", f"invite {wanted} was already used", invite=wanted)
+        if invite.expires_at <= now:
+            raise GuardFailed(
+                "invite_expired",
+                f"invite {wanted} expired at {invite.expires_at.isoformat()}",
+                invite=wanted,
+                expired_at=invite.expires_at,
+            )
+        target: PersonRow | None = None
+        if invite.person_id is not None:
+            target = await self.session.get(PersonRow, invite.person_id)
+            if target is None or not target.active:
+                raise NotFound("unknown_person", f"the invited person {invite.person_id} is gone")
+        # Single use even when two accounts redeem at the same moment: only one update wins.
+        claimed = await self.session.execute(
+            update(InviteRow)
+            .where(InviteRow.code == invite.code, InviteRow.used_at.is_(None))
+            .values(used_at=now, used_by=f"{channel}:{external_id}")
+        )
+        if affected(claimed) != 1:
+            raise GuardFailed("invite_used", f"invite {wanted} was already used", invite=wanted)
+
+        if invite.purpose == "bind_chat":
+            await self._bind(channel, chat_id, invite, now)
+            return InviteUse(
+                purpose="bind_chat", area_id=invite.area_id, department_id=invite.department_id
+            )
+
+        role = Role(invite.role) if invite.role else None
+        if target is None:
+            if role is None:
+                raise ValueError(f"invite {wanted} enrols no role and no person")
+            # A chat account already linked (say, a resident) keeps its person and gains the role.
+            linked = await self._linked_person(channel, external_id)
+            target = (
+                linked
+                if linked is not None and linked.active
+                else await self._new_person(name, "zh_CN", now)
+            )
+            await self._grant(target.id, role.value, invite.area_id, invite.department_id)
+        await self._link(channel, external_id, target.id, now)
+        if role is None:
+            person = await self._person(target)
+            role = next((g.role for g in person.roles if g.role is not Role.RESIDENT), None)
+            role = role or (person.roles[0].role if person.roles else None)
+        return InviteUse(
+            purpose="enrol",
+            role=role,
+            area_id=invite.area_id,
+            department_id=invite.department_id,
+            person_id=target.id,
+        )
+
+    async def _bind(self, channel: str, chat_id: str, invite: InviteRow, now: datetime) -> None:
+        purpose = invite.chat_purpose or ""
+        exists = await self.session.execute(
+            select(ChatBindingRow.id).where(
+                ChatBindingRow.channel == channel,
+                ChatBindingRow.chat_id == chat_id,
+                ChatBindingRow.purpose == purpose,
+                _same(ChatBindingRow.area_id, invite.area_id),
+                _same(ChatBindingRow.department_id, invite.department_id),
+            )
+        )
+        if exists.first() is None:
+            await self.session.execute(
+                insert(ChatBindingRow).values(
+                    channel=channel,
+                    chat_id=chat_id,
+                    purpose=purpose,
+                    area_id=invite.area_id,
+                    department_id=invite.department_id,
+                    created_at=now,
+                )
+            )
+
+    # Group chats -----------------------------------------------------------------------------
+
+    async def bindings_of_chat(self, channel: str, chat_id: str) -> list[ChatBinding]:
+        rows = await self.session.execute(
+            select(ChatBindingRow)
+            .where(ChatBindingRow.channel == channel, ChatBindingRow.chat_id == chat_id)
+            .order_by(ChatBindingRow.id)
+        )
+        return [_binding(row) for row in rows.scalars()]
+
+    async def chats_for(
+        self, purpose: str, *, area_id: int | None = None, department_id: int | None = None
+    ) -> list[ChatBinding]:
+        """Chats bound for a purpose: grid (area_id: a grid), township (area_id: a township),
+        department (department_id), county / supervisors / leaders (no ids)."""
+        query = select(ChatBindingRow).where(ChatBindingRow.purpose == purpose)
+        if area_id is not None:
+            query = query.where(ChatBindingRow.area_id == area_id)
+        if department_id is not None:
+            query = query.where(ChatBindingRow.department_id == department_id)
+        rows = await self.session.execute(query.order_by(ChatBindingRow.id))
+        return [_binding(row) for row in rows.scalars()]
