@@ -101,7 +101,7 @@ class WeeklyReport:
 
 
 async def build_weekly(uow: Any, period: Period, as_of: datetime, top: int = TOP) -> WeeklyReport:
-    """Read the week's figures through the unit of work's reports (storage/analytics.py)."""
+    """Read the week's figures through the unit of work's reports (storage/analytics/)."""
     reports = uow.reports
     return WeeklyReport(
         period=period,

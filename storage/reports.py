@@ -14,7 +14,7 @@ from workflow.ports import Period, RankedItem, Setback, UnitDigest, UnitRates, U
 
 
 class SqlReports:
-    """Rates, top lists and digest lists (storage/analytics.py) and which digests went out."""
+    """Rates, top lists and digest lists (storage/analytics/) and which digests went out."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

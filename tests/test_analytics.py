@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event, select
 
 from storage import analytics
+from storage.analytics import rankings
 from storage.calendar import seed_calendar
 from storage.db import session_factory
 from storage.org_file import load_org_file
@@ -385,6 +386,6 @@ async def test_rates_read_through_indexes_not_whole_tables(week: KnownWeek, engi
 async def test_setbacks_read_assignments_in_chunks(week: KnownWeek, monkeypatch):
     async with week.sessions() as session:
         whole = await analytics.setbacks(session, W48)
-        monkeypatch.setattr(analytics, "_IN_CHUNK", 1)
+        monkeypatch.setattr(rankings, "_IN_CHUNK", 1)
         chunked = await analytics.setbacks(session, W48)
     assert chunked == whole and len(whole) == 3

@@ -137,7 +137,7 @@ class SweepUnitOfWork(UnitOfWork, Protocol):
 
 
 # Reports: rates, digests and the weekly analysis. The numbers are computed in
-# storage/analytics.py; what each one means is written down in docs/rates.md.
+# storage/analytics/; what each one means is written down in docs/rates.md.
 
 UNIT_KINDS = ("department", "township")
 
