@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# What the composition root hands the repositories: a new session per call.
+SessionFactory: TypeAlias = async_sessionmaker[AsyncSession]
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -40,8 +49,20 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker:
+def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_query_error(exc: BaseException) -> bool:
+    """The database refused a statement (or the connection under it): a driver error."""
+    return isinstance(exc, DBAPIError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost connection or a timeout, not something about one row."""
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+    return isinstance(exc, OSError | TimeoutError)
 
 
 def alembic_config() -> Config:

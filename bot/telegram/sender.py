@@ -33,10 +33,6 @@ from aiogram.types import (
     ReplyParameters,
 )
 from pydantic import ValidationError
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from bot.config import OutboxSettings
 from bot.ratelimit import RateLimiter, RateLimits, Send
@@ -46,11 +42,11 @@ from handlers.messages import (
     outgoing_from_payload,
     storable,
 )
-from storage.channel import SqlChannelStore
+from storage.db import SessionFactory, is_query_error
 from storage.media import MediaStore
-from storage.rows import CaseRow, OutboxRow
+from storage.outbox_queue import OutboxQueue
+from storage.rows import OutboxRow
 from workflow.clock import Clock
-from workflow.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +147,12 @@ class OutboxSender:
     """
 
     def __init__(
-        self, bot: Bot, sessions: async_sessionmaker, media: MediaStore, clock: Clock, *,
+        self, bot: Bot, sessions: SessionFactory, media: MediaStore, clock: Clock, *,
         limiter: RateLimiter | None = None, retry: RetryPolicy | None = None,
         batch_size: int = 200, concurrency: int = 1,
     ) -> None:  # fmt: skip
         self.bot = bot
-        self.sessions = sessions
+        self.queue = OutboxQueue(sessions, CHANNEL)
         self.media = media
         self.clock = clock
         self.limiter = limiter or RateLimiter(clock, RateLimits.unlimited())
@@ -176,7 +172,7 @@ class OutboxSender:
 
     @classmethod
     def from_settings(
-        cls, bot: Bot, sessions: async_sessionmaker, media: MediaStore, clock: Clock,
+        cls, bot: Bot, sessions: SessionFactory, media: MediaStore, clock: Clock,
         settings: OutboxSettings,
     ) -> OutboxSender:  # fmt: skip
         """The sender `shuoshi run` uses: Telegram's limits and retries from the settings."""
@@ -238,7 +234,7 @@ class OutboxSender:
                 await self._send_due(work, now, limit or self.batch_size)
             finally:
                 await self._settle(work, everything=True)
-            retry_at = await self._next_retry_at(now)
+            retry_at = await self.queue.next_retry_at(now)
             if retry_at is not None:
                 work.wakes.append(retry_at)
             self.wake_at = min(work.wakes) if work.wakes else None
@@ -249,7 +245,7 @@ class OutboxSender:
         left for later without holding up the others."""
         after = 0
         for _ in range(MAX_PAGES):
-            rows = await self._due_heads(now, after, batch)
+            rows = await self.queue.due_heads(now, after, batch)
             for row in rows:
                 after = row.id
                 if not self.may_send():
@@ -277,43 +273,6 @@ class OutboxSender:
                 return
         work.wakes.append(self.clock.now())  # more due rows than one pass looks at
 
-    async def _due_heads(self, now: datetime, after: int, batch: int) -> list[OutboxRow]:
-        """Due rows that are first in their chat's queue (no earlier row still pending), oldest
-        first: a chat waiting for a retry holds back only itself."""
-        earlier = aliased(OutboxRow)
-        waiting_before = exists().where(
-            earlier.chat_id == OutboxRow.chat_id,
-            earlier.status == "pending",
-            earlier.channel == OutboxRow.channel,
-            earlier.id < OutboxRow.id,
-        )
-        async with self.sessions() as session:
-            result = await session.execute(
-                select(OutboxRow)
-                .where(
-                    OutboxRow.status == "pending",
-                    OutboxRow.next_attempt_at <= now,
-                    OutboxRow.channel == CHANNEL,
-                    OutboxRow.id > after,
-                    ~waiting_before,
-                )
-                .order_by(OutboxRow.id)
-                .limit(batch)
-            )
-            return list(result.scalars())
-
-    async def _next_retry_at(self, now: datetime) -> datetime | None:
-        async with self.sessions() as session:
-            return (
-                await session.execute(
-                    select(func.min(OutboxRow.next_attempt_at)).where(
-                        OutboxRow.status == "pending",
-                        OutboxRow.next_attempt_at > now,
-                        OutboxRow.channel == CHANNEL,
-                    )
-                )
-            ).scalar_one()
-
     async def _settle(self, work: _PassState, *, everything: bool) -> None:
         """Wait for one (or every) delivery in flight and note when its chat may go on."""
         if not work.in_flight:
@@ -339,14 +298,16 @@ class OutboxSender:
         so they go ahead of rows that wait for a chat's turn or for a retry."""
         since = now - CALLBACK_WINDOW
         try:
-            rows = await self._fresh_callbacks(since)
-        except DBAPIError:
+            rows = await self.queue.fresh_callbacks(since, self.batch_size)
+        except Exception as exc:
+            if not is_query_error(exc):
+                raise
             # PostgreSQL cannot look into a JSON value holding a NUL or a lone surrogate (one
             # written before inputs were cleaned), and one such row breaks this query for
             # every row: it fails alone, and the rest are answered.
             log.error("outbox: the callback query failed; failing unreadable rows", exc_info=True)
             await self._fail_unqueryable()
-            rows = await self._fresh_callbacks(since)
+            rows = await self.queue.fresh_callbacks(since, self.batch_size)
         for row_id, payload in rows:
             if payload.get(CALLBACK_ANSWERED) or not payload.get("callback_id"):
                 continue
@@ -362,37 +323,11 @@ class OutboxSender:
             except Exception as exc:  # network trouble: the next pass tries again
                 log.info("callback %s not answered yet: %s", payload["callback_id"], exc)
                 continue
-            async with self.sessions() as session:
-                await session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id == row_id)
-                    .values(payload={**payload, CALLBACK_ANSWERED: True})
-                )
-                await session.commit()
-
-    async def _fresh_callbacks(self, since: datetime) -> list[tuple[int, dict[str, Any]]]:
-        async with self.sessions() as session:
-            rows = await session.execute(
-                select(OutboxRow.id, OutboxRow.payload)
-                .where(
-                    OutboxRow.status == "pending",
-                    OutboxRow.next_attempt_at >= since,  # implied; lets the index serve
-                    OutboxRow.created_at >= since,
-                    OutboxRow.channel == CHANNEL,
-                    OutboxRow.payload["callback_answer"].as_string().is_not(None),
-                )
-                .order_by(OutboxRow.id)
-                .limit(self.batch_size)
-            )
-            return [(row_id, payload) for row_id, payload in rows.all()]
+            await self.queue.set_payload(row_id, {**payload, CALLBACK_ANSWERED: True})
 
     async def _fail_unqueryable(self) -> None:
         """Fail each pending row whose payload has text the database cannot query."""
-        async with self.sessions() as session:
-            rows = await session.execute(
-                select(OutboxRow).where(OutboxRow.status == "pending", OutboxRow.channel == CHANNEL)
-            )
-            bad = [row for row in rows.scalars() if not _queryable(row.payload)]
+        bad = [row for row in await self.queue.all_pending() if not _queryable(row.payload)]
         for row in bad:
             await self._fail(row, "the message holds a NUL or a lone surrogate (not storable)")
 
@@ -455,70 +390,25 @@ class OutboxSender:
             "outbox row %s to chat %s (attempt %s): %s; next try in %gs", row.id, row.chat_id,
             failures, error, wait, exc_info=traceback,
         )  # fmt: skip
-        async with self.sessions() as session:
-            await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
-                .values(
-                    attempts=failures,
-                    error=error,
-                    next_attempt_at=self.clock.now() + timedelta(seconds=wait),
-                )
-            )
-            await session.commit()
+        next_at = self.clock.now() + timedelta(seconds=wait)
+        await self.queue.retry_later(row.id, failures, error, next_at)
         return "retry"
 
     async def _fail(self, row: OutboxRow, reason: str) -> None:
         """Failed for good, and the case flagged in the same transaction so that a person
         reaches that party another way."""
-        now = self.clock.now()
-        async with self.sessions() as session:
-            await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
-                .values(status="failed", attempts=row.attempts + 1, error=reason,
-                        next_attempt_at=now)  # when it failed, for the dashboard
-            )  # fmt: skip
-            if row.case_number:
-                # A new version, so a handler holding the case unflagged cannot save over it.
-                await session.execute(
-                    update(CaseRow)
-                    .where(CaseRow.number == row.case_number, CaseRow.delivery_failed.is_(False))
-                    .values(delivery_failed=True, version=CaseRow.version + 1)
-                )
-            await session.commit()
+        await self.queue.fail(row, reason, self.clock.now())
         log.warning(
             "outbox row %s to chat %s (case %s) failed for good: %s", row.id, row.chat_id,
             row.case_number or "-", reason,
         )  # fmt: skip
 
     async def _save_progress(self, row: OutboxRow, parts_done: int) -> None:
-        async with self.sessions() as session:
-            await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
-                .values(payload={**row.payload, PARTS_DONE: parts_done}, error=None)
-            )
-            await session.commit()
+        await self.queue.save_progress(row.id, {**row.payload, PARTS_DONE: parts_done})
 
     async def _mark_sent(self, row: OutboxRow, message_id: str) -> None:
-        now = self.clock.now()
-        async with self.sessions() as session:
-            await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
-                .values(status="sent", attempts=row.attempts + 1, error=None, sent_at=now)
-            )
-            if row.case_number:
-                # Replies to this message belong to the case (progress notes, reasons).
-                purpose = row.payload.get("purpose") or "message"
-                try:
-                    await SqlChannelStore(session).link_message(
-                        CHANNEL, row.chat_id, message_id, row.case_number, purpose, now
-                    )
-                except NotFound:
-                    log.warning("outbox row %s: no case %s to link", row.id, row.case_number)
-            await session.commit()
+        if not await self.queue.mark_sent(row, message_id, self.clock.now()):
+            log.warning("outbox row %s: no case %s to link", row.id, row.case_number)
 
     async def _send_part(self, chat_id: str, message: Outgoing, part: Part) -> str:
         """One Bot API call; returns the id of the (first) message it posted."""

@@ -8,16 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, select, update
+from sqlalchemy import String, cast, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.channel import SqlChannelStore
+from storage.outbox_queue import OutboxRows
 from storage.rows import (
     AreaRow,
     AttachmentRow,
-    CaseRow,
     DepartmentRow,
     IdentityRow,
     OutboxRow,
@@ -26,7 +25,6 @@ from storage.rows import (
     WebMessageRow,
 )
 from storage.sql import affected
-from workflow.errors import NotFound
 from workflow.model import HUMAN_ROLES, Role
 
 CHANNEL = "web"
@@ -133,22 +131,12 @@ class WebChatStore:
     # Delivery --------------------------------------------------------------------------------
 
     async def pending(self, limit: int) -> list[OutboxRow]:
-        rows = await self.session.execute(
-            select(OutboxRow)
-            .where(OutboxRow.channel == CHANNEL, OutboxRow.status == "pending")
-            .order_by(OutboxRow.id)
-            .limit(limit)
-        )
-        return list(rows.scalars())
+        return await OutboxRows(self.session, CHANNEL).pending(limit)
 
     async def deliver(self, row: OutboxRow, now: datetime) -> WebMessageRow | None:
         """Move one outbox row into the chat's history; None when someone else already did."""
-        claimed = await self.session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == row.id, OutboxRow.status == "pending")
-            .values(status="sent", attempts=row.attempts + 1, sent_at=now, error=None)
-        )
-        if affected(claimed) != 1:
+        outbox = OutboxRows(self.session, CHANNEL)
+        if not await outbox.mark_sent(row.id, row.attempts, now):
             return None
         message = WebMessageRow(
             chat_id=row.chat_id,
@@ -159,15 +147,9 @@ class WebChatStore:
         )
         self.session.add(message)
         await self.session.flush()
-        if row.case_number:
-            # Replies to this message (progress notes on a card) find their case through it.
-            purpose = row.payload.get("purpose") or "message"
-            try:
-                await SqlChannelStore(self.session).link_message(
-                    CHANNEL, row.chat_id, str(message.id), row.case_number, purpose, now
-                )
-            except NotFound:
-                pass  # a message about a case that is not there still shows; it has no link
+        # Replies to this message (progress notes on a card) find their case through it; a
+        # message about a case that is not there still shows, without a link.
+        await outbox.link(row, str(message.id), now)
         return message
 
     async def fail(
@@ -175,17 +157,7 @@ class WebChatStore:
     ) -> None:
         """Failed for good, with the reason operators read on the dashboard; the case is
         flagged, as the Telegram sender does, so a person reaches that party another way."""
-        await self.session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
-            .values(status="failed", attempts=attempts + 1, error=reason, next_attempt_at=now)
-        )
-        if case_number:
-            await self.session.execute(
-                update(CaseRow)
-                .where(CaseRow.number == case_number, CaseRow.delivery_failed.is_(False))
-                .values(delivery_failed=True, version=CaseRow.version + 1)
-            )
+        await OutboxRows(self.session, CHANNEL).fail(row_id, attempts, case_number, reason, now)
 
     # Demo directory --------------------------------------------------------------------------
 

@@ -1,0 +1,235 @@
+"""The outbox as a channel's deliverer sees it: which rows are due, and what became of each.
+
+One queue for every channel (Telegram, the web chat, the next ones): the deliverers decide how
+fast and how to send; the SQL of choosing rows and recording their outcome lives here, so a
+row sent, failed or retried means the same thing whichever channel carried it. How rows are
+chosen, paced, retried and failed is described in docs/outbox.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from storage.channel import SqlChannelStore
+from storage.rows import CaseRow, OutboxRow
+from storage.sql import affected
+from workflow.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRows:
+    """One channel's outbox rows on the caller's session; the caller commits."""
+
+    def __init__(self, session: AsyncSession, channel: str) -> None:
+        self.session = session
+        self.channel = channel
+
+    async def pending(self, limit: int) -> list[OutboxRow]:
+        """Pending rows, oldest first, due or not (the caller keeps each chat's order)."""
+        rows = await self.session.execute(
+            select(OutboxRow)
+            .where(OutboxRow.channel == self.channel, OutboxRow.status == "pending")
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def due_heads(self, now: datetime, after: int, batch: int) -> list[OutboxRow]:
+        """Due rows that are first in their chat's queue (no earlier row still pending), oldest
+        first: a chat waiting for a retry holds back only itself."""
+        earlier = aliased(OutboxRow)
+        waiting_before = exists().where(
+            earlier.chat_id == OutboxRow.chat_id,
+            earlier.status == "pending",
+            earlier.channel == OutboxRow.channel,
+            earlier.id < OutboxRow.id,
+        )
+        result = await self.session.execute(
+            select(OutboxRow)
+            .where(
+                OutboxRow.status == "pending",
+                OutboxRow.next_attempt_at <= now,
+                OutboxRow.channel == self.channel,
+                OutboxRow.id > after,
+                ~waiting_before,
+            )
+            .order_by(OutboxRow.id)
+            .limit(batch)
+        )
+        return list(result.scalars())
+
+    async def next_retry_at(self, now: datetime) -> datetime | None:
+        """When the earliest pending row that is not yet due becomes due; None: none waits."""
+        result = await self.session.execute(
+            select(func.min(OutboxRow.next_attempt_at)).where(
+                OutboxRow.status == "pending",
+                OutboxRow.next_attempt_at > now,
+                OutboxRow.channel == self.channel,
+            )
+        )
+        return result.scalar_one()
+
+    async def fresh_callbacks(
+        self, since: datetime, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Pending rows since `since` that answer a button press: (id, payload), oldest first."""
+        rows = await self.session.execute(
+            select(OutboxRow.id, OutboxRow.payload)
+            .where(
+                OutboxRow.status == "pending",
+                OutboxRow.next_attempt_at >= since,  # implied; lets the index serve
+                OutboxRow.created_at >= since,
+                OutboxRow.channel == self.channel,
+                OutboxRow.payload["callback_answer"].as_string().is_not(None),
+            )
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        return [(row_id, payload) for row_id, payload in rows.all()]
+
+    async def all_pending(self) -> list[OutboxRow]:
+        """Every pending row of the channel (to find the ones a query cannot read)."""
+        rows = await self.session.execute(
+            select(OutboxRow).where(
+                OutboxRow.status == "pending", OutboxRow.channel == self.channel
+            )
+        )
+        return list(rows.scalars())
+
+    async def set_payload(self, row_id: int, payload: dict[str, Any]) -> None:
+        """Replace a row's payload whatever its status (a callback answered)."""
+        await self.session.execute(
+            update(OutboxRow).where(OutboxRow.id == row_id).values(payload=payload)
+        )
+
+    async def save_progress(self, row_id: int, payload: dict[str, Any]) -> None:
+        """A pending row's payload with what is already sent noted in it; the error cleared."""
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
+            .values(payload=payload, error=None)
+        )
+
+    async def retry_later(
+        self, row_id: int, attempts: int, error: str, next_attempt_at: datetime
+    ) -> None:
+        """Still pending, tried `attempts` times, next due at `next_attempt_at`."""
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
+            .values(attempts=attempts, error=error, next_attempt_at=next_attempt_at)
+        )
+
+    async def mark_sent(self, row_id: int, attempts: int, now: datetime) -> bool:
+        """Sent, if still pending (`attempts` = tries before this one); False when another
+        deliverer already claimed it."""
+        claimed = await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
+            .values(status="sent", attempts=attempts + 1, error=None, sent_at=now)
+        )
+        return affected(claimed) == 1
+
+    async def link(self, row: OutboxRow, message_id: str, now: datetime) -> bool:
+        """Replies to the posted message belong to the row's case (progress notes, reasons);
+        False when the case is not there (the message still counts as sent)."""
+        if not row.case_number:
+            return True
+        purpose = row.payload.get("purpose") or "message"
+        try:
+            await SqlChannelStore(self.session).link_message(
+                self.channel, row.chat_id, message_id, row.case_number, purpose, now
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def fail(
+        self, row_id: int, attempts: int, case_number: str | None, reason: str, now: datetime
+    ) -> None:
+        """Failed for good (`attempts` = tries before this one), with the reason operators
+        read on the dashboard; the case is flagged in the same transaction so that a person
+        reaches that party another way."""
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
+            .values(status="failed", attempts=attempts + 1, error=reason,
+                    next_attempt_at=now)  # when it failed, for the dashboard
+        )  # fmt: skip
+        if case_number:
+            # A new version, so a handler holding the case unflagged cannot save over it.
+            await self.session.execute(
+                update(CaseRow)
+                .where(CaseRow.number == case_number, CaseRow.delivery_failed.is_(False))
+                .values(delivery_failed=True, version=CaseRow.version + 1)
+            )
+
+
+class OutboxQueue:
+    """A channel's outbox for a deliverer outside any transaction: each call is a short
+    transaction of its own, committed before it returns."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], channel: str) -> None:
+        self.sessions = sessions
+        self.channel = channel
+
+    async def due_heads(self, now: datetime, after: int, batch: int) -> list[OutboxRow]:
+        async with self.sessions() as session:
+            return await OutboxRows(session, self.channel).due_heads(now, after, batch)
+
+    async def next_retry_at(self, now: datetime) -> datetime | None:
+        async with self.sessions() as session:
+            return await OutboxRows(session, self.channel).next_retry_at(now)
+
+    async def fresh_callbacks(
+        self, since: datetime, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        async with self.sessions() as session:
+            return await OutboxRows(session, self.channel).fresh_callbacks(since, limit)
+
+    async def all_pending(self) -> list[OutboxRow]:
+        async with self.sessions() as session:
+            return await OutboxRows(session, self.channel).all_pending()
+
+    async def set_payload(self, row_id: int, payload: dict[str, Any]) -> None:
+        async with self.sessions() as session:
+            await OutboxRows(session, self.channel).set_payload(row_id, payload)
+            await session.commit()
+
+    async def save_progress(self, row_id: int, payload: dict[str, Any]) -> None:
+        async with self.sessions() as session:
+            await OutboxRows(session, self.channel).save_progress(row_id, payload)
+            await session.commit()
+
+    async def retry_later(
+        self, row_id: int, attempts: int, error: str, next_attempt_at: datetime
+    ) -> None:
+        async with self.sessions() as session:
+            await OutboxRows(session, self.channel).retry_later(
+                row_id, attempts, error, next_attempt_at
+            )
+            await session.commit()
+
+    async def mark_sent(self, row: OutboxRow, message_id: str, now: datetime) -> bool:
+        """Sent and linked to its case in one transaction; False when there was no case to
+        link (the row is sent all the same)."""
+        async with self.sessions() as session:
+            rows = OutboxRows(session, self.channel)
+            await rows.mark_sent(row.id, row.attempts, now)
+            linked = await rows.link(row, message_id, now)
+            await session.commit()
+        return linked
+
+    async def fail(self, row: OutboxRow, reason: str, now: datetime) -> None:
+        async with self.sessions() as session:
+            await OutboxRows(session, self.channel).fail(
+                row.id, row.attempts, row.case_number, reason, now
+            )
+            await session.commit()

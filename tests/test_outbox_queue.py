@@ -1,0 +1,62 @@
+"""The outbox queue every channel's deliverer shares (storage/outbox_queue.py), on both
+databases: per-chat heads, one claim per row, failures flag the case, channels kept apart."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from storage.outbox_queue import OutboxQueue, OutboxRows
+from storage.rows import CaseRow, OutboxRow
+from tests.test_notify import world  # noqa: F401  (fixture)
+from tests.test_outbox_sender import case_row, queue, rows, submit
+from workflow.clock import ensure_aware
+
+
+async def test_due_heads_are_the_first_pending_row_of_each_chat_of_one_channel(world):  # noqa: F811
+    await queue(world, "1", "a1")
+    await queue(world, "1", "a2")
+    await queue(world, "2", "b1")
+    await queue(world, "3", "web", channel="web")
+    now = world["uow"].clock.now()
+    telegram = OutboxQueue(world["sessions"], "telegram")
+    heads = await telegram.due_heads(now, 0, 100)
+    assert [r.payload["text"] for r in heads] == ["a1", "b1"]
+    # A head waiting for a retry holds back its own chat only, and tells when it is due.
+    later = now + timedelta(seconds=30)
+    await telegram.retry_later(heads[0].id, 1, "timeout", later)
+    assert [r.payload["text"] for r in await telegram.due_heads(now, 0, 100)] == ["b1"]
+    retry_at = await telegram.next_retry_at(now)
+    assert retry_at is not None and ensure_aware(retry_at) == later
+    assert [r.payload["text"] for r in await telegram.due_heads(now, heads[1].id, 100)] == []
+
+
+async def test_a_row_is_claimed_as_sent_once(world):  # noqa: F811
+    await queue(world, "3", "hello", channel="web")
+    now = world["uow"].clock.now()
+    async with world["sessions"]() as session:
+        outbox = OutboxRows(session, "web")
+        (row,) = await outbox.pending(10)
+        assert await outbox.mark_sent(row.id, row.attempts, now)
+        assert not await outbox.mark_sent(row.id, row.attempts, now)  # already sent
+        await session.commit()
+    (row,) = await rows(world)
+    assert (row.status, row.attempts, row.error) == ("sent", 1, None)
+    assert await OutboxQueue(world["sessions"], "web").all_pending() == []
+
+
+async def test_failing_a_row_flags_its_case_with_a_new_version(world):  # noqa: F811
+    number = await submit(world)
+    before = await case_row(world, number)
+    (row,) = [r for r in await rows(world) if r.case_number == number][:1]
+    telegram = OutboxQueue(world["sessions"], row.channel)
+    await telegram.fail(row, "Forbidden: bot was blocked by the user", world["uow"].clock.now())
+    async with world["sessions"]() as session:
+        failed = await session.get(OutboxRow, row.id)
+        assert failed is not None
+        assert (failed.status, failed.attempts) == ("failed", row.attempts + 1)
+        assert failed.error == "Forbidden: bot was blocked by the user"
+        case = (await session.execute(select(CaseRow).where(CaseRow.number == number))).scalar_one()
+    assert case.delivery_failed
+    assert case.version == before.version + 1
