@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.accounts import SqlAccounts
 from storage.calendar import CalendarCache, SqlCalendarStore
 from storage.cases import SqlCaseRepository
 from storage.channel import SqlChannelStore
@@ -38,6 +39,7 @@ class SqlUnitOfWork:
         self.channels = SqlChannelStore(self.session)
         self.reminders = SqlReminderStore(self.session)
         self.reports = SqlReports(self.session)
+        self.accounts = SqlAccounts(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

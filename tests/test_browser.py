@@ -71,9 +71,9 @@ async def running_server(
         await load_org_file(app.sessions, EXAMPLE_COUNTY)
         if user is not None:
             # What `shuoshi user add` does; an account makes even a loopback dashboard ask.
-            async with app.sessions() as session:
-                await add_user(session, user, PASSWORD, now=clock.now(), display_name="县领导")
-                await session.commit()
+            async with app.uow() as uow:
+                await add_user(uow.accounts, user, PASSWORD, now=clock.now(), display_name="县领导")
+                await uow.commit()
         ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(serve(app, stop, on_ready=ready.set_result))
         await asyncio.wait({ready, task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)

@@ -77,9 +77,9 @@ class Site:
             return row.id, row.public_sha256
 
     async def user(self, username: str = "leader", password: str = PASSWORD, **kw: Any) -> None:
-        async with self.app.sessions() as session:
-            await add_user(session, username, password, now=self.clock.now(), **kw)
-            await session.commit()
+        async with self.app.uow() as uow:
+            await add_user(uow.accounts, username, password, now=self.clock.now(), **kw)
+            await uow.commit()
 
     def client(self, *, require_login: bool = True) -> TestClient:
         web_app = web.Application()
@@ -277,9 +277,9 @@ async def test_a_disabled_account_is_signed_out(site: Site):
     async with site.client() as client:
         await login(client)
         await page(client, "/dashboard")
-        async with site.app.sessions() as session:
-            await disable_user(session, "leader")
-            await session.commit()
+        async with site.app.uow() as uow:
+            await disable_user(uow.accounts, "leader")
+            await uow.commit()
         assert (await client.get("/dashboard", allow_redirects=False)).status == 303
         assert (await login(client)).status == 401
 

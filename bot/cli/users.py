@@ -65,25 +65,25 @@ def _typed(prompt: str, renderer: Renderer) -> str:
 async def user_command(app: App, args: argparse.Namespace, renderer: Renderer) -> int:
     """Run one `user` subcommand; refusals become one-line errors (exit 2)."""
     try:
-        async with app.sessions() as session:
+        async with app.uow() as uow:
             if args.user_command == "add":
                 password = read_password(args, renderer)
                 _refuse_weak(args.username, password, renderer)
                 row = await add_user(
-                    session,
+                    uow.accounts,
                     args.username,
                     password,
                     now=app.clock.now(),
                     display_name=args.name,
                     person_code=args.person,
                 )
-                await session.commit()
+                await uow.commit()
                 print(renderer.macro("cli.j2", "user_added", username=row.username))
             elif args.user_command == "list":
-                print(renderer.macro("cli.j2", "user_list", users=await list_users(session)))
+                print(renderer.macro("cli.j2", "user_list", users=await list_users(uow.accounts)))
             else:
-                await disable_user(session, args.username)
-                await session.commit()
+                await disable_user(uow.accounts, args.username)
+                await uow.commit()
                 print(renderer.macro("cli.j2", "user_disabled", username=args.username))
     except AccountRefused as exc:
         raise UserError(renderer.macro("cli.j2", exc.code, **exc.params)) from None

@@ -20,8 +20,8 @@ from bot.web.dashboard.users import users_exist
 
 async def dashboard_users_exist(app: App) -> bool:
     """For the server deciding require_login: whether any active dashboard account exists."""
-    async with app.sessions() as session:
-        return await users_exist(session)
+    async with app.uow() as uow:
+        return await users_exist(uow.accounts)
 
 
 def setup_dashboard(web_app: web.Application, app: App, *, require_login: bool) -> None:

@@ -76,13 +76,13 @@ async def login_submit(dash: Dashboard, request: web.Request) -> web.Response:
         dash.throttle.failed(address, username)
         return again(401, "login_failed")
     now = dash.app.clock.now()
-    async with dash.app.sessions() as session:
-        user = await authenticate(session, username, password, now)
+    async with dash.app.uow() as uow:
+        user = await authenticate(uow.accounts, username, password, now)
         if user is None:
             dash.throttle.failed(address, username)
             return again(401, "login_failed")
-        token = await start_session(session, user.id, now, dash.session_lifetime)
-        await session.commit()
+        token = await start_session(uow.accounts, user.id, now, dash.session_lifetime)
+        await uow.commit()
     dash.throttle.succeeded(address, username)
     response = redirect(target)
     dash.set_cookie(
@@ -98,9 +98,9 @@ async def logout(dash: Dashboard, request: web.Request) -> web.Response:
         return dash.message(request, 403, "csrf_refused")
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        async with dash.app.sessions() as session:
-            await end_session(session, token)
-            await session.commit()
+        async with dash.app.uow() as uow:
+            await end_session(uow.accounts, token)
+            await uow.commit()
     response = redirect(f"{PREFIX}/login" if dash.require_login else PREFIX)
     response.del_cookie(SESSION_COOKIE, path=PREFIX)
     return response

@@ -69,8 +69,8 @@ async def current_user(dash: Dashboard, request: web.Request) -> SignedIn | None
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    async with dash.app.sessions() as session:
-        return await session_user(session, token, dash.app.clock.now())
+    async with dash.app.uow() as uow:
+        return await session_user(uow.accounts, token, dash.app.clock.now())
 
 
 def redirect(location: str) -> web.Response:

@@ -1,4 +1,5 @@
-"""Dashboard accounts and signed-in sessions: rows in dashboard_users and dashboard_sessions."""
+"""Dashboard accounts and signed-in sessions: the rules (names, passwords, tokens); the rows
+are storage/accounts.py's."""
 
 from __future__ import annotations
 
@@ -9,9 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.web.dashboard.passwords import (
     MIN_LENGTH,
     check_password,
@@ -20,7 +18,8 @@ from bot.web.dashboard.passwords import (
     rehash_password,
     weakness,
 )
-from storage.rows import DashboardSessionRow, DashboardUserRow, PersonRow
+from storage.accounts import SqlAccounts
+from storage.rows import DashboardUserRow
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 
@@ -57,7 +56,7 @@ def check_new_password(username: str, password: str) -> None:
 
 
 async def add_user(
-    session: AsyncSession,
+    accounts: SqlAccounts,
     username: str,
     password: str,
     *,
@@ -70,119 +69,65 @@ async def add_user(
     if not USERNAME_RE.match(username):
         raise AccountRefused("user_bad_name", username=username)
     check_new_password(username, password)
-    taken = await session.execute(
-        select(DashboardUserRow.id).where(func.lower(DashboardUserRow.username) == username.lower())
-    )
-    if taken.first() is not None:
+    if await accounts.username_taken(username):
         raise AccountRefused("user_exists", username=username)
     person_id = None
     if person_code:
-        person_id = (
-            await session.execute(select(PersonRow.id).where(PersonRow.code == person_code))
-        ).scalar_one_or_none()
+        person_id = await accounts.person_id(person_code)
         if person_id is None:
             raise AccountRefused("person_unknown", code=person_code)
-    row = DashboardUserRow(
-        username=username,
-        password_hash=hash_password(password),
-        display_name=(display_name or "").strip() or None,
-        person_id=person_id,
-        active=True,
-        created_at=now,
-    )
-    session.add(row)
-    await session.flush()
-    return row
+    name = (display_name or "").strip() or None
+    return await accounts.add(username, hash_password(password), name, person_id, now)
 
 
-async def list_users(session: AsyncSession) -> list[dict[str, Any]]:
+async def list_users(accounts: SqlAccounts) -> list[dict[str, Any]]:
     """Every account with the person it is linked to, oldest first."""
-    rows = await session.execute(
-        select(DashboardUserRow, PersonRow.code)
-        .outerjoin(PersonRow, PersonRow.id == DashboardUserRow.person_id)
-        .order_by(DashboardUserRow.id)
-    )
-    return [
-        {
-            "username": u.username,
-            "display_name": u.display_name,
-            "person": code,
-            "active": u.active,
-            "created_at": u.created_at,
-            "last_login_at": u.last_login_at,
-        }
-        for u, code in rows
-    ]
+    return await accounts.listing()
 
 
-async def disable_user(session: AsyncSession, username: str) -> None:
+async def disable_user(accounts: SqlAccounts, username: str) -> None:
     """Deactivate an account and sign it out everywhere; the caller commits."""
-    user_id = (
-        await session.execute(
-            select(DashboardUserRow.id).where(DashboardUserRow.username == username.strip())
-        )
-    ).scalar_one_or_none()
+    user_id = await accounts.user_id(username.strip())
     if user_id is None:
         raise AccountRefused("user_unknown", username=username)
-    await session.execute(
-        update(DashboardUserRow).where(DashboardUserRow.id == user_id).values(active=False)
-    )
-    await session.execute(delete(DashboardSessionRow).where(DashboardSessionRow.user_id == user_id))
+    await accounts.deactivate(user_id)
 
 
-async def users_exist(session: AsyncSession) -> bool:
+async def users_exist(accounts: SqlAccounts) -> bool:
     """Whether any active account exists (then even a loopback dashboard asks for a login)."""
-    query = select(exists().where(DashboardUserRow.active.is_(True)))
-    return bool((await session.execute(query)).scalar())
+    return await accounts.any_active()
 
 
 async def authenticate(
-    session: AsyncSession, username: str, password: str, now: datetime
+    accounts: SqlAccounts, username: str, password: str, now: datetime
 ) -> DashboardUserRow | None:
     """The active account these credentials open, else None; records the login time, and
     rehashes a password stored with weaker scrypt factors than today's (the caller commits)."""
-    row = (
-        await session.execute(
-            select(DashboardUserRow).where(DashboardUserRow.username == username.strip())
-        )
-    ).scalar_one_or_none()
+    row = await accounts.by_username(username.strip())
     if row is None or not row.active:
         await check_password(password, None)  # the same cost as a real check
         return None
     if not await check_password(password, row.password_hash):
         return None
-    if needs_rehash(row.password_hash):
-        row.password_hash = await rehash_password(password)
-    row.last_login_at = now
+    new_hash = await rehash_password(password) if needs_rehash(row.password_hash) else None
+    await accounts.record_login(row, now, new_hash)
     return row
 
 
 async def start_session(
-    session: AsyncSession, user_id: int, now: datetime, lifetime: timedelta
+    accounts: SqlAccounts, user_id: int, now: datetime, lifetime: timedelta
 ) -> str:
     """A fresh random token for the cookie; expired sessions are swept on the way."""
-    await session.execute(delete(DashboardSessionRow).where(DashboardSessionRow.expires_at <= now))
     token = secrets.token_urlsafe(32)
-    session.add(
-        DashboardSessionRow(
-            token_hash=token_hash(token), user_id=user_id, created_at=now, expires_at=now + lifetime
-        )
-    )
-    await session.flush()
+    await accounts.add_session(token_hash(token), user_id, now, now + lifetime)
     return token
 
 
-async def session_user(session: AsyncSession, token: str, now: datetime) -> SignedIn | None:
+async def session_user(accounts: SqlAccounts, token: str, now: datetime) -> SignedIn | None:
     """The signed-in account for a cookie token, if the session is unexpired and still active."""
     if not token or len(token) > 128:
         return None
-    found = (
-        await session.execute(
-            select(DashboardSessionRow, DashboardUserRow)
-            .join(DashboardUserRow, DashboardUserRow.id == DashboardSessionRow.user_id)
-            .where(DashboardSessionRow.token_hash == token_hash(token))
-        )
-    ).first()
+    found = await accounts.session_with_user(token_hash(token))
     if found is None:
         return None
     row, user = found
@@ -191,8 +136,6 @@ async def session_user(session: AsyncSession, token: str, now: datetime) -> Sign
     return SignedIn(user.id, user.username, user.display_name, row.expires_at)
 
 
-async def end_session(session: AsyncSession, token: str) -> None:
+async def end_session(accounts: SqlAccounts, token: str) -> None:
     """Sign a browser out: its token stops working at once."""
-    await session.execute(
-        delete(DashboardSessionRow).where(DashboardSessionRow.token_hash == token_hash(token))
-    )
+    await accounts.end_session(token_hash(token))
