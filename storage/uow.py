@@ -12,6 +12,7 @@ from storage.org import SqlOrgDirectory
 from storage.outbox import SqlOutbox
 from storage.reminders import SqlReminderStore
 from storage.reports import SqlReports
+from storage.webchat import WebChatStore
 from workflow.clock import Clock
 
 
@@ -40,6 +41,7 @@ class SqlUnitOfWork:
         self.reminders = SqlReminderStore(self.session)
         self.reports = SqlReports(self.session)
         self.accounts = SqlAccounts(self.session)
+        self.webchat = WebChatStore(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -55,6 +57,14 @@ class SqlUnitOfWork:
         await self.session.rollback()
 
 
+class SqlReading(SqlUnitOfWork):
+    """A unit of work for reads whose rows are used after the block: leaving it closes the
+    session without a rollback, which would expire them (nothing uncommitted is kept)."""
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+
+
 class UnitOfWorkFactory:
     """Makes a fresh unit of work per command; shared caches live here."""
 
@@ -65,3 +75,6 @@ class UnitOfWorkFactory:
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.sessions, self.clock, self.calendar_cache)
+
+    def reading(self) -> SqlReading:
+        return SqlReading(self.sessions, self.clock, self.calendar_cache)

@@ -27,7 +27,6 @@ from bot.app import App, open_app
 from bot.config import Settings
 from bot.web.chat.app import WebChat, setup_webchat
 from bot.web.chat.render import ALLOWED_TAGS, html_tree, keyboard_state, plain_text
-from bot.web.chat.store import WebChatStore
 from handlers.notify import Notifier
 from handlers.render import Renderer
 from storage.calendar import seed_calendar
@@ -39,6 +38,7 @@ from storage.outbox import SqlOutbox
 from storage.queries import case_view
 from storage.rows import OutboxRow, WebMessageRow
 from storage.uow import UnitOfWorkFactory
+from storage.webchat import WebChatStore
 from tests.conftest import EXAMPLE_COUNTY
 from tests.test_media import png_bytes
 from workflow.ports import OutgoingMessage

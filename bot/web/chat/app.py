@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.app import App, open_app
 from bot.config import load_settings
@@ -40,20 +39,20 @@ from bot.web.chat.security import (
     load_secret,
     set_cookie,
 )
-from bot.web.chat.store import (
+from handlers.conversation import Conversations
+from handlers.messages import Incoming, Location, PhotoRef, storable
+from handlers.render import LOCALES, Renderer
+from handlers.routes import ALL_ROUTES
+from storage.db import is_transient
+from storage.media import MediaRefused, MediaStore
+from storage.rows import WebMessageRow
+from storage.webchat import (
     CHANNEL,
     PERSON_PREFIX,
     TOKEN_PREFIX,
     WebChatStore,
     person_chat_id,
 )
-from handlers.conversation import Conversations
-from handlers.messages import Incoming, Location, PhotoRef, storable
-from handlers.render import LOCALES, Renderer
-from handlers.routes import ALL_ROUTES
-from storage.channel import SqlChannelStore
-from storage.media import MediaRefused, MediaStore
-from storage.rows import WebMessageRow
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +197,8 @@ class WebChat:
         async with self._deliver_lock:
             now = self.app.clock.now()
             delivered: list[str] = []
-            async with self.app.sessions() as session:
-                store = WebChatStore(session)
+            async with self.app.uow() as uow:
+                store = uow.webchat
                 waiting: set[str] = set()
                 for row in await store.pending(limit):
                     if row.chat_id in waiting or row.next_attempt_at > now:
@@ -212,10 +211,9 @@ class WebChat:
                         row.case_number,
                     )
                     try:
-                        async with session.begin_nested():
-                            moved = await store.deliver(row, now)
+                        moved = await store.deliver_alone(row, now)
                     except Exception as exc:
-                        if _transient(exc):
+                        if is_transient(exc):
                             raise  # the database is away: the whole batch waits for it
                         # One row no message can be made of fails alone; the rest go on.
                         log.error("web chat: outbox row %s to %s cannot be delivered", row_id,
@@ -225,7 +223,7 @@ class WebChat:
                         continue
                     if moved is not None:
                         delivered.append(chat_id)
-                await session.commit()
+                await uow.commit()
         for chat_id in set(delivered):
             self._notify(chat_id)
         return len(delivered)
@@ -243,9 +241,9 @@ class WebChat:
 
     async def link_people(self) -> None:
         """Demo: every person of the org file gets a web chat, so notifications reach it."""
-        async with self.app.sessions() as session:
-            added = await WebChatStore(session).link_people(self.app.clock.now())
-            await session.commit()
+        async with self.app.uow() as uow:
+            added = await uow.webchat.link_people(self.app.clock.now())
+            await uow.commit()
         if added:
             log.info("web chat demo: %s people got a chat", added)
 
@@ -293,8 +291,8 @@ class WebChat:
     async def picker(self, request: web.Request) -> web.StreamResponse:
         """Demo: pick who you are, by role, or become a new resident of a grid."""
         await self.link_people()
-        async with self.app.sessions() as session:
-            store = WebChatStore(session)
+        async with self.app.uow.reading() as uow:
+            store = uow.webchat
             directory = await store.directory()
             grids = await store.grids()
         browser = self.guard.browser(request)
@@ -312,8 +310,8 @@ class WebChat:
         code = _field(form, "person")
         if code:
             chat_id = person_chat_id(code)
-            async with self.app.sessions() as session:
-                person = await WebChatStore(session).person_by_code(code)
+            async with self.app.uow.reading() as uow:
+                person = await uow.webchat.person_by_code(code)
             if chat_id is None or person is None:
                 return self._refusal(request, _Refused(404, "unknown_person"))
             await self.link_people()
@@ -330,8 +328,8 @@ class WebChat:
         if not (current.startswith(TOKEN_PREFIX) and self._valid_chat(current)):
             current = ""
         if current:
-            async with self.app.sessions() as session:
-                current = current if await WebChatStore(session).exists(current) else ""
+            async with self.app.uow.reading() as uow:
+                current = current if await uow.webchat.exists(current) else ""
         grid = request.query.get("grid", "")
         return self._page(
             request, "chat_start.html.j2", browser=browser, csrf=self.guard.token(browser, "start"),
@@ -349,8 +347,8 @@ class WebChat:
         chat_id = TOKEN_PREFIX + secrets.token_urlsafe(18)
         text = "/start"
         if grid_code and GRID_CODE.fullmatch(grid_code):
-            async with self.app.sessions() as session:
-                place = await SqlChannelStore(session).place_by_code(grid_code)
+            async with self.app.uow.reading() as uow:
+                place = await uow.channels.place_by_code(grid_code)
             if place is not None and place.kind == "grid":
                 text = f"/start {place.code}"
         await self._take(chat_id, "start", None, self._locale(request), text=text)
@@ -364,8 +362,8 @@ class WebChat:
 
     async def chat_page(self, request: web.Request) -> web.StreamResponse:
         chat_id = await self._chat(request)
-        async with self.app.sessions() as session:
-            store = WebChatStore(session)
+        async with self.app.uow.reading() as uow:
+            store = uow.webchat
             rows = await store.history(chat_id, limit=HISTORY_PAGE)
             owner = await store.person_name(chat_id)
         views = [message_view(row, self._photo_url(request, chat_id)) for row in rows]
@@ -403,8 +401,8 @@ class WebChat:
         """The chat's messages after ?after=ID as JSON (what the page's script catches up with)."""
         chat_id = await self._chat(request)
         after = _int(request.query.get("after"))
-        async with self.app.sessions() as session:
-            rows = await WebChatStore(session).history(chat_id, after=after, limit=HISTORY_PAGE)
+        async with self.app.uow.reading() as uow:
+            rows = await uow.webchat.history(chat_id, after=after, limit=HISTORY_PAGE)
         url = self._photo_url(request, chat_id)
         return web.json_response(
             {"messages": [message_view(row, url) for row in rows]}, headers=PAGE_HEADERS
@@ -429,8 +427,8 @@ class WebChat:
             await response.write(b"retry: 2000\n\n")
             while not self._closing:
                 listener.clear()  # before reading, so a delivery during the read is not missed
-                async with self.app.sessions() as session:
-                    rows = await WebChatStore(session).history(chat_id, after=last, limit=100)
+                async with self.app.uow.reading() as uow:
+                    rows = await uow.webchat.history(chat_id, after=last, limit=100)
                 for row in rows:
                     data = json.dumps(message_view(row, url), ensure_ascii=False)
                     await response.write(f"id: {row.id}\nevent: message\ndata: {data}\n\n".encode())
@@ -454,8 +452,8 @@ class WebChat:
         """A photo this chat was sent (the location-free copy); nothing else is served."""
         chat_id = await self._chat(request)
         sha = request.match_info["sha"]
-        async with self.app.sessions() as session:
-            mime = await WebChatStore(session).shown_photo_mime(chat_id, sha)
+        async with self.app.uow.reading() as uow:
+            mime = await uow.webchat.shown_photo_mime(chat_id, sha)
         if mime is None or not SHA256.fullmatch(sha):
             raise web.HTTPNotFound()
         try:
@@ -551,8 +549,8 @@ class WebChat:
         wanted = _int(fields.get("reply_to"))
         if not wanted:
             return None
-        async with self.app.sessions() as session:
-            row = await WebChatStore(session).message(chat_id, wanted)
+        async with self.app.uow.reading() as uow:
+            row = await uow.webchat.message(chat_id, wanted)
         return str(row.id) if row is not None and row.direction == "out" else None
 
     async def _send_fields(self, request: web.Request, chat_id: str, f: dict[str, str]) -> None:
@@ -615,8 +613,8 @@ class WebChat:
             return self._refusal(request, refused)
         message_id = _int(checked.get("message_id"))
         data = checked.get("data", "")[:64]
-        async with self.app.sessions() as session:
-            row = await WebChatStore(session).message(chat_id, message_id) if message_id else None
+        async with self.app.uow.reading() as uow:
+            row = await uow.webchat.message(chat_id, message_id) if message_id else None
         label = _offered(row).get(data)
         if label is None:
             log.info("web chat %s pressed data its message did not offer", chat_id)
@@ -675,8 +673,8 @@ class WebChat:
         chat_id = request.match_info["chat_id"]
         if not self._valid_chat(chat_id):
             raise web.HTTPNotFound()
-        async with self.app.sessions() as session:
-            known = await WebChatStore(session).exists(chat_id)
+        async with self.app.uow.reading() as uow:
+            known = await uow.webchat.exists(chat_id)
         if not known:
             raise web.HTTPNotFound(
                 text=self._label(request, "chat_not_found"), content_type="text/plain"
@@ -728,13 +726,6 @@ async def _read_field(part: BodyPartReader) -> str:
         if len(data) > TEXT_LIMIT * 4 + 1024:
             raise _Refused(413, "bad_request")
     return storable(data.decode("utf-8", "replace"))
-
-
-def _transient(exc: Exception) -> bool:
-    """A lost connection or a timeout, not something about one row."""
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
-    return isinstance(exc, OSError | TimeoutError)
 
 
 def _field(form: Any, name: str) -> str:

@@ -9,8 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, cast, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.outbox_queue import OutboxRows
@@ -24,7 +22,7 @@ from storage.rows import (
     RoleAssignmentRow,
     WebMessageRow,
 )
-from storage.sql import affected
+from storage.sql import affected, upsert
 from workflow.model import HUMAN_ROLES, Role
 
 CHANNEL = "web"
@@ -62,11 +60,6 @@ class WebChatStore:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    def _insert(self, table: Any) -> Any:
-        """INSERT with ON CONFLICT for the dialect in use (two demo tabs may link at once)."""
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
     # History ---------------------------------------------------------------------------------
 
@@ -152,6 +145,12 @@ class WebChatStore:
         await outbox.link(row, str(message.id), now)
         return message
 
+    async def deliver_alone(self, row: OutboxRow, now: datetime) -> WebMessageRow | None:
+        """deliver() in a savepoint of its own: a row that cannot be delivered takes back only
+        its own changes, and the batch goes on."""
+        async with self.session.begin_nested():
+            return await self.deliver(row, now)
+
     async def fail(
         self, row_id: int, attempts: int, case_number: str | None, reason: str, now: datetime
     ) -> None:
@@ -194,7 +193,8 @@ class WebChatStore:
             if chat_id is None or chat_id in linked:
                 continue
             stmt = (
-                self._insert(IdentityRow)
+                # Two demo tabs may link at once: the second link does nothing.
+                upsert(self.session, IdentityRow)
                 .values(channel=CHANNEL, external_id=chat_id, person_id=person_id, created_at=now)
                 .on_conflict_do_nothing()
             )
