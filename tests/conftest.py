@@ -14,11 +14,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import create_engine, upgrade_schema
+from tests.support.chat import harness  # noqa: F401  (fixtures shared by several modules)
+from tests.support.dashboard import site  # noqa: F401
+from tests.support.outbox import fake, media  # noqa: F401
+from tests.support.paths import EXAMPLE_COUNTY, ROOT  # noqa: F401  (re-exported)
+from tests.support.webchat import demo  # noqa: F401
+from tests.support.world import world  # noqa: F401
 from workflow.clock import SHANGHAI, ManualClock
 
 PG_URL = os.environ.get("SHUOSHI_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_COUNTY = ROOT / "bot" / "examples" / "county.yaml"
 
 
 def _pg_reachable() -> str | None:

@@ -140,3 +140,39 @@ def test_relative_imports_inside_a_package_are_allowed(tmp_path, monkeypatch):
     (tmp_path / "workflow" / "x.py").write_text("from .model import Case\nfrom . import events\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert violations("workflow") == []
+
+
+def imported_test_modules(path: Path) -> set[str]:
+    """Every tests.test_* module a file imports, `from tests import test_x` included."""
+    found = set()
+    for module in imported_modules(path):
+        found.add(module)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            module = _absolute(path, node.module, node.level)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return {m for m in found if m.startswith("tests.test_")}
+
+
+def test_no_test_module_imports_another():
+    """Shared fixtures and helpers live in tests/support/, so each test module stands alone."""
+    files = sorted((ROOT / "tests").glob("test_*.py")) + sorted(
+        (ROOT / "tests").rglob("support/*.py")
+    )
+    bad = [f"{p.relative_to(ROOT)} imports {m}" for p in files for m in imported_test_modules(p)]
+    assert bad == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["from tests.test_notify import world\n", "from tests import test_dashboard\n",
+     "import tests.test_runner\n", "from .test_media import encode\n"],
+)  # fmt: skip
+def test_the_checker_sees_a_test_module_importing_another(tmp_path, monkeypatch, source):
+    import sys
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text(source)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert imported_test_modules(tmp_path / "tests" / "test_x.py")

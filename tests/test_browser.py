@@ -30,8 +30,9 @@ from bot.runner import Running, serve
 from bot.web.dashboard.users import add_user
 from storage.org_file import load_org_file
 from tests.conftest import EXAMPLE_COUNTY, ROOT
-from tests.test_runner import free_port
-from tests.test_webchat import NUMBER, chat_text, jpeg
+from tests.support.images import jpeg
+from tests.support.net import free_port
+from tests.support.webchat import NUMBER, chat_text
 from workflow.clock import ManualClock
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,8 +9,7 @@ import pytest
 
 from storage.channel import SqlChannelStore
 from storage.invites import create_invite
-from tests.test_notify import world  # noqa: F401  (fixture: staff chats 7001-7004, -100)
-from tests.test_staff_chat import Bot
+from tests.support.chat import Bot
 
 ids = itertools.count(1)
 # Another township's grid leader, a department that never held the case, another resident.
@@ -18,7 +17,7 @@ OTHER_LEADER, OTHER_DEPARTMENT, OTHER_RESIDENT = "7101", "7102", "7103"
 
 
 @pytest.fixture
-async def bot(world, tmp_path):  # noqa: F811
+async def bot(world, tmp_path):
     now = world["uow"].clock.now()
     async with world["sessions"]() as session:
         store = SqlChannelStore(session)
@@ -57,7 +56,7 @@ async def test_those_the_case_concerns_still_hear_why_not(bot: Bot):
     assert "网格长" in text and "没有编号" not in text
 
 
-async def test_a_duplicate_target_out_of_view_is_an_unknown_number(world):  # noqa: F811
+async def test_a_duplicate_target_out_of_view_is_an_unknown_number(world):
     from workflow.commands import ActorRef, MarkDuplicate, RejectCase, SubmitCase
     from workflow.errors import GuardFailed
     from workflow.model import Role
@@ -83,7 +82,7 @@ async def test_a_duplicate_target_out_of_view_is_an_unknown_number(world):  # no
     assert refusals[0] == refusals[1] and refusals[0][0] == "duplicate_target_unknown"
 
 
-async def test_a_department_that_held_the_case_still_sees_it_after_returning_it(bot: Bot, world):  # noqa: F811
+async def test_a_department_that_held_the_case_still_sees_it_after_returning_it(bot: Bot, world):
     from workflow.commands import AcceptCase, ActorRef, AssignCase, PassUp, ReturnCase, ValidateCase
     from workflow.model import Role
 

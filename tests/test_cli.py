@@ -204,7 +204,7 @@ async def shuoshi_run(workdir, **env: str) -> tuple[int, str]:
     import os
     import sys
 
-    from tests.test_runner import free_port
+    from tests.support.net import free_port
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SHUOSHI_")}
     environ |= {
@@ -235,7 +235,7 @@ async def test_run_with_a_token_telegram_refuses_says_to_check_it(workdir):
 
 
 async def test_run_with_telegram_out_of_reach_says_to_check_the_network(workdir):
-    from tests.test_runner import free_port
+    from tests.support.net import free_port
 
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     code, err = await shuoshi_run(

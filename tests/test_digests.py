@@ -15,7 +15,7 @@ from storage.channel import SqlChannelStore
 from storage.invites import create_invite
 from storage.rows import DigestRunRow, OutboxRow, PersonRow
 from storage.uow import SqlUnitOfWork, UnitOfWorkFactory
-from tests.test_analytics import KnownWeek, at
+from tests.support.weeks import KnownWeek, at
 from workflow.clock import SHANGHAI
 from workflow.commands import ValidateCase
 from workflow.ports import UnitDigest, UnitRef

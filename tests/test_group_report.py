@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from storage.channel import SqlChannelStore
-from storage.invites import create_invite
 from storage.queries import case_view
-from tests.test_notify import world  # noqa: F401  (fixture)
-from tests.test_staff_chat import Bot
-
-GROUP = "-200"
-
-
-async def enrol_workers(w) -> None:
-    async with w["sessions"]() as session:
-        store = SqlChannelStore(session)
-        now = w["uow"].clock.now()
-        for code, user in (("P-W-01", "8001"), ("P-W-02", "8002")):
-            invite = await create_invite(session, purpose="enrol", person_code=code, now=now)
-            await store.redeem_invite(invite.code, "telegram", user, code, user, now)
-        for grid in ("JL-XGC-01-G1", "JL-XGC-01-G2"):
-            bind = await create_invite(session, purpose="bind_chat", chat_purpose="grid",
-                                       area_code=grid, now=now)  # fmt: skip
-            await store.redeem_invite(bind.code, "telegram", "8001", "w", GROUP, now)
-        await session.commit()
+from tests.support.chat import Bot
+from tests.support.world import WORKER_GROUP as GROUP
+from tests.support.world import enrol_workers
 
 
-async def test_two_workers_report_at_once_in_one_group(world, tmp_path):  # noqa: F811
+async def test_two_workers_report_at_once_in_one_group(world, tmp_path):
     await enrol_workers(world)
     bot = Bot(world, tmp_path)
     a = await bot.send("8001", GROUP, text="/report 水库北侧防护网破损")
@@ -42,7 +25,7 @@ async def test_two_workers_report_at_once_in_one_group(world, tmp_path):  # noqa
     assert "照片" in out[0].text and out[0].reply_to_message_id
 
 
-async def test_worker_reports_in_group_leader_screens_there_and_worker_rates(world, tmp_path):  # noqa: F811
+async def test_worker_reports_in_group_leader_screens_there_and_worker_rates(world, tmp_path):
     await enrol_workers(world)
     bot = Bot(world, tmp_path)
     out = await bot.send("8001", GROUP, text="/report 水库北侧防护网破损",

@@ -10,8 +10,7 @@ from sqlalchemy import insert, select
 from handlers.messages import Incoming, Location, PhotoRef, storable
 from storage.queries import case_view
 from storage.rows import OutboxRow, WebMessageRow
-from tests.test_notify import world  # noqa: F401  (fixture: org, staff chats 7001-7004, -100)
-from tests.test_telegram_e2e import (  # noqa: F401  (harness: the fixture)
+from tests.support.chat import (
     COUNTY,
     DEPT_GROUP,
     HANDLER,
@@ -19,10 +18,9 @@ from tests.test_telegram_e2e import (  # noqa: F401  (harness: the fixture)
     RESIDENT,
     TOWNSHIP,
     Harness,
-    harness,
     text_of,
 )
-from tests.test_webchat import demo, report_as_new_resident  # noqa: F401  (demo: the fixture)
+from tests.support.webchat import report_as_new_resident
 from workflow.ports import OutgoingMessage
 
 STRANGER = 9901
@@ -54,7 +52,7 @@ def test_every_typed_field_of_an_incoming_is_cleaned():
     assert Incoming("web", "1", "private", "1", location=Location(37.2, 115.0)).location
 
 
-async def settled(h: Harness, world) -> list[tuple]:  # noqa: F811
+async def settled(h: Harness, world) -> list[tuple]:
     """Rows still pending once the sender's pass is over (it holds them while sending)."""
     await h.sender.deliver_pending()
     async with world["sessions"]() as session:
@@ -62,7 +60,7 @@ async def settled(h: Harness, world) -> list[tuple]:  # noqa: F811
         return [(r.chat_id, r.error, r.payload.get("text")) for r in rows.scalars()]
 
 
-async def test_a_nul_command_does_not_silence_the_bot(harness: Harness, world):  # noqa: F811
+async def test_a_nul_command_does_not_silence_the_bot(harness: Harness, world):
     h, fake = harness, harness.fake
     stranger = fake.user(STRANGER, first_name="名" + BAD)
     out = await h.act(STRANGER, STRANGER, lambda: fake.send_text(STRANGER, stranger, "/x" + BAD))
@@ -86,7 +84,7 @@ async def report(h: Harness, description: str, address: str) -> str:
     return text_of(out[0]).split("案件编号 ")[1].split("。")[0].strip()
 
 
-async def test_hostile_characters_in_every_typed_field(harness: Harness, world):  # noqa: F811
+async def test_hostile_characters_in_every_typed_field(harness: Harness, world):
     h, fake, r = harness, harness.fake, RESIDENT
     # A case screened invalid: the reason is typed by the grid leader and echoed to the resident.
     first = await report(h, "第一件" + BAD, "东门" + BAD)
@@ -144,7 +142,7 @@ async def test_hostile_characters_in_every_typed_field(harness: Harness, world):
     assert text_of(out[0]) and await settled(h, world) == []
 
 
-async def test_one_unreadable_outbox_row_fails_alone(harness: Harness, world):  # noqa: F811
+async def test_one_unreadable_outbox_row_fails_alone(harness: Harness, world):
     """Rows written before inputs were cleaned (or broken some other way) are failed with their
     reason; every other chat's messages still go out."""
     h, fake, clock = harness, harness.fake, world["uow"].clock
@@ -170,7 +168,7 @@ async def test_one_unreadable_outbox_row_fails_alone(harness: Harness, world):  
     assert all(error for _, error in failed)
 
 
-async def test_web_chat_text_is_cleaned_and_a_bad_row_fails_alone(demo):  # noqa: F811
+async def test_web_chat_text_is_cleaned_and_a_bad_row_fails_alone(demo):
     b, chat, app = demo
     number = await report_as_new_resident(b, "垃圾\x00")  # a form cannot carry a lone surrogate
     async with app.sessions() as session:
@@ -217,7 +215,7 @@ async def test_long_polling_through_the_inbox_takes_hostile_text(engine, clock, 
     from storage.uow import UnitOfWorkFactory
     from tests.conftest import EXAMPLE_COUNTY
     from tests.fake_telegram import FakeTelegram
-    from tests.test_runner import free_port
+    from tests.support.net import free_port
     from workflow.services import Workflow
 
     sessions = session_factory(engine)

@@ -7,11 +7,10 @@ from sqlalchemy import select
 
 from storage.invites import create_invite
 from storage.rows import ChatBindingRow, IdentityRow, InviteRow
-from tests.test_notify import world  # noqa: F401  (fixture)
-from tests.test_staff_chat import Bot
+from tests.support.chat import Bot
 
 
-async def invites(world) -> tuple[str, str]:  # noqa: F811
+async def invites(world) -> tuple[str, str]:
     now = world["uow"].clock.now()
     async with world["sessions"]() as session:
         enrol = await create_invite(session, purpose="enrol", role="supervisor", now=now)
@@ -20,7 +19,7 @@ async def invites(world) -> tuple[str, str]:  # noqa: F811
     return enrol.code, group.code
 
 
-async def state(world, *codes: str) -> tuple[list, int, int]:  # noqa: F811
+async def state(world, *codes: str) -> tuple[list, int, int]:
     async with world["sessions"]() as session:
         wanted = select(InviteRow.used_at).where(InviteRow.code.in_(codes))
         used = (await session.execute(wanted)).scalars().all()
@@ -32,7 +31,7 @@ async def state(world, *codes: str) -> tuple[list, int, int]:  # noqa: F811
     return list(used), bindings, accounts
 
 
-async def test_a_chat_code_does_not_enrol_and_an_enrol_code_does_not_bind(world, tmp_path):  # noqa: F811
+async def test_a_chat_code_does_not_enrol_and_an_enrol_code_does_not_bind(world, tmp_path):
     bot = Bot(world, tmp_path)
     enrol, group = await invites(world)
     out = await bot.send("6001", text=f"/start {group}")
@@ -52,7 +51,7 @@ async def test_a_chat_code_does_not_enrol_and_an_enrol_code_does_not_bind(world,
     assert all(used) and bindings == 1 and accounts == 1
 
 
-async def test_the_refusal_is_localized(world, tmp_path):  # noqa: F811
+async def test_the_refusal_is_localized(world, tmp_path):
     bot = Bot(world, tmp_path)
     enrol, group = await invites(world)
     out = await bot.send("6001", text=f"/start {group}", language="en")

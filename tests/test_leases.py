@@ -14,14 +14,13 @@ from bot.lease import TTL, Lease, LeasedWork
 from bot.telegram.sender import OutboxSender
 from storage.leases import lease_holder, release_lease, take_lease
 from tests.fake_telegram import FakeTelegram
-from tests.test_notify import world  # noqa: F401  (fixture)
-from tests.test_outbox_sender import fake, media, photo, queue  # noqa: F401  (fixtures)
-from tests.test_runner import start
+from tests.support.net import start
+from tests.support.outbox import photo, queue
 
 NAME = "telegram:123456"
 
 
-async def test_a_lease_is_held_by_one_holder_until_it_expires(world):  # noqa: F811
+async def test_a_lease_is_held_by_one_holder_until_it_expires(world):
     sessions, clock = world["sessions"], world["uow"].clock
     now = clock.now()
     later = now + TTL
@@ -38,7 +37,7 @@ async def test_a_lease_is_held_by_one_holder_until_it_expires(world):  # noqa: F
     assert await take_lease(sessions, "other", "b", expired, expired + TTL) is True
 
 
-async def test_two_processes_taking_a_free_lease_at_once_get_it_once(world):  # noqa: F811
+async def test_two_processes_taking_a_free_lease_at_once_get_it_once(world):
     sessions, clock = world["sessions"], world["uow"].clock
     now = clock.now()
     for name in ("fresh", "fresh"):  # never taken (INSERT race), then expired (UPDATE race)
@@ -49,7 +48,7 @@ async def test_two_processes_taking_a_free_lease_at_once_get_it_once(world):  # 
         now += TTL
 
 
-async def test_only_the_holder_sends_and_another_takes_over(world, fake, media):  # noqa: F811
+async def test_only_the_holder_sends_and_another_takes_over(world, fake, media):
     """Kill the holder (it stops renewing), pass its expiry: the other delivers the rest."""
     sessions, clock = world["sessions"], world["uow"].clock
     senders = [OutboxSender(fake.make_bot(), sessions, media, clock) for _ in "ab"]
@@ -94,7 +93,7 @@ async def test_only_the_holder_sends_and_another_takes_over(world, fake, media):
     assert await b.deliver_pending() == 0
 
 
-async def test_a_lease_that_runs_out_mid_message_stops_before_its_next_call(world, fake, media):  # noqa: F811
+async def test_a_lease_that_runs_out_mid_message_stops_before_its_next_call(world, fake, media):
     """A photo, then a text too long for its caption: two calls. The lease runs out after the
     first: the second is left to whoever holds the lease next."""
     sender = OutboxSender(fake.make_bot(), world["sessions"], media, world["uow"].clock)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from storage.media import (
     PhotoInfo,
 )
 from storage.rows import AttachmentRow
+from tests.support.images import encode, picture, png_bytes
 from workflow.clock import ManualClock
 
 GPS = ExifTags.IFD.GPSInfo
@@ -59,19 +59,6 @@ def exif_with_gps() -> Image.Exif:
     return exif
 
 
-def picture(size: tuple[int, int] = (64, 48)) -> Image.Image:
-    """A picture with detail, so decoded pixels can be compared meaningfully."""
-    im = Image.linear_gradient("L").resize(size).convert("RGB")
-    im.paste((200, 30, 30), (4, 4, size[0] // 2, size[1] // 2))
-    return im
-
-
-def encode(fmt: str, image: Image.Image | None = None, **params: object) -> bytes:
-    out = io.BytesIO()
-    (image or picture()).save(out, fmt, **params)
-    return out.getvalue()
-
-
 def jpeg_with_gps() -> bytes:
     return encode("JPEG", exif=exif_with_gps(), quality=90)
 
@@ -80,21 +67,6 @@ def exif_with_address() -> Image.Exif:
     exif = exif_with_gps()
     exif[ExifTags.Base.ImageDescription] = (STREET + b", " + CITY).decode()
     return exif
-
-
-def png_bytes(width: int, height: int) -> bytes:
-    """A valid black 1-bit PNG of any size, built without holding its pixels in memory."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    packer = zlib.compressobj(9)
-    row = bytes(1 + (width + 7) // 8)
-    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    header = b"\x89PNG\r\n\x1a\n"
-    return header + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def with_segment(jpeg: bytes, marker: int, body: bytes) -> bytes:

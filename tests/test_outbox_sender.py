@@ -7,43 +7,25 @@ each planned wake-up instead of waiting, and the fake measures its limits on the
 
 from __future__ import annotations
 
-import hashlib
-import io
 import itertools
 import logging
 from datetime import timedelta
 
 import pytest
-from PIL import Image
 from sqlalchemy import select
 
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.telegram.sender import OutboxSender, RetryPolicy
-from handlers.messages import Button, Outgoing
 from storage.media import MediaStore
 from storage.outbox import failed_deliveries, failed_delivery_count
 from storage.rows import CaseRow, MessageLinkRow, OutboxRow
 from tests.fake_telegram import FakeTelegram
-from tests.test_notify import world  # noqa: F401  (fixture)
+from tests.support.outbox import photo, queue
 from workflow.commands import ActorRef, SubmitCase
 from workflow.model import Role
-from workflow.ports import OutgoingMessage
 
 GROUP = -100  # the housing department's group in the world fixture
 TELEGRAM = RateLimits()  # 30/s, 1/s per chat, 20/min per group
-
-
-async def queue(
-    w, chat: str, text: str, case: str | None = None, *, channel: str = "telegram", **fields
-) -> None:
-    """One outgoing message committed to the outbox, as a handler would write it."""
-    callback_id = fields.pop("callback_id", None)
-    async with w["uow"]() as uow:
-        message = Outgoing(chat_id=chat, text=text, buttons=[[Button("ok", "a:ac:x")]],
-                           case_number=case, purpose="case_card", **fields)  # fmt: skip
-        payload = {**message.payload(), "callback_id": callback_id}
-        await uow.outbox.add(OutgoingMessage(channel, chat, payload, case))
-        await uow.commit()
 
 
 async def rows(w) -> list[OutboxRow]:
@@ -89,33 +71,10 @@ def texts(fake: FakeTelegram, chat: int) -> list[str]:
     return [m.get("text") or m.get("caption") or "" for m in fake.sent(chat)]
 
 
-def photo(media: MediaStore, color: str) -> str:
-    """A JPEG in the media store's public copies; returns its sha256."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 24), color).save(buffer, "JPEG")
-    data = buffer.getvalue()
-    sha = hashlib.sha256(data).hexdigest()
-    path = media.public_path(sha)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return sha
-
-
-@pytest.fixture
-async def fake():
-    async with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
-def media(tmp_path) -> MediaStore:
-    return MediaStore(tmp_path / "media")
-
-
 # --------------------------------------------------------------------------- 429
 
 
-async def test_retry_after_is_honoured_then_delivered_in_order(world, fake, media):  # noqa: F811
+async def test_retry_after_is_honoured_then_delivered_in_order(world, fake, media):
     clock = world["uow"].clock
     sender = make_sender(world, fake, media)
     fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
@@ -141,7 +100,7 @@ async def test_retry_after_is_honoured_then_delivered_in_order(world, fake, medi
     assert fake.too_many_requests == 0
 
 
-async def test_a_429_from_telegrams_own_limits_is_waited_out(world, fake, media):  # noqa: F811
+async def test_a_429_from_telegrams_own_limits_is_waited_out(world, fake, media):
     """A sender that paces nothing meets the fake's limits: it waits as told, loses nothing."""
     sender = make_sender(world, fake, media, limits=None)
     for i in range(4):
@@ -157,7 +116,7 @@ async def test_a_429_from_telegrams_own_limits_is_waited_out(world, fake, media)
 
 
 async def test_blocked_user_is_failed_with_the_reason_and_the_case_flagged(
-    world,  # noqa: F811
+    world,
     fake,
     media,
     caplog,
@@ -199,7 +158,7 @@ async def test_blocked_user_is_failed_with_the_reason_and_the_case_flagged(
     ],
 )
 async def test_chats_telegram_will_not_deliver_to_are_failed_for_good(
-    world,  # noqa: F811
+    world,
     fake,
     media,
     chat,
@@ -215,7 +174,7 @@ async def test_chats_telegram_will_not_deliver_to_are_failed_for_good(
     assert (first.status, first.error, second.status) == ("failed", description, "sent")
 
 
-async def test_a_group_upgraded_to_a_supergroup_is_failed_with_its_new_id(world, fake, media):  # noqa: F811
+async def test_a_group_upgraded_to_a_supergroup_is_failed_with_its_new_id(world, fake, media):
     sender = make_sender(world, fake, media)
     fake.fail_next("sendMessage", 400, "Bad Request: group chat was upgraded to a supergroup chat",
                    parameters={"migrate_to_chat_id": -1001234})  # fmt: skip
@@ -229,7 +188,7 @@ async def test_a_group_upgraded_to_a_supergroup_is_failed_with_its_new_id(world,
 
 
 async def test_transient_errors_back_off_exponentially_up_to_a_cap_then_fail(
-    world,  # noqa: F811
+    world,
     fake,
     media,
 ):
@@ -259,7 +218,7 @@ async def test_transient_errors_back_off_exponentially_up_to_a_cap_then_fail(
     assert sender.wake_at is None  # nothing left to wait for
 
 
-async def test_a_photo_missing_from_the_store_is_retried_then_failed(world, fake, media):  # noqa: F811
+async def test_a_photo_missing_from_the_store_is_retried_then_failed(world, fake, media):
     sender = make_sender(world, fake, media, retry=RetryPolicy(max_attempts=2, backoff_base=1))
     number = await submit(world)  # its card to the grid leader goes out; this one cannot
     await queue(world, "5001", "with a photo", photos=["0" * 64])
@@ -270,7 +229,7 @@ async def test_a_photo_missing_from_the_store_is_retried_then_failed(world, fake
     assert not (await case_row(world, number)).delivery_failed
 
 
-async def test_one_retrying_chat_does_not_hold_up_the_others(world, fake, media):  # noqa: F811
+async def test_one_retrying_chat_does_not_hold_up_the_others(world, fake, media):
     clock = world["uow"].clock
     sender = make_sender(world, fake, media)
     fake.fail_next("sendMessage", 500, "Internal Server Error", times=3, chat_id=5001)
@@ -291,7 +250,7 @@ async def test_one_retrying_chat_does_not_hold_up_the_others(world, fake, media)
 # --------------------------------------------------------------------------- limits
 
 
-async def test_a_hundred_messages_for_one_group_keep_twenty_a_minute(world, fake, media):  # noqa: F811
+async def test_a_hundred_messages_for_one_group_keep_twenty_a_minute(world, fake, media):
     clock = world["uow"].clock
     start = clock.now()
     sender = make_sender(world, fake, media)
@@ -307,7 +266,7 @@ async def test_a_hundred_messages_for_one_group_keep_twenty_a_minute(world, fake
     assert fake.receipts[-1].at - fake.receipts[0].at == 4 * 60 + 19
 
 
-async def test_one_message_a_second_in_a_chat(world, fake, media):  # noqa: F811
+async def test_one_message_a_second_in_a_chat(world, fake, media):
     sender = make_sender(world, fake, media)
     for i in range(5):
         await queue(world, "5001", f"m{i}")
@@ -319,7 +278,7 @@ async def test_one_message_a_second_in_a_chat(world, fake, media):  # noqa: F811
     assert texts(fake, 5001) == [f"m{i}" for i in range(5)]
 
 
-async def test_thirty_a_second_overall_across_many_chats(world, fake, media):  # noqa: F811
+async def test_thirty_a_second_overall_across_many_chats(world, fake, media):
     clock = world["uow"].clock
     start = clock.now()
     sender = make_sender(world, fake, media, concurrency=8)
@@ -333,7 +292,7 @@ async def test_thirty_a_second_overall_across_many_chats(world, fake, media):  #
     assert fake.receipts[-1].at - fake.receipts[0].at == 3.0  # 30, 30, 30 and 10 more
 
 
-async def test_an_album_and_its_card_are_spaced_and_counted_per_photo(world, fake, media):  # noqa: F811
+async def test_an_album_and_its_card_are_spaced_and_counted_per_photo(world, fake, media):
     clock = world["uow"].clock
     sender = make_sender(world, fake, media)
     shas = [photo(media, c) for c in ("red", "green", "blue")]
@@ -355,7 +314,7 @@ async def test_an_album_and_its_card_are_spaced_and_counted_per_photo(world, fak
 # --------------------------------------------------------------------------- crash window
 
 
-async def test_a_send_whose_row_could_not_be_marked_is_not_sent_again(world, fake, media):  # noqa: F811
+async def test_a_send_whose_row_could_not_be_marked_is_not_sent_again(world, fake, media):
     sender = make_sender(world, fake, media)
     await queue(world, "5001", "once")
     real_mark = sender._mark_sent
@@ -372,7 +331,7 @@ async def test_a_send_whose_row_could_not_be_marked_is_not_sent_again(world, fak
 
 
 async def test_a_crash_between_send_and_mark_sends_once_more_and_never_loses(
-    world,  # noqa: F811
+    world,
     fake,
     media,
 ):
@@ -396,7 +355,7 @@ async def test_a_crash_between_send_and_mark_sends_once_more_and_never_loses(
 # --------------------------------------------------------------------------- the rest
 
 
-async def test_button_presses_are_answered_ahead_of_the_queue(world, fake, media):  # noqa: F811
+async def test_button_presses_are_answered_ahead_of_the_queue(world, fake, media):
     clock = world["uow"].clock
     sender = make_sender(world, fake, media)
     await queue(world, "5001", "card")
@@ -414,7 +373,7 @@ async def test_button_presses_are_answered_ahead_of_the_queue(world, fake, media
     assert len(fake.calls_of("answerCallbackQuery")) == 1  # answered once
 
 
-async def test_web_chat_rows_are_left_to_the_web_channel(world, fake, media):  # noqa: F811
+async def test_web_chat_rows_are_left_to_the_web_channel(world, fake, media):
     sender = make_sender(world, fake, media)
     await queue(world, "w-42", "for the browser", channel="web")
     await queue(world, "5001", "for telegram")
@@ -424,7 +383,7 @@ async def test_web_chat_rows_are_left_to_the_web_channel(world, fake, media):  #
     assert [c.params["chat_id"] for c in fake.calls_of("sendMessage")] == [5001]
 
 
-async def test_sent_cards_are_linked_to_their_case(world, fake, media):  # noqa: F811
+async def test_sent_cards_are_linked_to_their_case(world, fake, media):
     number = await submit(world)
     sender = make_sender(world, fake, media)
     await sender.deliver_pending()
@@ -437,7 +396,7 @@ async def test_sent_cards_are_linked_to_their_case(world, fake, media):  # noqa:
     assert number in sent[-1]["text"]
 
 
-async def test_run_wakes_when_a_chat_may_send_again(world, fake, media):  # noqa: F811
+async def test_run_wakes_when_a_chat_may_send_again(world, fake, media):
     clock = world["uow"].clock
     sender = make_sender(world, fake, media)
     assert await sender.deliver_pending() == 0
@@ -452,7 +411,7 @@ async def test_run_wakes_when_a_chat_may_send_again(world, fake, media):  # noqa
     assert sender.seconds_until_wake(5.0) == 0.0
 
 
-async def test_from_settings_keeps_telegrams_limits(world, fake, media):  # noqa: F811
+async def test_from_settings_keeps_telegrams_limits(world, fake, media):
     from bot.config import OutboxSettings
 
     settings = OutboxSettings(group_messages_per_minute=5, max_attempts=3, concurrency=4)

@@ -12,7 +12,6 @@ from storage.calendar import Schedule, store_schedule
 from storage.channel import SqlChannelStore
 from storage.invites import create_invite
 from storage.rows import CaseReminderRow, CaseRow, OutboxRow
-from tests.test_notify import world  # noqa: F401  (fixture)
 from workflow.clock import SHANGHAI
 from workflow.commands import (
     AcceptCase,
@@ -113,7 +112,7 @@ def test_resolved_cases_only_close():
 
 
 @pytest.fixture
-async def town(world):  # noqa: F811
+async def town(world):
     """The notify world plus a supervisor in a private chat (7005)."""
     async with world["sessions"]() as session:
         store = SqlChannelStore(session)
@@ -345,7 +344,7 @@ def test_policy_limits_are_configurable():
 
 
 async def test_a_supervisors_reply_is_recorded_and_forwarded_to_the_holder(town, tmp_path):
-    from tests.test_staff_chat import Bot
+    from tests.support.chat import Bot
 
     n = await assigned_case(town)
     await sweep_at(town, "2026-11-25T00:00")

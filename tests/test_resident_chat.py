@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 
 import pytest
-from PIL import Image
 from sqlalchemy import func, select
 
 from handlers.conversation import Conversations
@@ -19,31 +17,11 @@ from storage.org_file import load_org_file
 from storage.rows import CaseAttachmentRow, CaseRow, ConversationRow, OutboxRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY
+from tests.support.chat import Photos
 from workflow.policy import WorkflowPolicy
 from workflow.services import Workflow
 
 ROUTES = RESIDENT_ROUTES
-
-
-def png(color: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), color).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-class Photos:
-    """Stands in for the channel download: the bytes behind a file id go to the media store."""
-
-    def __init__(self, media: MediaStore) -> None:
-        self.media = media
-        self.files = {"red": png("red"), "blue": png("blue")}
-
-    async def save(self, uow, channel: str, ref: PhotoRef) -> int:
-        row = await self.media.save_photo(
-            uow.session, self.files[ref.file_id], now=uow.clock.now(), channel=channel,
-            channel_file_id=ref.file_id,
-        )  # fmt: skip
-        return row.id
 
 
 class Resident:

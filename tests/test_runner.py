@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
 from bot.app import open_app
 from bot.config import load_settings
-from bot.runner import WEBHOOK_PATH, serve_telegram
+from bot.runner import WEBHOOK_PATH
 from tests.conftest import EXAMPLE_COUNTY
 from tests.fake_telegram import FakeTelegram
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def start(tmp_path, fake: FakeTelegram, **telegram):
-    settings = load_settings(
-        data_dir=tmp_path / "data",
-        example_county=EXAMPLE_COUNTY,
-        telegram={"token": fake.token, "api_base": fake.base_url, **telegram},
-        web={"port": free_port()},
-    )
-    app = await open_app(settings)
-    from storage.org_file import load_org_file
-
-    await load_org_file(app.sessions, EXAMPLE_COUNTY)
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve_telegram(app, stop))
-    return app, stop, task
+from tests.support.net import free_port, start
 
 
 async def test_polling_answers_and_stops_cleanly(tmp_path, monkeypatch):

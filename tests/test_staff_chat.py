@@ -3,74 +3,13 @@ note by replying to the card, resolve with a result, rate; every step by pressin
 
 from __future__ import annotations
 
-import itertools
-
-from sqlalchemy import select
-
-from handlers.conversation import Conversations
-from handlers.messages import Incoming, PhotoRef
-from handlers.notify import Notifier
-from handlers.routes import ALL_ROUTES
+from handlers.messages import PhotoRef
 from storage.channel import SqlChannelStore
 from storage.queries import case_view
-from storage.rows import OutboxRow
-from tests.test_notify import world  # noqa: F401  (fixture)
-from tests.test_resident_chat import Photos
-from workflow.policy import WorkflowPolicy
-from workflow.services import Workflow
-
-ids = itertools.count(1)
+from tests.support.chat import Bot
 
 
-class Bot:
-    def __init__(self, w, tmp_path) -> None:
-        from storage.media import MediaStore
-
-        self.world = w
-        self.conv = Conversations(
-            w["uow"], Workflow(WorkflowPolicy(), on_events=Notifier()),
-            Photos(MediaStore(tmp_path / "media")), ALL_ROUTES,
-        )  # fmt: skip
-
-    async def send(self, user: str, chat: str | None = None, **kw):
-        n = next(ids)
-        chat = chat or user
-        msg = Incoming(
-            channel="telegram", chat_id=chat, user_id=user,
-            chat_type="private" if chat == user else "supergroup",
-            message_id=f"m{n}", update_key=f"u{n}", **kw,
-        )  # fmt: skip
-        return await self.conv.handle(msg)
-
-    async def outbox(self, chat: str) -> list[OutboxRow]:
-        async with self.world["sessions"]() as session:
-            rows = await session.execute(
-                select(OutboxRow).where(OutboxRow.chat_id == chat).order_by(OutboxRow.id)
-            )
-            return list(rows.scalars())
-
-    async def button(self, chat: str, prefix: str) -> str:
-        for row in reversed(await self.outbox(chat)):
-            for line in row.payload["buttons"]:
-                for b in line:
-                    if b["data"].startswith(prefix):
-                        return b["data"]
-        raise AssertionError(f"no {prefix} button in chat {chat}")
-
-    async def report(self, user: str, text: str) -> None:
-        """A resident's whole report with the first choice at every step."""
-        await self.send(user, text="📝 我要说事")
-        await self.press(user, "cat:")
-        await self.send(user, text=text)
-        for prefix in ("ph:", "loc:", "ct:", "cf:"):
-            await self.press(user, prefix)
-
-    async def press(self, user: str, prefix: str, chat: str | None = None):
-        data = await self.button(chat or user, prefix)
-        return await self.send(user, chat, callback_data=data, callback_id=f"c{next(ids)}")
-
-
-async def test_the_loop_by_buttons_and_replies(world, tmp_path):  # noqa: F811
+async def test_the_loop_by_buttons_and_replies(world, tmp_path):
     bot = Bot(world, tmp_path)
     out = await bot.send("5001", text="📝 我要说事")
     out = await bot.press("5001", "cat:")
@@ -119,7 +58,7 @@ async def test_the_loop_by_buttons_and_replies(world, tmp_path):  # noqa: F811
     ]  # fmt: skip
 
 
-async def test_wrong_department_and_strangers_are_refused(world, tmp_path):  # noqa: F811
+async def test_wrong_department_and_strangers_are_refused(world, tmp_path):
     bot = Bot(world, tmp_path)
     await bot.report("5001", "路灯不亮")
     data = await bot.button("7001", "a:sv:")
@@ -133,7 +72,7 @@ async def test_wrong_department_and_strangers_are_refused(world, tmp_path):  # n
     assert "不能" in out[0].text
 
 
-async def test_leader_reclassifies_from_the_card(world, tmp_path):  # noqa: F811
+async def test_leader_reclassifies_from_the_card(world, tmp_path):
     bot = Bot(world, tmp_path)
     await bot.report("5001", "路灯不亮")
     out = await bot.press("7001", "a:rc:")

@@ -9,110 +9,25 @@ resolves with a photo; the resident rates it 满意; the timeline shows every st
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 
-import pytest
-from PIL import Image
 from sqlalchemy import func, select
 
-from bot.telegram.adapter import TelegramChannel, TelegramPhotos
-from bot.telegram.sender import OutboxSender
-from handlers.conversation import Conversations
-from handlers.notify import Notifier
-from handlers.routes import ALL_ROUTES
-from storage.media import MediaStore
 from storage.queries import case_view
 from storage.rows import CaseRow
-from tests.fake_telegram import FakeTelegram
-from tests.test_notify import world  # noqa: F401  (fixture: org, staff chats 7001-7004, -100)
-from workflow.policy import WorkflowPolicy
-from workflow.services import Workflow
-
-RESIDENT, LEADER, TOWNSHIP, COUNTY, HANDLER, DEPT_GROUP = 5001, 7001, 7002, 7003, 7004, -100
-
-
-def jpeg(color: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), color).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-class Harness:
-    def __init__(self, fake: FakeTelegram, w: dict, media: MediaStore) -> None:
-        from aiogram.client.default import DefaultBotProperties
-        from aiogram.enums import ParseMode
-
-        self.fake = fake
-        self.w = w
-        self.bot = fake.make_bot(default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-        conversations = Conversations(
-            w["uow"], Workflow(WorkflowPolicy(), on_events=Notifier()),
-            TelegramPhotos(self.bot, media), ALL_ROUTES,
-        )  # fmt: skip
-        self.sender = OutboxSender(self.bot, w["sessions"], media, w["uow"].clock)
-        self.channel = TelegramChannel(conversations, self.sender)
-        self.dp = self.channel.dispatcher()
-
-    async def __aenter__(self) -> Harness:
-        self.tasks = [
-            asyncio.create_task(self.dp.start_polling(self.bot, handle_signals=False,
-                                                      polling_timeout=1)),
-            asyncio.create_task(self.sender.run(idle_seconds=0.05)),
-        ]  # fmt: skip
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        with contextlib.suppress(RuntimeError):
-            await self.dp.stop_polling()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.bot.session.close()
-
-    def count(self, chat: int) -> int:
-        return len(self.fake.sent(chat))
-
-    async def says(self, chat: int, before: int, *, n: int = 1) -> list[dict]:
-        return (await self.fake.wait_sent(chat, before + n))[before:]
-
-    async def press(self, chat: int, user: int, prefix: str) -> None:
-        for message in reversed(self.fake.sent(chat)):
-            for row in message.get("reply_markup", {}).get("inline_keyboard", []):
-                for button in row:
-                    if button.get("callback_data", "").startswith(prefix):
-                        self.fake.press(chat, user, message["message_id"], button["callback_data"])
-                        return
-        raise AssertionError(f"no {prefix!r} button in chat {chat}")
-
-    async def until(self, chat: int, before: int, needle: str) -> list[dict]:
-        """Wait for the bot's messages to a chat until one contains `needle`."""
-        count = before + 1
-        while True:
-            new = (await self.fake.wait_sent(chat, count))[before:]
-            if any(needle in text_of(m) for m in new):
-                return new
-            count += 1
-
-    async def act(self, chat: int, user: int, action, *, n: int = 1, wait_chat=None) -> list[dict]:
-        target = wait_chat or chat
-        before = self.count(target)
-        action()
-        return await self.says(target, before, n=n)
+from tests.support.chat import (
+    COUNTY,
+    DEPT_GROUP,
+    HANDLER,
+    LEADER,
+    RESIDENT,
+    TOWNSHIP,
+    Harness,
+    text_of,
+)
+from tests.support.images import jpeg
 
 
-@pytest.fixture
-async def harness(world, tmp_path):  # noqa: F811
-    async with FakeTelegram() as fake:
-        async with Harness(fake, world, MediaStore(tmp_path / "media")) as h:
-            yield h
-
-
-def text_of(message: dict) -> str:
-    return message.get("text") or message.get("caption") or ""
-
-
-async def test_scenario_resident_report_to_rating(harness: Harness, world):  # noqa: F811
+async def test_scenario_resident_report_to_rating(harness: Harness, world):
     h, fake = harness, harness.fake
     r = RESIDENT
     await h.act(r, r, lambda: fake.send_text(r, r, "📝 我要说事"))
@@ -179,7 +94,7 @@ async def test_scenario_resident_report_to_rating(harness: Harness, world):  # n
     assert all(t.actor_name or t.action == "route" for t in view.timeline)
 
 
-async def test_a_repeated_update_creates_nothing_twice(harness: Harness, world):  # noqa: F811
+async def test_a_repeated_update_creates_nothing_twice(harness: Harness, world):
     h, fake = harness, harness.fake
     r = RESIDENT
     update = fake.send_text(r, r, "📝 我要说事")
@@ -210,9 +125,9 @@ async def test_bad_input_through_telegram_gets_clear_answers(harness: Harness):
     assert all("选择类别" in a for a in answers[:4])  # the draft is still there
 
 
-async def test_scenario_grid_worker_reports_in_the_group(harness: Harness, world):  # noqa: F811
+async def test_scenario_grid_worker_reports_in_the_group(harness: Harness, world):
     """Scenario 2: the same loop started by a grid worker in a group chat, rated by that worker."""
-    from tests.test_group_report import enrol_workers
+    from tests.support.world import enrol_workers
 
     await enrol_workers(world)  # workers 8001/8002 enrolled, group -200 bound to two grids
     h, fake = harness, harness.fake

@@ -15,7 +15,7 @@ from storage.db import session_factory
 from storage.inbox import SqlInbox
 from storage.rows import InboxRow
 from tests.fake_telegram import FakeTelegram
-from tests.test_runner import start
+from tests.support.net import start
 
 
 async def offset_past(fake: FakeTelegram, update_id: int) -> None:

@@ -16,12 +16,10 @@ from bot.config import Settings
 from bot.web.chat.app import setup_webchat
 from bot.web.trust import HSTS
 from storage.org_file import load_org_file
-from tests import test_dashboard
 from tests.conftest import EXAMPLE_COUNTY
-from tests.test_dashboard import PASSWORD, Site, csrf_of
+from tests.support.dashboard import PASSWORD, Site, csrf_of
 
 PUBLIC = "https://shuoshi.example.org"
-site = test_dashboard.site  # the fixture: the example county with its four cases
 
 
 def behind_proxy(site: Site, *, public_url: str | None = None, trust_proxy: bool = False) -> None:

@@ -16,7 +16,7 @@ from bot.runner import WEBHOOK_PATH, WebhookHandler, serve
 from storage.org_file import load_org_file
 from tests.conftest import EXAMPLE_COUNTY
 from tests.fake_telegram import FakeTelegram
-from tests.test_runner import free_port
+from tests.support.net import free_port
 
 SECRET = "s3cret-Token_1"
 

@@ -20,7 +20,7 @@ from handlers.weekly import (
     render_weekly_message,
     render_weekly_page,
 )
-from tests.test_analytics import AS_OF, W48, KnownWeek, at
+from tests.support.weeks import AS_OF, W48, KnownWeek, at
 from workflow.clock import SHANGHAI
 from workflow.ports import Period, RankedItem, Setback, UnitRates
 

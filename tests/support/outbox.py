@@ -1,0 +1,51 @@
+"""The outbox sender's surroundings: the `fake` Bot API and `media` store fixtures, and rows
+queued as a handler would write them."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+from PIL import Image
+
+from handlers.messages import Button, Outgoing
+from storage.media import MediaStore
+from tests.fake_telegram import FakeTelegram
+from workflow.ports import OutgoingMessage
+
+
+async def queue(
+    w, chat: str, text: str, case: str | None = None, *, channel: str = "telegram", **fields
+) -> None:
+    """One outgoing message committed to the outbox, as a handler would write it."""
+    callback_id = fields.pop("callback_id", None)
+    async with w["uow"]() as uow:
+        message = Outgoing(chat_id=chat, text=text, buttons=[[Button("ok", "a:ac:x")]],
+                           case_number=case, purpose="case_card", **fields)  # fmt: skip
+        payload = {**message.payload(), "callback_id": callback_id}
+        await uow.outbox.add(OutgoingMessage(channel, chat, payload, case))
+        await uow.commit()
+
+
+def photo(media: MediaStore, color: str) -> str:
+    """A JPEG in the media store's public copies; returns its sha256."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), color).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    path = media.public_path(sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return sha
+
+
+@pytest.fixture
+async def fake():
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def media(tmp_path) -> MediaStore:
+    return MediaStore(tmp_path / "media")
