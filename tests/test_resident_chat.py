@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from handlers.conversation import Conversations
 from handlers.messages import Incoming, Location, Outgoing, PhotoRef
-from handlers.resident import RESIDENT_ROUTES
+from handlers.routes import ALL_ROUTES
 from storage.calendar import seed_calendar
 from storage.db import session_factory
 from storage.media import MediaStore
@@ -20,8 +20,6 @@ from tests.conftest import EXAMPLE_COUNTY
 from tests.support.chat import Photos
 from workflow.policy import WorkflowPolicy
 from workflow.services import Workflow
-
-ROUTES = RESIDENT_ROUTES
 
 
 class Resident:
@@ -40,7 +38,7 @@ class Resident:
         """A new process: nothing kept in memory, everything from the database."""
         self.bot = Conversations(
             UnitOfWorkFactory(self.sessions, self.clock), Workflow(WorkflowPolicy()), self.photos,
-            ROUTES,
+            ALL_ROUTES,
         )  # fmt: skip
 
     async def send(self, **kw) -> list[Outgoing]:
@@ -216,8 +214,6 @@ async def test_a_shared_location_finds_the_nearest_grid(resident: Resident):
 
 
 async def test_an_unexpected_failure_is_answered_and_writes_nothing(resident: Resident):
-    from handlers.resident import RESIDENT_ROUTES
-
     await resident.send(text="/start JL-XGC-01-G1")
     out = await resident.send(text="📝 我要说事")
     await resident.press(out, "cat:")
@@ -228,18 +224,17 @@ async def test_an_unexpected_failure_is_answered_and_writes_nothing(resident: Re
         turn.conv.step = "broken"
         raise RuntimeError("disk on fire")
 
-    resident.bot.routes = [explode, *RESIDENT_ROUTES]
+    resident.bot.routes = [explode, *ALL_ROUTES]
     before = await resident.count(OutboxRow)
     out = await resident.send(text="路灯不亮")
     assert "没有保存" in out[0].text and calls == [1]
     assert await resident.count(OutboxRow) == before + 1  # only the apology
-    resident.bot.routes = RESIDENT_ROUTES
+    resident.bot.routes = ALL_ROUTES
     out = await resident.send(text="路灯不亮")
     assert "照片" in out[0].text  # the draft was still at the description step
 
 
 async def test_a_raced_turn_is_run_again(resident: Resident):
-    from handlers.resident import RESIDENT_ROUTES
     from workflow.errors import ConcurrentUpdate
 
     raced = []
@@ -250,6 +245,6 @@ async def test_a_raced_turn_is_run_again(resident: Resident):
             raise ConcurrentUpdate("conversation_changed", "raced")
         return False
 
-    resident.bot.routes = [race_once, *RESIDENT_ROUTES]
+    resident.bot.routes = [race_once, *ALL_ROUTES]
     out = await resident.send(text="/start JL-XGC-01-G1")
     assert len(out) == 1 and "已登记" in out[0].text
