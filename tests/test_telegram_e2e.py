@@ -135,7 +135,7 @@ async def test_scenario_grid_worker_reports_in_the_group(harness: Harness, world
     out = await h.act(
         group, worker, lambda: fake.send_text(group, worker, "/report 水库北侧防护网破损")
     )
-    assert out[0]["reply_to_message"]["from"]["id"] == worker or "reply_to_message" in out[0]
+    assert out[0]["reply_to_message"]["from"]["id"] == worker  # addressed to the worker who asked
     await h.act(group, worker, lambda: asyncio.ensure_future(h.press(group, worker, "cat:")))
     await h.act(group, worker, lambda: fake.send_photo(group, worker, jpeg("gray")))
     await h.act(group, worker, lambda: asyncio.ensure_future(h.press(group, worker, "ph:")))
