@@ -9,12 +9,11 @@ from sqlalchemy import select
 
 from storage.outbox_queue import OutboxQueue, OutboxRows
 from storage.rows import CaseRow, OutboxRow
-from tests.test_notify import world  # noqa: F401  (fixture)
-from tests.test_outbox_sender import case_row, queue, rows, submit
+from tests.support.outbox import case_row, queue, rows, submit
 from workflow.clock import ensure_aware
 
 
-async def test_due_heads_are_the_first_pending_row_of_each_chat_of_one_channel(world):  # noqa: F811
+async def test_due_heads_are_the_first_pending_row_of_each_chat_of_one_channel(world):
     await queue(world, "1", "a1")
     await queue(world, "1", "a2")
     await queue(world, "2", "b1")
@@ -32,7 +31,7 @@ async def test_due_heads_are_the_first_pending_row_of_each_chat_of_one_channel(w
     assert [r.payload["text"] for r in await telegram.due_heads(now, heads[1].id, 100)] == []
 
 
-async def test_a_row_is_claimed_as_sent_once(world):  # noqa: F811
+async def test_a_row_is_claimed_as_sent_once(world):
     await queue(world, "3", "hello", channel="web")
     now = world["uow"].clock.now()
     async with world["sessions"]() as session:
@@ -46,7 +45,7 @@ async def test_a_row_is_claimed_as_sent_once(world):  # noqa: F811
     assert await OutboxQueue(world["sessions"], "web").all_pending() == []
 
 
-async def test_failing_a_row_flags_its_case_with_a_new_version(world):  # noqa: F811
+async def test_failing_a_row_flags_its_case_with_a_new_version(world):
     number = await submit(world)
     before = await case_row(world, number)
     (row,) = [r for r in await rows(world) if r.case_number == number][:1]

@@ -18,31 +18,12 @@ from bot.ratelimit import RateLimiter, RateLimits
 from bot.telegram.sender import OutboxSender, RetryPolicy
 from storage.media import MediaStore
 from storage.outbox import failed_deliveries, failed_delivery_count
-from storage.rows import CaseRow, MessageLinkRow, OutboxRow
+from storage.rows import MessageLinkRow
 from tests.fake_telegram import FakeTelegram
-from tests.support.outbox import photo, queue
-from workflow.commands import ActorRef, SubmitCase
-from workflow.model import Role
+from tests.support.outbox import case_row, photo, queue, rows, submit
 
 GROUP = -100  # the housing department's group in the world fixture
 TELEGRAM = RateLimits()  # 30/s, 1/s per chat, 20/min per group
-
-
-async def rows(w) -> list[OutboxRow]:
-    async with w["sessions"]() as session:
-        return list((await session.execute(select(OutboxRow).order_by(OutboxRow.id))).scalars())
-
-
-async def case_row(w, number: str) -> CaseRow:
-    async with w["sessions"]() as session:
-        return (await session.execute(select(CaseRow).where(CaseRow.number == number))).scalar_one()
-
-
-async def submit(w) -> str:
-    """A resident's report: its card to the grid leader (chat 7001) is queued."""
-    return await w["wf"].submit(w["uow"](), SubmitCase(
-        actor=ActorRef(w["resident"], Role.RESIDENT), grid_code="JL-XGC-01-G1",
-        category_code="safety", description="井盖坏了"))  # fmt: skip
 
 
 def make_sender(

@@ -8,10 +8,14 @@ import io
 
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
 from handlers.messages import Button, Outgoing
 from storage.media import MediaStore
+from storage.rows import CaseRow, OutboxRow
 from tests.fake_telegram import FakeTelegram
+from workflow.commands import ActorRef, SubmitCase
+from workflow.model import Role
 from workflow.ports import OutgoingMessage
 
 
@@ -26,6 +30,23 @@ async def queue(
         payload = {**message.payload(), "callback_id": callback_id}
         await uow.outbox.add(OutgoingMessage(channel, chat, payload, case))
         await uow.commit()
+
+
+async def rows(w) -> list[OutboxRow]:
+    async with w["sessions"]() as session:
+        return list((await session.execute(select(OutboxRow).order_by(OutboxRow.id))).scalars())
+
+
+async def case_row(w, number: str) -> CaseRow:
+    async with w["sessions"]() as session:
+        return (await session.execute(select(CaseRow).where(CaseRow.number == number))).scalar_one()
+
+
+async def submit(w) -> str:
+    """A resident's report: its card to the grid leader (chat 7001) is queued."""
+    return await w["wf"].submit(w["uow"](), SubmitCase(
+        actor=ActorRef(w["resident"], Role.RESIDENT), grid_code="JL-XGC-01-G1",
+        category_code="safety", description="井盖坏了"))  # fmt: skip
 
 
 def photo(media: MediaStore, color: str) -> str:
