@@ -139,23 +139,6 @@ async def test_send_media_group(bot: Bot, fake: FakeTelegram) -> None:
     assert len(fake.sent(CHAT)) == 2
 
 
-async def test_edit_message_text(bot: Bot, fake: FakeTelegram) -> None:
-    sent = await bot.send_message(CHAT, "待受理", reply_markup=keyboard(("受理", "a")))
-    edited = await bot.edit_message_text(text="已受理", chat_id=CHAT, message_id=sent.message_id)
-
-    assert isinstance(edited, Message)
-    assert edited.text == "已受理" and edited.edit_date is not None
-    assert edited.reply_markup is None  # Telegram drops the keyboard unless it is sent again
-    assert fake.message(CHAT, sent.message_id)["text"] == "已受理"
-    assert fake.last_sent(CHAT)["text"] == "待受理"  # sent() keeps what was sent
-    with pytest.raises(TelegramBadRequest, match="not modified"):
-        await bot.edit_message_text(text="已受理", chat_id=CHAT, message_id=sent.message_id)
-    markup = await bot.edit_message_reply_markup(
-        chat_id=CHAT, message_id=sent.message_id, reply_markup=keyboard(("评价", "r"))
-    )
-    assert isinstance(markup, Message) and markup.reply_markup is not None
-
-
 async def test_callback_query_round_trip(bot: Bot, fake: FakeTelegram) -> None:
     sent = await bot.send_message(CHAT, "请评价", reply_markup=keyboard(("满意", "rate:5")))
     update = fake.press(CHAT, CHAT, sent.message_id, "rate:5")
