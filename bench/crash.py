@@ -2,7 +2,7 @@
 
 For each channel (Telegram long polling, Telegram webhook, the public web chat /r) and each
 database (SQLite, PostgreSQL) it starts real `shuoshi run` processes on a temporary
-shuoshi.toml, with the Telegram Bot API played by tests/fake_telegram.py on 127.0.0.1 inside
+shuoshi.toml, with the Telegram Bot API played by tests/fake_telegram/ on 127.0.0.1 inside
 this process. N residents then report concurrently: /start with their grid's code, report,
 category, description, photos (every other resident an album of two), done, location, no
 phone, confirm; a resident who gets no answer does the step again as a new message (at most

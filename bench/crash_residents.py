@@ -1,5 +1,5 @@
 """bench/crash.py's users: residents reporting a problem with photos, through Telegram (long
-polling or webhook, the Bot API played by tests/fake_telegram.py) or the public web chat (/r).
+polling or webhook, the Bot API played by tests/fake_telegram/) or the public web chat (/r).
 
 Each resident does what a patient person does: one step, then waits for the bot's answer; when
 none comes within the cluster's patience (counted while the system is up), they do the step
