@@ -7,16 +7,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-
 from bot.config import Settings
 from handlers.notify import Notifier
 from handlers.render import Renderer
 from storage.calendar import seed_calendar
-from storage.db import create_engine, session_factory, upgrade_schema
+from storage.db import Engine, SessionFactory, create_engine, session_factory, upgrade_schema
 from storage.media import MediaStore
-from storage.rows import AreaRow
 from storage.uow import UnitOfWorkFactory
 from workflow.clock import Clock, SystemClock
 from workflow.services import Workflow
@@ -39,8 +35,8 @@ def example_county(settings: Settings) -> Path:
 @dataclass
 class App:
     settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker
+    engine: Engine
+    sessions: SessionFactory
     clock: Clock
     uow: UnitOfWorkFactory
     workflow: Workflow
@@ -51,9 +47,8 @@ class App:
         await self.engine.dispose()
 
     async def org_is_empty(self) -> bool:
-        async with self.sessions() as session:
-            count = (await session.execute(select(func.count()).select_from(AreaRow))).scalar_one()
-        return count == 0
+        async with self.uow() as uow:
+            return await uow.org.is_empty()
 
     def example_county(self) -> Path | None:
         path = example_county(self.settings)

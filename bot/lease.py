@@ -20,8 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
+from storage.db import SessionFactory
 from storage.leases import release_lease, take_lease
 from workflow.clock import Clock
 
@@ -44,7 +43,7 @@ class Lease:
     only while its last successful renewal is recent enough."""
 
     def __init__(
-        self, sessions: async_sessionmaker, clock: Clock, name: str, *,
+        self, sessions: SessionFactory, clock: Clock, name: str, *,
         holder: str | None = None, ttl: timedelta = TTL,
     ) -> None:  # fmt: skip
         self.sessions = sessions

@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-# What the composition root hands the repositories: a new session per call.
+# What the composition root hands the repositories: a new session per call; the engine it
+# closes on the way out. Named here so that bot/ need not import SQLAlchemy.
 SessionFactory: TypeAlias = async_sessionmaker[AsyncSession]
+Session: TypeAlias = AsyncSession
+Engine: TypeAlias = AsyncEngine
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

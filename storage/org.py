@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.rows import AreaRow, CategoryRow, DepartmentRow, PersonRow, RoleAssignmentRow
@@ -14,6 +14,11 @@ from workflow.ports import CategoryInfo, DepartmentInfo, GridPlace
 class SqlOrgDirectory:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def is_empty(self) -> bool:
+        """No organisation loaded yet: not a single area."""
+        count = (await self.session.execute(select(func.count()).select_from(AreaRow))).scalar_one()
+        return count == 0
 
     async def actor(self, person_id: int, role: Role) -> Actor:
         """The person in the given role, with every grid, township and department it covers."""

@@ -17,7 +17,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "handlers": (*FRAMEWORKS, "bot", "storage"),
     "storage": ("aiogram", "aiohttp", "bot", "handlers"),
     "templates": (*FRAMEWORKS, "bot", "handlers", "storage", "workflow"),
-    "bot": (),
+    "bot": ("sqlalchemy",),  # bot/ reaches the database through storage/ only
 }
 
 

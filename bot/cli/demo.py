@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from bot.app import App
 from handlers.render import Renderer
+from storage.demo import area, category_owner, first_assignment
 from storage.queries import case_view
-from storage.rows import AreaRow, CategoryRow, DepartmentRow, ResponsibilityRow, RoleAssignmentRow
+from storage.rows import RoleAssignmentRow
 from workflow.commands import (
     AcceptCase,
     ActorRef,
@@ -24,11 +23,8 @@ from workflow.model import DeadlineClass, Level, Role
 
 
 async def _first(app: App, role: Role, **where: int) -> RoleAssignmentRow | None:
-    async with app.sessions() as session:
-        stmt = select(RoleAssignmentRow).where(RoleAssignmentRow.role == role.value)
-        for column, value in where.items():
-            stmt = stmt.where(getattr(RoleAssignmentRow, column) == value)
-        return (await session.execute(stmt.order_by(RoleAssignmentRow.id).limit(1))).scalar()
+    async with app.uow.reading() as reads:
+        return await first_assignment(reads.session, role, **where)
 
 
 async def play_demo(app: App, renderer: Renderer) -> int:
@@ -37,18 +33,9 @@ async def play_demo(app: App, renderer: Renderer) -> int:
     if resident is None or resident.area_id is None:
         print(renderer.macro("cli.j2", "demo_missing", role=Role.RESIDENT.value))
         return 1
-    async with app.sessions() as session:
-        grid = await session.get(AreaRow, resident.area_id)
-        owner = (
-            await session.execute(
-                select(CategoryRow.code, DepartmentRow.id, DepartmentRow.code)
-                .join(ResponsibilityRow, ResponsibilityRow.category_id == CategoryRow.id)
-                .join(DepartmentRow, DepartmentRow.id == ResponsibilityRow.department_id)
-                .where(CategoryRow.code == "safety")
-                .order_by(ResponsibilityRow.primary.desc())
-                .limit(1)
-            )
-        ).first()
+    async with app.uow.reading() as reads:
+        grid = await area(reads.session, resident.area_id)
+        owner = await category_owner(reads.session, "safety")
     assert grid is not None and grid.township_id is not None
     needed = {
         Role.GRID_LEADER: await _first(app, Role.GRID_LEADER, area_id=grid.id),
@@ -95,8 +82,8 @@ async def play_demo(app: App, renderer: Renderer) -> int:
     for cmd in steps:
         await wf.handle(uow(), cmd)
     print(renderer.macro("cli.j2", "demo_intro", number=number))
-    async with app.sessions() as session:
-        print(renderer.render("case_show.txt.j2", view=await case_view(session, number)))
+    async with app.uow.reading() as reads:
+        print(renderer.render("case_show.txt.j2", view=await case_view(reads.session, number)))
     return 0
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web.dashboard.case import case_overdue, case_stages
 from bot.web.dashboard.context import Dashboard
@@ -24,6 +23,7 @@ from storage.dashboard.case_page import case_contacts, case_photo_mime
 from storage.dashboard.filters import OrgOptions, org_options
 from storage.dashboard.lists import export_cases, failed_messages, list_cases, stuck_cases
 from storage.dashboard.totals import overview as overview_totals
+from storage.db import Session
 from storage.queries import case_view, department_names
 from workflow.errors import NotFound
 
@@ -60,7 +60,7 @@ class Ranked:
 
 
 async def _setup(
-    dash: Dashboard, session: AsyncSession, query: Mapping[str, str]
+    dash: Dashboard, session: Session, query: Mapping[str, str]
 ) -> tuple[OrgOptions, Chosen]:
     options = await dash.cache.get(("org",), lambda: org_options(session))
     return options, parse_filter(query, options, dash.app.clock.now())
@@ -91,9 +91,7 @@ def ranked(rows: list[UnitRates], key: str) -> list[Ranked]:
     return [Ranked(i, r) for i, r in enumerate(present + missing, start=1)]
 
 
-async def rate_rows(
-    session: AsyncSession, chosen: Chosen, kind: str, now: datetime
-) -> list[UnitRates]:
+async def rate_rows(session: Session, chosen: Chosen, kind: str, now: datetime) -> list[UnitRates]:
     """Per-unit rates from storage.analytics, the one implementation of docs/rates.md."""
     f = chosen.filter
     return await unit_rates(
