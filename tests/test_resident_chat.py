@@ -18,6 +18,7 @@ from storage.rows import CaseAttachmentRow, CaseRow, ConversationRow, OutboxRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY
 from tests.support.chat import Photos
+from tests.support.texts import said
 from workflow.policy import WorkflowPolicy
 from workflow.services import Workflow
 
@@ -113,7 +114,7 @@ async def test_restart_in_the_middle_of_a_report_continues(resident: Resident):
     await resident.press(out, "cat:")
     resident.restart()
     out = await resident.send(text="路灯不亮")
-    assert "照片" in out[0].text
+    assert said("ask_photos", limit=9) in out[0].text
 
 
 async def test_bad_input_keeps_the_draft(resident: Resident):
@@ -123,24 +124,24 @@ async def test_bad_input_keeps_the_draft(resident: Resident):
     out = await resident.send(unsupported="sticker")
     assert "表情" in out[0].text and "描述问题" in out[0].text
     out = await resident.send(text="/start")
-    assert "正在填写" in out[0].text
+    assert said("report_in_progress", step="description") in out[0].text
     out = await resident.press(old, "cat:")  # a category button again, at the description step
-    assert "描述" in out[0].text
+    assert said("ask_description_again") in out[0].text
     out = await resident.send(text="/frobnicate")
-    assert "描述" in out[0].text
+    assert said("ask_description_again") in out[0].text
     out = await resident.send(text="垃圾堆放")
-    assert "照片" in out[0].text
+    assert said("ask_photos", limit=9) in out[0].text
 
 
 async def test_cancel_and_stale_buttons(resident: Resident):
     await resident.send(text="/start JL-XGC-01-G1")
     old = await resident.send(text="📝 我要说事")
     out = await resident.send(text="/cancel")
-    assert "已取消" in out[0].text
+    assert said("cancelled") in out[0].text
     out = await resident.press(old, "cat:")
-    assert "过期" in out[0].text
+    assert said("stale_button") in out[0].text
     out = await resident.send(text="/cancel")
-    assert "没有" in out[0].text
+    assert said("nothing_to_cancel") in out[0].text
     assert await resident.count(CaseRow) == 0
 
 
@@ -152,7 +153,7 @@ async def test_picking_the_grid_without_a_qr_code(resident: Resident):
     out = await resident.press(out, "gd:")
     assert "已登记" in out[0].text
     out = await resident.send(text="/my")
-    assert "还没有" in out[0].text
+    assert said("no_cases") in out[0].text
 
 
 async def test_one_key_help_raises_an_emergency_case_after_one_confirmation(resident: Resident):
@@ -231,7 +232,7 @@ async def test_an_unexpected_failure_is_answered_and_writes_nothing(resident: Re
     assert await resident.count(OutboxRow) == before + 1  # only the apology
     resident.bot.routes = ALL_ROUTES
     out = await resident.send(text="路灯不亮")
-    assert "照片" in out[0].text  # the draft was still at the description step
+    assert said("ask_photos", limit=9) in out[0].text  # the draft was still at the description step
 
 
 async def test_a_raced_turn_is_run_again(resident: Resident):

@@ -1,0 +1,14 @@
+"""What the bot says, from the templates: tests compare with these, not with Chinese fragments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.render import Renderer
+
+ZH = Renderer("zh_CN")
+
+
+def said(macro: str, /, **params: Any) -> str:
+    """A chat message as templates/chat.html.j2 renders it in zh_CN (HTML, as sent)."""
+    return ZH.macro("chat.html.j2", macro, **params)
