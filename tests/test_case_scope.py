@@ -10,6 +10,7 @@ import pytest
 from storage.channel import SqlChannelStore
 from storage.invites import create_invite
 from tests.support.chat import Bot
+from tests.support.texts import refusal
 
 ids = itertools.count(1)
 # Another township's grid leader, a department that never held the case, another resident.
@@ -43,7 +44,7 @@ async def test_out_of_scope_is_answered_like_an_unknown_number(bot: Bot):
         for data in ("a:sv:{}", "a:si:{}", "a:ac:{}", "as:housing:{}", "rc:safety:{}", "rt:{}:s"):
             real = await answer(bot, user, data.format(number))
             none = await answer(bot, user, data.format(unknown))
-            assert none[0] == f"没有编号为 {unknown} 的案件。", none
+            assert none[0] == refusal("unknown_case", case=unknown), none
             assert real == tuple(t.replace(unknown, number) if t else t for t in none), (user, data)
 
 
@@ -51,9 +52,9 @@ async def test_those_the_case_concerns_still_hear_why_not(bot: Bot):
     await bot.report("5001", "路灯不亮")
     number = next(r.case_number for r in await bot.outbox("7001") if r.case_number)
     text, _ = await answer(bot, "5001", f"a:sv:{number}")  # the reporter, not a leader
-    assert "群众" in text and "没有编号" not in text
+    assert "群众" in text and text != refusal("unknown_case", case=number)
     text, _ = await answer(bot, "7001", f"a:ac:{number}")  # the case's own grid leader
-    assert "网格长" in text and "没有编号" not in text
+    assert "网格长" in text and text != refusal("unknown_case", case=number)
 
 
 async def test_a_duplicate_target_out_of_view_is_an_unknown_number(world):
@@ -100,6 +101,6 @@ async def test_a_department_that_held_the_case_still_sees_it_after_returning_it(
     ):  # fmt: skip
         await wf.handle(uow(), cmd)
     text, _ = await answer(bot, "7004", f"a:ac:{number}")  # housing held it: told why not
-    assert "没有编号" not in text
+    assert text != refusal("unknown_case", case=number)
     text, _ = await answer(bot, OTHER_DEPARTMENT, f"a:ac:{number}")  # municipal never did
-    assert text == f"没有编号为 {number} 的案件。"
+    assert text == refusal("unknown_case", case=number)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from storage.queries import case_view
 from tests.support.chat import Bot
+from tests.support.texts import said
 from tests.support.world import WORKER_GROUP as GROUP
 from tests.support.world import enrol_workers
 
@@ -16,13 +17,15 @@ async def test_two_workers_report_at_once_in_one_group(world, tmp_path):
     assert a[0].reply_to_message_id and b[0].reply_to_message_id  # each addressed to its worker
     own_a, own_b = a[0].buttons[0][0].data, b[0].buttons[0][0].data
     out = await bot.send("8001", GROUP, callback_data=own_b, callback_id="q1")  # not his
-    assert "过期" in out[0].text
+    assert said("stale_button") in out[0].text
     out = await bot.send("8002", GROUP, callback_data=own_b, callback_id="q2")
-    assert "描述" in out[0].text and out[0].force_reply  # worker 2 had no description yet
+    assert (
+        said("ask_description") in out[0].text and out[0].force_reply
+    )  # worker 2 had no description yet
     out = await bot.send("8001", GROUP, callback_data=own_a, callback_id="q3")
-    assert "照片" in out[0].text  # worker 1 gave the description with /report
+    assert said("ask_photos", limit=9) in out[0].text  # worker 1 gave the description with /report
     out = await bot.send("8002", GROUP, text="路边乱堆建筑垃圾")
-    assert "照片" in out[0].text and out[0].reply_to_message_id
+    assert said("ask_photos", limit=9) in out[0].text and out[0].reply_to_message_id
 
 
 async def test_worker_reports_in_group_leader_screens_there_and_worker_rates(world, tmp_path):
@@ -30,9 +33,9 @@ async def test_worker_reports_in_group_leader_screens_there_and_worker_rates(wor
     bot = Bot(world, tmp_path)
     out = await bot.send("8001", GROUP, text="/report 水库北侧防护网破损",
                          photos=())  # fmt: skip
-    assert "类别" in out[0].text
+    assert said("ask_category") in out[0].text
     out = await bot.press("8001", "cat:", chat=GROUP)
-    assert "照片" in out[0].text  # the description came with /report
+    assert said("ask_photos", limit=9) in out[0].text  # the description came with /report
     out = await bot.press("8001", "ph:", chat=GROUP)
     assert not out[0].request_location  # no location keyboard in groups
     out = await bot.send("8001", GROUP, text="北侧大坝", reply_to_message_id="m0")

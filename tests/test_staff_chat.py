@@ -7,6 +7,7 @@ from handlers.messages import PhotoRef
 from storage.channel import SqlChannelStore
 from storage.queries import case_view
 from tests.support.chat import Bot
+from tests.support.texts import refusal
 
 
 async def test_the_loop_by_buttons_and_replies(world, tmp_path):
@@ -65,7 +66,8 @@ async def test_wrong_department_and_strangers_are_refused(world, tmp_path):
     out = await bot.send("9999", callback_data=data, callback_id="x1")  # not enrolled at all
     assert "登记" in out[0].text
     out = await bot.send("7004", callback_data=data, callback_id="x2")  # a department handler
-    assert "没有编号" in out[0].text  # not its case: answered as for an unknown number
+    number = data.split(":")[2]
+    assert out[0].text == refusal("unknown_case", case=number)  # as for an unknown number
     out = await bot.send("7001", callback_data=data, callback_id="x3")
     assert "初筛有效" in out[0].text
     out = await bot.send("7001", callback_data=data, callback_id="x4")  # pressed twice

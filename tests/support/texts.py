@@ -12,3 +12,8 @@ ZH = Renderer("zh_CN")
 def said(macro: str, /, **params: Any) -> str:
     """A chat message as templates/chat.html.j2 renders it in zh_CN (HTML, as sent)."""
     return ZH.macro("chat.html.j2", macro, **params)
+
+
+def refusal(code: str, /, **params: Any) -> str:
+    """A refusal's one line as templates/errors.j2 renders it in zh_CN."""
+    return ZH.macro("errors.j2", code, **params)
