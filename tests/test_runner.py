@@ -12,6 +12,7 @@ from bot.runner import WEBHOOK_PATH
 from tests.conftest import EXAMPLE_COUNTY
 from tests.fake_telegram import FakeTelegram
 from tests.support.net import free_port, start
+from tests.support.texts import BOUND_TO_G1
 
 
 async def test_polling_answers_and_stops_cleanly(tmp_path, monkeypatch):
@@ -20,7 +21,7 @@ async def test_polling_answers_and_stops_cleanly(tmp_path, monkeypatch):
         app, stop, task = await start(tmp_path, fake)
         fake.send_text(5001, 5001, "/start JL-XGC-01-G1")
         sent = await fake.wait_sent(5001, 1)
-        assert "已登记" in sent[0]["text"]
+        assert sent[0]["text"] == BOUND_TO_G1
         stop.set()
         await asyncio.wait_for(task, 10)
         await app.close()

@@ -16,6 +16,7 @@ from storage.inbox import SqlInbox
 from storage.rows import InboxRow
 from tests.fake_telegram import FakeTelegram
 from tests.support.net import start
+from tests.support.texts import BOUND_TO_G1
 
 
 async def offset_past(fake: FakeTelegram, update_id: int) -> None:
@@ -57,7 +58,7 @@ async def test_an_update_taken_before_a_crash_is_handled_after_the_restart(tmp_p
 
         app, stop, task = await start(tmp_path, fake)
         sent = await fake.wait_sent(5001, 1, timeout=10)
-        assert "已登记" in sent[0]["text"]
+        assert sent[0]["text"] == BOUND_TO_G1
         async with app.sessions() as session:
             row = (await session.execute(select(InboxRow))).scalar_one()
             assert (row.update_id, row.chat_id) == (update["update_id"], "5001")
