@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from handlers.messages import Button, Incoming, Outgoing, PhotoRef
-from handlers.ports import Conversation, Person
+from handlers.ports import Conversation, Person, UnitOfWork
 from handlers.render import DEFAULT_LOCALE, LOCALES, Renderer
-from workflow.errors import ConcurrentUpdate, WorkflowError
+from workflow.errors import ConcurrentUpdate, NotFound, WorkflowError
 from workflow.ports import OutgoingMessage
 from workflow.services import Workflow
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class PhotoSaver(Protocol):
     """Fetches a channel's photo into the media store; the adapter knows how to download."""
 
-    async def save(self, uow: Any, channel: str, ref: PhotoRef) -> int: ...
+    async def save(self, uow: UnitOfWork, channel: str, ref: PhotoRef) -> int: ...
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Turn:
     """Everything one handler call needs, and what it wants to send."""
 
     msg: Incoming
-    uow: Any
+    uow: UnitOfWork
     conv: Conversation
     person: Person | None
     r: Renderer
@@ -73,6 +73,16 @@ class Turn:
         self.conv.draft = {}
 
     @property
+    def enrolled_person(self) -> Person:
+        """The person writing, in steps only enrolled people reach (their drafts and buttons).
+        A stranger there (an account unlinked mid-dialogue, a forged button) is refused."""
+        if self.person is None:
+            raise NotFound(
+                "unknown_person", "an unknown account reached a step for enrolled people"
+            )
+        return self.person
+
+    @property
     def draft_id(self) -> str:
         return str(self.conv.draft.get("id", ""))
 
@@ -82,7 +92,7 @@ _OUT_FIELDS = set(Outgoing.__dataclass_fields__) - {"chat_id", "text", "buttons"
 Route = Callable[[Turn], Awaitable[bool]]
 # Stores the incoming message in the turn's own transaction (the web chat's history row) and
 # returns its message id: a crash then loses both the record and the turn, or neither.
-Record = Callable[[Any], Awaitable[str | None]]
+Record = Callable[[UnitOfWork], Awaitable[str | None]]
 
 
 class Conversations:
@@ -90,7 +100,7 @@ class Conversations:
 
     def __init__(
         self,
-        uow_factory: Callable[[], Any],
+        uow_factory: Callable[[], UnitOfWork],
         workflow: Workflow,
         photos: PhotoSaver,
         routes: list[Route],
@@ -155,7 +165,9 @@ class Conversations:
             await uow.commit()
             return turn.out
 
-    async def _turn(self, uow: Any, msg: Incoming, record: Record | None = None) -> Turn | None:
+    async def _turn(
+        self, uow: UnitOfWork, msg: Incoming, record: Record | None = None
+    ) -> Turn | None:
         now = uow.clock.now()
         channels = uow.channels
         if msg.update_key and not await channels.mark_processed(msg.channel, msg.update_key, now):
@@ -176,7 +188,7 @@ class Conversations:
             photos=self.photos,
         )
 
-    async def _finish(self, uow: Any, turn: Turn, keep_conversation: bool = False) -> None:
+    async def _finish(self, uow: UnitOfWork, turn: Turn, keep_conversation: bool = False) -> None:
         if not keep_conversation:
             await uow.channels.save_conversation(turn.conv, uow.clock.now())
         answered = False

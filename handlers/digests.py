@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from handlers.messages import Outgoing
+from handlers.ports import UnitOfWork
 from handlers.render import Renderer
 from handlers.weekly import build_weekly, fit, previous_week, render_weekly_message
 from workflow.clock import SHANGHAI
@@ -71,7 +71,7 @@ class Digests:
         self._finished: dict[str, str] = {}
         self._warned_week: str | None = None
 
-    async def run_due(self, uow_factory: Callable[[], Any], now: datetime) -> int:
+    async def run_due(self, uow_factory: Callable[[], UnitOfWork], now: datetime) -> int:
         """Queue every digest due at `now` that was not sent yet; returns the messages queued."""
         local = now.astimezone(SHANGHAI)
         try:
@@ -83,7 +83,7 @@ class Digests:
 
     # Morning digest ------------------------------------------------------------------------
 
-    async def _morning(self, uow_factory: Callable[[], Any], now: datetime) -> int:
+    async def _morning(self, uow_factory: Callable[[], UnitOfWork], now: datetime) -> int:
         if now.time() < self.morning_at:
             return 0
         day = now.date()
@@ -116,7 +116,7 @@ class Digests:
         return queued
 
     async def _morning_for(
-        self, uow_factory: Callable[[], Any], unit: UnitRef, window: Period, now: datetime,
+        self, uow_factory: Callable[[], UnitOfWork], unit: UnitRef, window: Period, now: datetime,
         period: str,
     ) -> int:  # fmt: skip
         """One unit in one transaction: claim, read its lists, queue its messages, commit."""
@@ -152,7 +152,7 @@ class Digests:
 
         return fit(render, LIST_LIMITS, render(0))
 
-    async def _chats(self, uow: Any, unit: UnitRef) -> list[tuple[str, str, str]]:
+    async def _chats(self, uow: UnitOfWork, unit: UnitRef) -> list[tuple[str, str, str]]:
         """The unit's bound group chats, else the private chats of the people who serve it."""
         purpose, role = _UNIT_CHATS[unit.kind]
         ids: dict[str, int] = (
@@ -165,7 +165,7 @@ class Digests:
 
     # Weekly analysis -----------------------------------------------------------------------
 
-    async def _weekly(self, uow_factory: Callable[[], Any], now: datetime) -> int:
+    async def _weekly(self, uow_factory: Callable[[], UnitOfWork], now: datetime) -> int:
         if now.weekday() != self.weekly_day or now.time() < self.weekly_at:
             return 0
         period = previous_week(now)

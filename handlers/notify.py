@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from handlers.messages import Button, Outgoing
+from handlers.ports import CaseCard, ChatStore, chats_of
 from handlers.render import Renderer
 from workflow.bus import MessageBus
 from workflow.events import (
@@ -33,7 +34,16 @@ from workflow.events import (
     ProgressNoted,
 )
 from workflow.model import Role
-from workflow.ports import OutgoingMessage
+from workflow.ports import OutgoingMessage, UnitOfWork
+
+
+class HolderUnit(NamedTuple):
+    """A unit that acts on cases: who its chats are for, the role, and which area or department."""
+
+    purpose: str  # the chat purpose: grid | township | county | department | supervisors | leaders
+    role: Role
+    area_id: int | None
+    department_id: int | None
 
 
 @dataclass
@@ -44,17 +54,22 @@ class Telling:
     so a card read for the first event is the card for the others too.
     """
 
-    uow: Any
+    uow: UnitOfWork
     default_locale: str
-    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cards: dict[str, CaseCard] = field(default_factory=dict)
 
-    async def card(self, number: str) -> dict[str, Any]:
+    @property
+    def chats(self) -> ChatStore:
+        return chats_of(self.uow)
+
+    async def card(self, number: str) -> CaseCard:
         if number not in self.cards:
-            self.cards[number] = await self.uow.channels.case_card(number)
+            self.cards[number] = await self.chats.case_card(number)
         return self.cards[number]
 
 
 Told = list[tuple[str, Outgoing]]  # (channel, message) pairs, in the order they go out
+# Any: each handler takes its own event class (CaseRouted, ...), so no one type fits them all.
 NoticeHandler = Callable[[Any, Telling], Awaitable[Told]]
 
 
@@ -63,7 +78,7 @@ def news_to_reporter(template: str) -> NoticeHandler:
 
     async def tell(event: CaseEvent, telling: Telling) -> Told:
         card = await telling.card(event.case_number)
-        return await _to_reporter(telling.uow, card, template, event)
+        return await _to_reporter(telling.chats, card, template, event)
 
     tell.__name__ = tell.__qualname__ = f"news_to_reporter({template!r})"
     return tell
@@ -72,7 +87,7 @@ def news_to_reporter(template: str) -> NoticeHandler:
 async def ask_for_rating(event: CaseResolved, telling: Telling) -> Told:
     """The reporter sees the result, its photos, and the three rating buttons."""
     card = await telling.card(event.case_number)
-    return await _to_reporter(telling.uow, card, "news_resolved", event, rating=True)
+    return await _to_reporter(telling.chats, card, "news_resolved", event, rating=True)
 
 
 async def card_to_holder(event: CaseEvent, telling: Telling) -> Told:
@@ -87,25 +102,25 @@ async def card_to_holder(event: CaseEvent, telling: Telling) -> Told:
 async def page_emergency(event: CaseRouted, telling: Telling) -> Told:
     """Emergencies page the township and the county center at intake, whoever holds them."""
     card = await telling.card(event.case_number)
-    if card["deadline_class"] != "emergency":
+    if card.deadline_class != "emergency":
         return []
     holder = holder_unit(event.to_state.value, card)
     units = [
-        ("township", Role.TOWNSHIP_OPERATOR, card["township_id"], None),
-        ("county", Role.COUNTY_DISPATCHER, None, None),
+        HolderUnit("township", Role.TOWNSHIP_OPERATOR, card.township_id, None),
+        HolderUnit("county", Role.COUNTY_DISPATCHER, None, None),
     ]
     out: Told = []
     for unit in units:
-        if holder is not None and unit[0] == holder[0]:
+        if holder is not None and unit.purpose == holder.purpose:
             continue  # the holder gets the card with its buttons anyway
         for channel, chat_id, locale in await unit_targets(
-            telling.uow, *unit, telling.default_locale
+            telling.chats, *unit, telling.default_locale
         ):
             r = Renderer(locale)
             text = r.macro("chat.html.j2", "emergency_page", card=card, event=event)
             message = Outgoing(
-                chat_id=chat_id, text=text, photos=card["report_photos"],
-                case_number=card["number"], purpose="page",
+                chat_id=chat_id, text=text, photos=card.report_photos,
+                case_number=card.number, purpose="page",
             )  # fmt: skip
             out.append((channel, message))
     return out
@@ -114,14 +129,16 @@ async def page_emergency(event: CaseRouted, telling: Telling) -> Told:
 async def instruction_to_holder(event: CaseSupervised, telling: Telling) -> Told:
     """A supervisor's instruction (督办意见) goes on to whoever holds the case now."""
     card = await telling.card(event.case_number)
-    unit = holder_unit(card["state"], card)
+    unit = holder_unit(card.state, card)
     if unit is None:
         return []
     out: Told = []
-    for channel, chat_id, locale in await unit_targets(telling.uow, *unit, telling.default_locale):
+    for channel, chat_id, locale in await unit_targets(
+        telling.chats, *unit, telling.default_locale
+    ):
         text = Renderer(locale).macro("chat.html.j2", "instruction", card=card, event=event)
         message = Outgoing(
-            chat_id=chat_id, text=text, case_number=card["number"], purpose="instruction"
+            chat_id=chat_id, text=text, case_number=card.number, purpose="instruction"
         )
         out.append((channel, message))
     return out
@@ -161,7 +178,7 @@ class Notifier:
         self.default_locale = default_locale
         self.bus: MessageBus[Telling, tuple[str, Outgoing]] = MessageBus(HANDLERS)
 
-    async def __call__(self, uow: Any, events: list[CaseEvent]) -> None:
+    async def __call__(self, uow: UnitOfWork, events: list[CaseEvent]) -> None:
         telling = Telling(uow, self.default_locale)
         for event in events:
             for channel, message in await self.bus.handle(event, telling):
@@ -176,33 +193,33 @@ class Notifier:
 
 
 async def _to_reporter(
-    uow: Any, card: dict[str, Any], template: str, event: CaseEvent, rating: bool = False
+    chats: ChatStore, card: CaseCard, template: str, event: CaseEvent, rating: bool = False
 ) -> Told:
-    if card["reporter_id"] is None:
+    if card.reporter_id is None:
         return []
     out: Told = []
-    for channel, chat_id, locale in await uow.channels.private_chats_of(card["reporter_id"]):
+    for channel, chat_id, locale in await chats.private_chats_of(card.reporter_id):
         r = Renderer(locale)
-        buttons = []
+        buttons: list[list[Button]] = []
         if rating:
-            n = card["number"]
+            n = card.number
             buttons = [[Button(r.macro("chat.html.j2", f"rate_{v}"), f"rt:{n}:{v}")
                         for v in ("s", "b", "d")]]  # fmt: skip
         text = r.macro("chat.html.j2", template, card=card, event=event)
         out.append((channel, Outgoing(chat_id=chat_id, text=text, buttons=buttons,
-                                      photos=card["result_photos"] if rating else [],
-                                      case_number=card["number"],
+                                      photos=card.result_photos if rating else [],
+                                      case_number=card.number,
                                       purpose="rating" if rating else "news")))  # fmt: skip
     return out
 
 
 async def _to_unit(
-    telling: Telling, card: dict[str, Any], event: CaseEvent, purpose: str, role: Role,
+    telling: Telling, card: CaseCard, event: CaseEvent, purpose: str, role: Role,
     area_id: int | None, department_id: int | None,
 ) -> Told:  # fmt: skip
     """The case card with its buttons, to the unit's group chats, else its people directly."""
     targets = await unit_targets(
-        telling.uow, purpose, role, area_id, department_id, telling.default_locale
+        telling.chats, purpose, role, area_id, department_id, telling.default_locale
     )
     out: Told = []
     for channel, chat_id, locale in targets:
@@ -210,64 +227,62 @@ async def _to_unit(
         out.append((channel, Outgoing(
             chat_id=chat_id,
             text=r.macro("chat.html.j2", "case_card", card=card, event=event),
-            photos=card["report_photos"],
+            photos=card.report_photos,
             buttons=card_buttons(r, card, role),
-            case_number=card["number"],
+            case_number=card.number,
             purpose="case_card",
         )))  # fmt: skip
     return out
 
 
 async def unit_targets(
-    uow: Any, purpose: str, role: Role, area_id: int | None, department_id: int | None,
+    chats: ChatStore, purpose: str, role: Role, area_id: int | None, department_id: int | None,
     default_locale: str,
 ) -> list[tuple[str, str, str]]:  # fmt: skip
     """(channel, chat, locale) of a unit: its bound group chats, else its people's own chats."""
     targets = [
         (b.channel, b.chat_id, default_locale)
-        for b in await uow.channels.chats_for(purpose, area_id=area_id, department_id=department_id)
+        for b in await chats.chats_for(purpose, area_id=area_id, department_id=department_id)
     ]
     if not targets:
-        targets = await uow.channels.private_chats_with_role(
+        targets = await chats.private_chats_with_role(
             role, area_id=area_id, department_id=department_id
         )
     return list(targets)
 
 
-def holder_unit(
-    state: str, card: dict[str, Any]
-) -> tuple[str, Role, int | None, int | None] | None:
-    """The unit holding a case in `state`: (chat purpose, role, area, department)."""
+def holder_unit(state: str, card: CaseCard) -> HolderUnit | None:
+    """The unit holding a case in `state`."""
     if state == "screening":
-        return ("grid", Role.GRID_LEADER, card["grid_id"], None)
+        return HolderUnit("grid", Role.GRID_LEADER, card.grid_id, None)
     if state == "township":
-        return ("township", Role.TOWNSHIP_OPERATOR, card["township_id"], None)
+        return HolderUnit("township", Role.TOWNSHIP_OPERATOR, card.township_id, None)
     if state in ("county", "returned"):
-        return ("county", Role.COUNTY_DISPATCHER, None, None)
+        return HolderUnit("county", Role.COUNTY_DISPATCHER, None, None)
     if state in ("assigned", "in_progress"):
-        if card["handled_by_township"]:
-            return ("township", Role.TOWNSHIP_OPERATOR, card["township_id"], None)
-        return ("department", Role.DEPARTMENT_HANDLER, None, card["department_id"])
+        if card.handled_by_township:
+            return HolderUnit("township", Role.TOWNSHIP_OPERATOR, card.township_id, None)
+        return HolderUnit("department", Role.DEPARTMENT_HANDLER, None, card.department_id)
     if state == "supervision":
-        return ("supervisors", Role.SUPERVISOR, None, None)
+        return HolderUnit("supervisors", Role.SUPERVISOR, None, None)
     return None
 
 
-def card_buttons(r: Renderer, card: dict[str, Any], role: Role) -> list[list[Button]]:
+def card_buttons(r: Renderer, card: CaseCard, role: Role) -> list[list[Button]]:
     """Short callback data: 'a:<action>:<case number>' fits Telegram's 64 bytes."""
-    n = card["number"]
+    n = card.number
 
     def b(label: str, action: str) -> Button:
         return Button(r.macro("chat.html.j2", label), f"a:{action}:{n}")
 
-    state = card["state"]
+    state = card.state
     if state == "screening":
         return [[b("btn_valid", "sv"), b("btn_invalid", "si")], [b("btn_duplicate", "dp"),
                 b("btn_reclassify", "rc")]]  # fmt: skip
     if state == "township":
         return [[b("btn_handle_here", "hl"), b("btn_pass_up", "pu")], [b("btn_invalid", "si")]]
     if state in ("county", "returned", "supervision"):
-        return [[Button(d["name"], f"as:{d['code']}:{n}")] for d in card["proposed_departments"]]
+        return [[Button(d.name, f"as:{d.code}:{n}")] for d in card.proposed_departments]
     if state == "assigned":
         return [[b("btn_accept", "ac"), b("btn_return", "rt")]]
     if state == "in_progress":

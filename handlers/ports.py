@@ -1,5 +1,11 @@
-"""The channel store port now lives in workflow.channels (storage implements it); re-exported."""
+"""What the conversations and notifications need from storage: the workflow's unit of work
+plus the channel store, the reminder records and the reports (storage implements them all)."""
 
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from workflow.cards import CaseCard, ProposedDepartment
 from workflow.channels import (
     ChannelStore,
     ChatBinding,
@@ -9,13 +15,72 @@ from workflow.channels import (
     Place,
     RoleGrant,
 )
+from workflow.model import Role
+from workflow.ports import ReminderStore, Reports, SweepUnitOfWork
 
 __all__ = [
+    "CaseCard",
     "ChannelStore",
     "ChatBinding",
+    "ChatStore",
     "Conversation",
+    "HasChats",
     "InviteUse",
     "Person",
     "Place",
+    "ProposedDepartment",
+    "ReminderStore",
+    "Reports",
     "RoleGrant",
+    "UnitOfWork",
+    "chats_of",
 ]
+
+Chat = tuple[str, str, str]  # channel, chat id, locale
+
+
+class ChatStore(ChannelStore, Protocol):
+    """The channel store plus what chat messages read of cases and people."""
+
+    async def nearest_grid(
+        self, latitude: float, longitude: float, max_km: float = ...
+    ) -> Place | None: ...
+
+    async def case_card(self, number: str) -> CaseCard: ...
+
+    async def case_summary(self, number: str, person_id: int) -> dict[str, Any] | None: ...
+
+    async def cases_of_reporter(self, person_id: int, limit: int = 10) -> list[dict[str, Any]]: ...
+
+    async def private_chats_of(self, person_id: int) -> list[Chat]: ...
+
+    async def private_chats_with_role(
+        self, role: Role, *, area_id: int | None = None, department_id: int | None = None
+    ) -> list[Chat]: ...
+
+
+class UnitOfWork(SweepUnitOfWork, Protocol):
+    """The handlers' unit of work: the workflow's, its reminder records, chats and reports."""
+
+    @property
+    def channels(self) -> ChatStore: ...
+
+    @property
+    def reminders(self) -> ReminderStore: ...
+
+    @property
+    def reports(self) -> Reports: ...
+
+
+@runtime_checkable
+class HasChats(Protocol):
+    @property
+    def channels(self) -> ChatStore: ...
+
+
+def chats_of(uow: object) -> ChatStore:
+    """The channel store of the unit of work the workflow hands its hooks. The workflow knows
+    only its own ports; the composition root gives it units of work that have chats too."""
+    if not isinstance(uow, HasChats):
+        raise TypeError(f"{type(uow).__name__} has no channel store (.channels)")
+    return uow.channels

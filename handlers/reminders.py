@@ -8,30 +8,29 @@ case, because a supervisor answers a card with an instruction for that case.
 
 from __future__ import annotations
 
-from typing import Any
-
 from handlers.messages import Outgoing
-from handlers.notify import card_buttons, holder_unit, unit_targets
+from handlers.notify import HolderUnit, card_buttons, holder_unit, unit_targets
+from handlers.ports import CaseCard, chats_of
 from handlers.render import Renderer
 from workflow.events import ReminderDue
 from workflow.model import Role
-from workflow.ports import OutgoingMessage
+from workflow.ports import OutgoingMessage, SweepUnitOfWork
 
 # How many cases one list message names before saying "and N more" (Telegram's 4,096 chars).
 LIST_LIMIT = 30
 Target = tuple[str, str, str]  # channel, chat id, locale
 
 
-def superior_unit(card: dict[str, Any]) -> tuple[str, Role, int | None, int | None]:
+def superior_unit(card: CaseCard) -> HolderUnit:
     """Second supervision level: the unit above whoever holds the case."""
-    holder = holder_unit(card["state"], card)
-    purpose = holder[0] if holder else "county"
+    holder = holder_unit(card.state, card)
+    purpose = holder.purpose if holder else "county"
     if purpose == "grid":
-        return ("township", Role.TOWNSHIP_OPERATOR, card["township_id"], None)
+        return HolderUnit("township", Role.TOWNSHIP_OPERATOR, card.township_id, None)
     if purpose in ("township", "department"):
-        return ("county", Role.COUNTY_DISPATCHER, None, None)
+        return HolderUnit("county", Role.COUNTY_DISPATCHER, None, None)
     # Above the county center: the leaders' chat, else the supervisors themselves.
-    return ("leaders", Role.SUPERVISOR, None, None)
+    return HolderUnit("leaders", Role.SUPERVISOR, None, None)
 
 
 class ReminderNotifier:
@@ -40,7 +39,7 @@ class ReminderNotifier:
     def __init__(self, default_locale: str = "zh_CN") -> None:
         self.default_locale = default_locale
 
-    async def __call__(self, uow: Any, reminders: list[ReminderDue]) -> None:
+    async def __call__(self, uow: SweepUnitOfWork, reminders: list[ReminderDue]) -> None:
         for channel, message in await self.messages(uow, reminders):
             await uow.outbox.add(
                 OutgoingMessage(
@@ -51,60 +50,63 @@ class ReminderNotifier:
                 )
             )
 
-    async def messages(self, uow: Any, reminders: list[ReminderDue]) -> list[tuple[str, Outgoing]]:
-        batches: dict[Target, list[tuple[dict[str, Any], ReminderDue]]] = {}
+    async def messages(
+        self, uow: SweepUnitOfWork, reminders: list[ReminderDue]
+    ) -> list[tuple[str, Outgoing]]:
+        chats = chats_of(uow)
+        batches: dict[Target, list[tuple[CaseCard, ReminderDue]]] = {}
         out: list[tuple[str, Outgoing]] = []
-        cards: dict[str, dict[str, Any]] = {}
+        cards: dict[str, CaseCard] = {}
         for reminder in reminders:
             if reminder.case_number not in cards:
-                cards[reminder.case_number] = await uow.channels.case_card(reminder.case_number)
+                cards[reminder.case_number] = await chats.case_card(reminder.case_number)
             card = cards[reminder.case_number]
             if reminder.audience == "holder":
-                unit = holder_unit(card["state"], card)
-                if unit is None:
+                holder = holder_unit(card.state, card)
+                if holder is None:
                     continue
-                for target in await unit_targets(uow, *unit, self.default_locale):
+                for target in await unit_targets(chats, *holder, self.default_locale):
                     batches.setdefault(target, []).append((card, reminder))
             else:
                 if reminder.audience == "supervisors":
-                    unit = ("supervisors", Role.SUPERVISOR, None, None)
+                    unit = HolderUnit("supervisors", Role.SUPERVISOR, None, None)
                 else:
                     unit = superior_unit(card)
-                for target in await unit_targets(uow, *unit, self.default_locale):
+                for target in await unit_targets(chats, *unit, self.default_locale):
                     out.append(self._supervision(target, card, reminder))
         for target, items in batches.items():
             out.append(self._holder(target, items))
         return out
 
     def _holder(
-        self, target: Target, items: list[tuple[dict[str, Any], ReminderDue]]
+        self, target: Target, items: list[tuple[CaseCard, ReminderDue]]
     ) -> tuple[str, Outgoing]:
         channel, chat_id, locale = target
         r = Renderer(locale)
         if len(items) == 1:
             card, reminder = items[0]
-            holder = holder_unit(card["state"], card)
-            role = holder[1] if holder else Role.DEPARTMENT_HANDLER
+            holder = holder_unit(card.state, card)
+            role = holder.role if holder else Role.DEPARTMENT_HANDLER
             text = r.macro("chat.html.j2", "reminder_card", card=card, reminder=reminder)
             return channel, Outgoing(
                 chat_id=chat_id, text=text, buttons=card_buttons(r, card, role),
-                case_number=card["number"], purpose="case_card",
+                case_number=card.number, purpose="case_card",
             )  # fmt: skip
         shown = sorted(items, key=lambda i: i[1].stage_due_at)[:LIST_LIMIT]
         text = r.macro("chat.html.j2", "reminder_list", items=shown, more=len(items) - len(shown))
         return channel, Outgoing(chat_id=chat_id, text=text, purpose="reminder_list")
 
     def _supervision(
-        self, target: Target, card: dict[str, Any], reminder: ReminderDue
+        self, target: Target, card: CaseCard, reminder: ReminderDue
     ) -> tuple[str, Outgoing]:
         channel, chat_id, locale = target
         r = Renderer(locale)
-        holder = holder_unit(card["state"], card)
+        holder = holder_unit(card.state, card)
         text = r.macro(
             "chat.html.j2", "supervision_card", card=card, reminder=reminder,
-            holder=holder[0] if holder else "none",
+            holder=holder.purpose if holder else "none",
         )  # fmt: skip
         return channel, Outgoing(
-            chat_id=chat_id, text=text, photos=card["report_photos"][:1],
-            case_number=card["number"], purpose="supervision",
+            chat_id=chat_id, text=text, photos=card.report_photos[:1],
+            case_number=card.number, purpose="supervision",
         )  # fmt: skip

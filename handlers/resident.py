@@ -110,17 +110,17 @@ async def route_sos(turn: Turn) -> bool:
     if pressed[1] != "ok":
         turn.reply("cancelled", keyboard=main_menu(turn))
         return True
-    assert turn.person is not None
+    person = turn.enrolled_person
     categories = await turn.uow.org.categories()
     emergency = next(c for c in categories if c.get("deadline_class") == "emergency")
-    grant = turn.person.grant(Role.RESIDENT)
+    grant = person.grant(Role.RESIDENT)
     number = await turn.workflow.submit_in(
         turn.uow,
         SubmitCase(
-            actor=ActorRef(turn.person.id, Role.RESIDENT),
+            actor=ActorRef(person.id, Role.RESIDENT),
             grid_code=await grid_code_of(turn, grant.area_ids if grant else frozenset()),
             category_code=emergency["code"],
-            description=turn.text("sos_description", name=turn.person.name),
+            description=turn.text("sos_description", name=person.name),
         ),
     )
     case = await turn.uow.cases.get(number)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.conversation import Turn
 from handlers.messages import Button
+from handlers.ports import Place
 
 REPORT_STEPS = ("category", "description", "photos", "location", "contact", "confirm")
 
@@ -23,5 +24,5 @@ def main_menu(turn: Turn) -> list[list[str]]:
     return [[turn.text("menu_report"), turn.text("menu_my")], [turn.text("menu_sos")]]
 
 
-def place_name(turn: Turn, place: object) -> str:
-    return getattr(place, "name_en" if turn.r.locale == "en" else "name_zh")
+def place_name(turn: Turn, place: Place) -> str:
+    return place.name_en if turn.r.locale == "en" else place.name_zh

@@ -206,15 +206,15 @@ async def _on_confirm(turn: Turn) -> None:
         return
     if choice[0] != "ok":
         return
-    assert turn.person is not None
+    person = turn.enrolled_person
     draft = turn.conv.draft
     role = _reporter(turn)
-    grant = turn.person.grant(role)
+    grant = person.grant(role)
     grid_code = await grid_code_of(turn, grant.area_ids if grant else frozenset())
     number = await turn.workflow.submit_in(
         turn.uow,
         SubmitCase(
-            actor=ActorRef(turn.person.id, role),
+            actor=ActorRef(person.id, role),
             grid_code=grid_code,
             category_code=draft["category"],
             description=draft.get("description", ""),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from handlers.conversation import Turn
 from handlers.messages import Button
 from workflow.commands import (
@@ -140,14 +138,14 @@ async def route_staff_input(turn: Turn) -> bool:
             turn.reply("ask_rating_comment_again")
             return True
         actor = await _reporter_role(turn)
-        cmd = RateCase(case_number=number, actor=actor, rating=RATINGS[draft["rating"]],
-                       comment=None if skipped else text[:500])  # fmt: skip
+        rating = RateCase(case_number=number, actor=actor, rating=RATINGS[draft["rating"]],
+                          comment=None if skipped else text[:500])  # fmt: skip
         turn.clear()
-        await turn.workflow.handle_in(turn.uow, cmd)
+        await turn.workflow.handle_in(turn.uow, rating)
         turn.reply("thanks_for_rating", number=number)
         return True
-    assert turn.person is not None
-    actor = ActorRef(turn.person.id, Role(draft["role"]))
+    person = turn.enrolled_person
+    actor = ActorRef(person.id, Role(draft["role"]))
     code = step.removeprefix("input_")
     if code == "rs" or step == "resolve_photos":
         return await _resolve_dialogue(turn, actor, number, text)
@@ -198,9 +196,9 @@ async def _resolve_dialogue(turn: Turn, actor: ActorRef, number: str, text: str)
 
 
 async def _reporter_role(turn: Turn) -> ActorRef:
-    assert turn.person is not None
-    role = Role.RESIDENT if turn.person.has(Role.RESIDENT) else Role.GRID_WORKER
-    return ActorRef(turn.person.id, role)
+    person = turn.enrolled_person
+    role = Role.RESIDENT if person.has(Role.RESIDENT) else Role.GRID_WORKER
+    return ActorRef(person.id, role)
 
 
 async def route_reply_note(turn: Turn) -> bool:
@@ -231,7 +229,7 @@ async def route_reply_note(turn: Turn) -> bool:
     return True
 
 
-def _may_note(turn: Turn, case: Any) -> bool:
+def _may_note(turn: Turn, case: Case) -> bool:
     return any(
         Action.NOTE in available_actions(case.state, grant.role)
         for grant in (turn.person.roles if turn.person else ())
@@ -240,13 +238,13 @@ def _may_note(turn: Turn, case: Any) -> bool:
 
 async def _instruct(turn: Turn, number: str) -> bool:
     """A supervisor's reply to a card is an instruction (督办意见): recorded and forwarded."""
-    assert turn.person is not None
+    person = turn.enrolled_person
     text = (turn.msg.text or "").strip()
     if not text:
         turn.reply("ask_instruction_text", number=number)
         return True
     cmd = SuperviseCase(
-        case_number=number, actor=ActorRef(turn.person.id, Role.SUPERVISOR), instruction=text
+        case_number=number, actor=ActorRef(person.id, Role.SUPERVISOR), instruction=text
     )
     await turn.workflow.handle_in(turn.uow, cmd)
     turn.reply("instruction_recorded", number=number)

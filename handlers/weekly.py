@@ -6,8 +6,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from handlers.ports import UnitOfWork
 from handlers.render import Renderer
 from workflow.clock import SHANGHAI
 from workflow.ports import Period, RankedItem, Setback, UnitRates
@@ -100,7 +101,9 @@ class WeeklyReport:
         return _by_cases(_active(self.townships))
 
 
-async def build_weekly(uow: Any, period: Period, as_of: datetime, top: int = TOP) -> WeeklyReport:
+async def build_weekly(
+    uow: UnitOfWork, period: Period, as_of: datetime, top: int = TOP
+) -> WeeklyReport:
     """Read the week's figures through the unit of work's reports (storage/analytics/)."""
     reports = uow.reports
     return WeeklyReport(

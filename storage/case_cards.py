@@ -16,6 +16,7 @@ from storage.rows import (
     ResponsibilityRow,
     RoleAssignmentRow,
 )
+from workflow.cards import CaseCard, ProposedDepartment
 from workflow.model import Role
 
 # Trail events a resident sees in /my; internal ones (returns, reclassification) stay inside.
@@ -31,7 +32,7 @@ class CaseCards:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def case_card(self, number: str) -> dict[str, Any]:
+    async def case_card(self, number: str) -> CaseCard:
         view = await case_view(self.session, number)
         case = view.case
         report_photos = view.timeline[0].photos if view.timeline else []
@@ -49,40 +50,40 @@ class CaseCards:
         ).all()
         department_name = view.department or {}
         last = view.timeline[-1] if view.timeline else None
-        return {
-            "number": case.number,
-            "state": case.state.value,
-            "category": view.category,
-            "deadline_class": case.deadline_class.value,
-            "grid": view.grid,
-            "village": view.village,
-            "township": view.township,
-            "grid_id": case.grid_id,
-            "township_id": case.township_id,
-            "department_id": case.department_id,
-            "department": department_name,
-            "handled_by_township": case.handled_by_township,
-            "description": case.description,
-            "location_text": case.location_text,
-            "latitude": case.latitude,
-            "longitude": case.longitude,
-            "anonymous": case.anonymous,
-            "contact_phone": None if case.anonymous else case.contact_phone,
-            "reporter_name": None if case.anonymous else view.reporter_name,
-            "reporter_id": case.reporter_id,
-            "created_at": case.created_at,
-            "due_at": case.due_at,
-            "stage_due_at": case.stage_due_at,
-            "due_provisional": case.due_provisional,
-            "report_photos": report_photos,
-            "result_photos": resolved[-1].photos if resolved else [],
-            "result_text": resolved[-1].comment if resolved else None,
-            "last_comment": last.comment if last else None,
-            "rating": case.rating.value if case.rating else None,
-            "proposed_departments": [
-                {"code": code, "name": zh, "name_en": en} for code, zh, en in owners
+        return CaseCard(
+            number=case.number,
+            state=case.state.value,
+            category=view.category,
+            deadline_class=case.deadline_class.value,
+            grid=view.grid,
+            village=view.village,
+            township=view.township,
+            grid_id=case.grid_id,
+            township_id=case.township_id,
+            department_id=case.department_id,
+            department=department_name,
+            handled_by_township=case.handled_by_township,
+            description=case.description,
+            location_text=case.location_text,
+            latitude=case.latitude,
+            longitude=case.longitude,
+            anonymous=case.anonymous,
+            contact_phone=None if case.anonymous else case.contact_phone,
+            reporter_name=None if case.anonymous else view.reporter_name,
+            reporter_id=case.reporter_id,
+            created_at=case.created_at,
+            due_at=case.due_at,
+            stage_due_at=case.stage_due_at,
+            due_provisional=case.due_provisional,
+            report_photos=report_photos,
+            result_photos=resolved[-1].photos if resolved else [],
+            result_text=resolved[-1].comment if resolved else None,
+            last_comment=last.comment if last else None,
+            rating=case.rating.value if case.rating else None,
+            proposed_departments=[
+                ProposedDepartment(code=code, name=zh, name_en=en) for code, zh, en in owners
             ],
-        }
+        )
 
     async def case_summary(self, number: str, person_id: int) -> dict[str, Any] | None:
         """The reporter's view of their own case; None for anybody else's."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
 
-from workflow.clock import ManualClock
+from workflow.cards import CaseCard
+from workflow.clock import SHANGHAI, ManualClock
 from workflow.deadlines import WorkCalendar
 from workflow.errors import ConcurrentUpdate, NotFound, NotPermitted
 from workflow.model import Actor, Case, DeadlineClass, Role, TrailEntry
@@ -167,3 +169,19 @@ def calendar_2026() -> WorkCalendar:
     for schedule in chinesecalendar_schedules():
         cal.load_year(schedule.year, schedule.holidays, schedule.workdays)
     return cal
+
+
+def fake_card(number: str = "JL-1", **fields: Any) -> CaseCard:
+    """A whole case card (a general case held by the county), with `fields` changed."""
+    card = CaseCard(
+        number=number, state="county", category={"name": "安全隐患", "name_en": "Safety"},
+        deadline_class="general", grid={"name": "网格一", "name_en": "Grid 1"},
+        village={"name": "村", "name_en": "Village"}, township={"name": "镇", "name_en": "Town"},
+        grid_id=111, township_id=10, department_id=None, department={},
+        handled_by_township=False, description="井盖坏了", location_text=None, latitude=None,
+        longitude=None, anonymous=False, contact_phone=None, reporter_name=None, reporter_id=None,
+        created_at=datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI), due_at=None, stage_due_at=None,
+        due_provisional=False, report_photos=[], result_photos=[], result_text=None,
+        last_comment=None, rating=None, proposed_departments=[],
+    )  # fmt: skip
+    return replace(card, **fields)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,16 @@ def test_without_the_setting_the_packaged_example_county_is_loaded(workdir, caps
     code, out, err = run(capsys, "init")
     assert code == 0 and err == ""
     assert str(Path(bot.__file__).parent / "examples" / "county.yaml") in out
+
+
+def test_demo_with_a_resident_outside_any_township_says_what_is_missing(workdir, capsys):
+    """The demo needs a resident of a grid; one enrolled on the county itself gets the one-line
+    hint (it used to stop on an assert)."""
+    run(capsys, "init")
+    with sqlite3.connect(workdir / "data" / "shuoshi.db") as db:
+        db.execute(
+            "UPDATE role_assignments SET area_id = (SELECT id FROM areas WHERE parent_id IS NULL)"
+            " WHERE role = 'resident'"
+        )
+    code, out, err = run(capsys, "demo")
+    assert code == 1 and "shuoshi org load" in out and err == ""

@@ -5,14 +5,14 @@ from __future__ import annotations
 import inspect
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
 
 import pytest
 
 from handlers.notify import HANDLERS, UNTOLD, Notifier
-from tests.fakes import calendar_2026
+from tests.fakes import calendar_2026, fake_card
 from workflow import events
 from workflow.bus import MessageBus
+from workflow.cards import CaseCard
 from workflow.clock import SHANGHAI
 from workflow.events import (
     CaseAccepted,
@@ -127,7 +127,7 @@ def test_the_event_carries_the_very_trail_entry_the_transition_wrote():
 class _Untouchable:
     """Channels and outbox that fail the test if anyone reads a card or writes a message."""
 
-    async def case_card(self, number: str) -> dict:
+    async def case_card(self, number: str) -> CaseCard:
         raise AssertionError("an untold event read a case card")
 
     async def add(self, message: object) -> None:
@@ -147,10 +147,9 @@ async def test_the_notifier_reads_one_card_for_a_batch_of_events_on_one_case():
     reads: list[str] = []
 
     class Channels:
-        async def case_card(self, number: str) -> dict:
+        async def case_card(self, number: str) -> CaseCard:
             reads.append(number)
-            return {"number": number, "deadline_class": "general", "state": "county",
-                    "reporter_id": None}  # fmt: skip
+            return fake_card(number)
 
         async def chats_for(self, purpose: str, **where: object) -> list:
             return []
@@ -200,10 +199,10 @@ TOLD: list[tuple[type[CaseEvent], State, State, list[tuple[str, str]]]] = [
 class _Chats:
     """Every unit reached through its people's private chats, named by role."""
 
-    def __init__(self, card: dict) -> None:
+    def __init__(self, card: CaseCard) -> None:
         self.card = card
 
-    async def case_card(self, number: str) -> dict:
+    async def case_card(self, number: str) -> CaseCard:
         return self.card
 
     async def chats_for(self, purpose: str, **where: object) -> list:
@@ -225,12 +224,10 @@ class _Outbox:
 
 
 async def _told(event: CaseEvent, deadline_class: str = "general") -> list[tuple[str, str]]:
-    card: dict[str, Any] = {
-        "number": event.case_number, "state": event.to_state.value, "reporter_id": 5,
-        "deadline_class": deadline_class, "handled_by_township": False, "grid_id": 111,
-        "township_id": 10, "department_id": 1, "report_photos": [], "result_photos": [],
-        "proposed_departments": [],
-    }  # fmt: skip
+    card = fake_card(
+        event.case_number, state=event.to_state.value, reporter_id=5,
+        deadline_class=deadline_class, department_id=1,
+    )  # fmt: skip
     uow = type("Uow", (), {"channels": _Chats(card), "outbox": _Outbox()})()
     await Notifier()(uow, [event])
     return uow.outbox.sent

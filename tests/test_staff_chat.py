@@ -3,9 +3,12 @@ note by replying to the card, resolve with a result, rate; every step by pressin
 
 from __future__ import annotations
 
+from sqlalchemy import select, update
+
 from handlers.messages import PhotoRef
 from storage.channel import SqlChannelStore
 from storage.queries import case_view
+from storage.rows import CaseRow, PersonRow
 from tests.support.chat import Bot
 from tests.support.texts import refusal
 
@@ -85,3 +88,21 @@ async def test_leader_reclassifies_from_the_card(world, tmp_path):
     async with world["sessions"]() as session:
         view = await case_view(session, number)
     assert view.category["code"] == "livelihood" and view.case.deadline_class.value == "livelihood"
+
+
+async def test_a_step_for_enrolled_people_refuses_an_account_let_go_mid_dialogue(world, tmp_path):
+    """The grid leader presses reject, is then deactivated, and sends the reason: a localized
+    "unknown person" refusal, the case untouched (it used to trip an assert: "unexpected error")."""
+    bot = Bot(world, tmp_path)
+    await bot.report("5001", "路灯不亮")
+    await bot.press("7001", "a:si:")
+    async with world["sessions"]() as session:
+        await session.execute(
+            update(PersonRow).where(PersonRow.code == "P-L-01").values(active=False)
+        )
+        await session.commit()
+    out = await bot.send("7001", text="不属实")
+    assert [m.text for m in out] == ["找不到该人员，请联系管理员登记。"]
+    async with world["sessions"]() as session:
+        states = (await session.execute(select(CaseRow.state))).scalars().all()
+    assert states == ["screening"]
