@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.rows import OutboxRow
+from storage.rows import OutboxRow, PersonRow
 from workflow.clock import Clock, ensure_aware
 from workflow.ports import OutgoingMessage
 
@@ -56,19 +56,30 @@ class FailedDelivery:
     attempts: int
     created_at: datetime
     failed_at: datetime
+    person_name: str | None = None  # of the person it was for, when known
 
 
-async def failed_deliveries(session: AsyncSession, limit: int = 50) -> list[FailedDelivery]:
-    """Deliveries that failed for good, newest failure first (a failed row's next_attempt_at
-    holds when it failed; the (status, next_attempt_at) index serves the order)."""
-    rows = (
-        await session.execute(
-            select(OutboxRow)
-            .where(OutboxRow.status == "failed")
-            .order_by(OutboxRow.next_attempt_at.desc(), OutboxRow.id.desc())
-            .limit(limit)
-        )
-    ).scalars()
+def _failed(case_number: str | None) -> ColumnElement[bool]:
+    failed = OutboxRow.status == "failed"
+    if case_number is not None:
+        failed = failed & (OutboxRow.case_number == case_number)
+    return failed
+
+
+async def failed_deliveries(
+    session: AsyncSession, limit: int = 50, *, offset: int = 0, case_number: str | None = None
+) -> list[FailedDelivery]:
+    """Deliveries that failed for good (of one case, or all), newest failure first (a failed
+    row's next_attempt_at holds when it failed; the (status, next_attempt_at) index serves the
+    order, so the sent millions are never read)."""
+    rows = await session.execute(
+        select(OutboxRow, PersonRow.name)
+        .outerjoin(PersonRow, PersonRow.id == OutboxRow.person_id)
+        .where(_failed(case_number))
+        .order_by(OutboxRow.next_attempt_at.desc(), OutboxRow.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
     return [
         FailedDelivery(
             id=row.id,
@@ -82,15 +93,16 @@ async def failed_deliveries(session: AsyncSession, limit: int = 50) -> list[Fail
             attempts=row.attempts,
             created_at=ensure_aware(row.created_at),
             failed_at=ensure_aware(row.next_attempt_at),
+            person_name=name,
         )
-        for row in rows
+        for row, name in rows
     ]
 
 
-async def failed_delivery_count(session: AsyncSession) -> int:
-    """How many deliveries failed for good (a dashboard badge)."""
+async def failed_delivery_count(session: AsyncSession, case_number: str | None = None) -> int:
+    """How many deliveries failed for good, of one case or all (a dashboard badge)."""
     return (
         await session.execute(
-            select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "failed")
+            select(func.count()).select_from(OutboxRow).where(_failed(case_number))
         )
     ).scalar_one()

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from storage.dashboard.lists import failed_messages
+from storage.outbox import failed_deliveries, failed_delivery_count
 from storage.outbox_queue import OutboxQueue, OutboxRows
 from storage.rows import CaseRow, OutboxRow
 from tests.support.outbox import case_row, queue, rows, submit
@@ -59,3 +61,20 @@ async def test_failing_a_row_flags_its_case_with_a_new_version(world):
         case = (await session.execute(select(CaseRow).where(CaseRow.number == number))).scalar_one()
     assert case.delivery_failed
     assert case.version == before.version + 1
+
+
+async def test_one_failed_deliveries_query_serves_all_and_one_case(world):
+    number = await submit(world)
+    await queue(world, "9", "about nothing")
+    now = world["uow"].clock.now()
+    for row in await rows(world):
+        await OutboxQueue(world["sessions"], row.channel).fail(row, f"gone {row.chat_id}", now)
+    async with world["sessions"]() as session:
+        everything = await failed_deliveries(session)
+        of_case = await failed_deliveries(session, case_number=number)
+        assert await failed_delivery_count(session) == len(everything) >= 2
+        assert await failed_delivery_count(session, number) == len(of_case) >= 1
+        assert {f.case_number for f in of_case} == {number}
+        assert [f.id for f in await failed_deliveries(session, 1, offset=1)] == [everything[1].id]
+        (messages_total, listed) = await failed_messages(session, case_number=number)
+    assert (messages_total, [f.id for f in listed]) == (len(of_case), [f.id for f in of_case])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -19,12 +19,12 @@ from storage.dashboard.filters import (
     period_conditions,
     unit_names,
 )
+from storage.outbox import FailedDelivery, failed_deliveries, failed_delivery_count
 from storage.rows import (
     AreaRow,
     CaseRow,
     CategoryRow,
     DepartmentRow,
-    OutboxRow,
     PersonRow,
     TransitionRow,
 )
@@ -85,18 +85,6 @@ class ExportedCase:
     rating_comment: str | None
     first_response_at: datetime | None
     stages: dict[str, datetime | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FailedMessage:
-    id: int
-    channel: str
-    chat_id: str
-    case_number: str | None
-    person_name: str | None
-    created_at: datetime
-    attempts: int
-    error: str | None
 
 
 # The stage columns of the CSV: (column, how it is found in the trail).
@@ -297,33 +285,9 @@ async def _stage_times(
 
 async def failed_messages(
     session: AsyncSession, *, offset: int = 0, limit: int = 50, case_number: str | None = None
-) -> tuple[int, list[FailedMessage]]:
-    """Outbox messages given up on (blocked bot, chat gone), newest first; found through the
-    (status, next_attempt_at) index, so the sent millions are never read."""
-    failed = OutboxRow.status == "failed"
-    if case_number is not None:
-        failed = failed & (OutboxRow.case_number == case_number)
-    total = (
-        await session.execute(select(func.count()).select_from(OutboxRow).where(failed))
-    ).scalar_one()
-    rows = await session.execute(
-        select(OutboxRow, PersonRow.name)
-        .outerjoin(PersonRow, PersonRow.id == OutboxRow.person_id)
-        .where(failed)
-        .order_by(OutboxRow.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return total, [
-        FailedMessage(
-            id=m.id,
-            channel=m.channel,
-            chat_id=m.chat_id,
-            case_number=m.case_number,
-            person_name=name,
-            created_at=ensure_aware(m.created_at),
-            attempts=m.attempts,
-            error=m.error,
-        )
-        for m, name in rows
-    ]
+) -> tuple[int, list[FailedDelivery]]:
+    """Outbox messages given up on (blocked bot, chat gone), newest failure first, with how
+    many there are: the outbox's own query (storage/outbox.py)."""
+    total = await failed_delivery_count(session, case_number)
+    found = await failed_deliveries(session, limit, offset=offset, case_number=case_number)
+    return total, found

@@ -17,7 +17,8 @@ from storage.dashboard.filters import (
     period_conditions,
     unit_names,
 )
-from storage.rows import AreaRow, CaseRow, CategoryRow, OutboxRow
+from storage.outbox import failed_delivery_count
+from storage.rows import AreaRow, CaseRow, CategoryRow
 from storage.sql import dialect_of
 from workflow.clock import SHANGHAI
 
@@ -87,11 +88,7 @@ async def overview(
     delivery_failed = await count_cases(
         session, [*open_conditions(f), CaseRow.delivery_failed.is_(True)]
     )
-    failed_messages = (
-        await session.execute(
-            select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "failed")
-        )
-    ).scalar_one()
+    failed_messages = await failed_delivery_count(session)
 
     by_category = await _grouped(session, CaseRow.category_id, CategoryRow, period)
     by_township = await _grouped(session, CaseRow.township_id, AreaRow, period)
