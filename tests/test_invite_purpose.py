@@ -8,6 +8,7 @@ from sqlalchemy import select
 from storage.invites import create_invite
 from storage.rows import ChatBindingRow, IdentityRow, InviteRow
 from tests.support.chat import Bot
+from tests.support.texts import refusal, said
 
 
 async def invites(world) -> tuple[str, str]:
@@ -35,18 +36,15 @@ async def test_a_chat_code_does_not_enrol_and_an_enrol_code_does_not_bind(world,
     bot = Bot(world, tmp_path)
     enrol, group = await invites(world)
     out = await bot.send("6001", text=f"/start {group}")
-    assert (
-        out[0].text
-        == f"邀请码 {group} 用于绑定工作群：请把机器人拉进该群，在群里发送 /bind {group}。"
-    )
+    assert out[0].text == refusal("invite_wrong_use", invite=group, purpose="bind_chat")
     out = await bot.send("6001", "-600", text=f"/bind {enrol}")
-    assert out[0].text == f"邀请码 {enrol} 用于个人登记：请在与机器人的私聊中发送 /start {enrol}。"
+    assert out[0].text == refusal("invite_wrong_use", invite=enrol, purpose="enrol")
     assert await state(world, enrol, group) == ([None, None], 0, 0)
     # Each still works for its own purpose afterwards.
     out = await bot.send("6001", text=f"/start {enrol}")
     assert "登记" in out[0].text
     out = await bot.send("6001", "-600", text=f"/bind {group}")
-    assert "绑定" in out[0].text
+    assert out[0].text == said("bound", purpose="grid")
     used, bindings, accounts = await state(world, enrol, group)
     assert all(used) and bindings == 1 and accounts == 1
 
