@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.case_cards import CaseCards
 from storage.channel_people import ChannelPeople
 from storage.channel_places import ChannelPlaces
 from storage.rows import CaseRow, ConversationRow, MessageLinkRow, ProcessedUpdateRow
-from storage.sql import affected
+from storage.sql import affected, upsert
 from workflow.channels import Conversation
 from workflow.errors import ConcurrentUpdate, NotFound
 
@@ -34,10 +31,6 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    def _insert(self, table: Any) -> Any:
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
     # Conversations ---------------------------------------------------------------------------
 
@@ -75,7 +68,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             return
         if c.version == 0:
             stmt = (
-                self._insert(ConversationRow)
+                upsert(self.session, ConversationRow)
                 .values(
                     channel=c.channel,
                     chat_id=c.chat_id,
@@ -130,7 +123,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
                 raise NotFound("unknown_case", f"no case numbered {case}", case=case)
         else:
             case_id = case
-        stmt = self._insert(MessageLinkRow).values(
+        stmt = upsert(self.session, MessageLinkRow).values(
             channel=channel,
             chat_id=chat_id,
             message_id=message_id,
@@ -168,7 +161,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
     async def mark_processed(self, channel: str, key: str, now: datetime) -> bool:
         """True the first time an update is seen; False for a redelivery (even a concurrent one)."""
         stmt = (
-            self._insert(ProcessedUpdateRow)
+            upsert(self.session, ProcessedUpdateRow)
             .values(channel=channel, key=processed_key(key), at=now)
             .on_conflict_do_nothing(
                 index_elements=[ProcessedUpdateRow.channel, ProcessedUpdateRow.key]
