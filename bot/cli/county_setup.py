@@ -78,9 +78,9 @@ async def calendar_load(app: App, path: Path, renderer: Renderer) -> int:
         schedule = parse_schedule(path)
     except CalendarFileError as exc:
         raise UserError(str(exc)) from None
-    async with app.sessions() as session:
-        await store_schedule(session, schedule, source=str(path), now=app.clock.now())
-        await session.commit()
+    async with app.uow() as uow:
+        await store_schedule(uow.session, schedule, source=str(path), now=app.clock.now())
+        await uow.commit()
     app.uow.calendar_cache.invalidate()
     recomputed = await app.workflow.recompute_deadlines(app.uow())
     print(

@@ -15,13 +15,13 @@ if TYPE_CHECKING:
 async def case_command(app: App, args: argparse.Namespace, renderer: Renderer) -> int:
     from storage.queries import case_list, case_view
 
-    async with app.sessions() as session:
+    async with app.uow.reading() as uow:
         if args.case_command == "list":
             _check_state(args.state, renderer)
-            rows = await case_list(session, state=args.state, limit=args.limit)
+            rows = await case_list(uow.session, state=args.state, limit=args.limit)
             print(renderer.render("case_list.txt.j2", rows=rows))
         else:
-            view = await case_view(session, args.number)
+            view = await case_view(uow.session, args.number)
             print(renderer.render("case_show.txt.j2", view=view))
     return 0
 
@@ -37,9 +37,9 @@ def _check_state(state: str | None, renderer: Renderer) -> None:
 async def invite_command(app: App, args: argparse.Namespace, renderer: Renderer) -> int:
     from storage.invites import create_invite, describe_invite
 
-    async with app.sessions() as session:
+    async with app.uow() as uow:
         invite = await create_invite(
-            session,
+            uow.session,
             purpose="enrol" if args.invite_command == "enrol" else "bind_chat",
             role=getattr(args, "role", None),
             area_code=args.area,
@@ -49,8 +49,8 @@ async def invite_command(app: App, args: argparse.Namespace, renderer: Renderer)
             valid_hours=args.hours,
             now=app.clock.now(),
         )
-        info = await describe_invite(session, invite)
-        await session.commit()
+        info = await describe_invite(uow.session, invite)
+        await uow.commit()
     macro = "invite_enrol" if info["purpose"] == "enrol" else "invite_chat"
     print(renderer.macro("cli.j2", macro, invite=info))
     return 0

@@ -107,22 +107,22 @@ async def rate_rows(session: Session, chosen: Chosen, kind: str, now: datetime) 
 
 async def overview(dash: Dashboard, request: web.Request) -> web.Response:
     now = dash.app.clock.now()
-    async with dash.app.sessions() as session:
+    async with dash.app.uow.reading() as uow:
         try:
-            options, chosen = await _setup(dash, session, request.query)
+            options, chosen = await _setup(dash, uow.session, request.query)
             dsort = rate_sort(request.query, "dsort")
             tsort = rate_sort(request.query, "tsort")
         except FilterError as exc:
             return _refused(dash, request, exc)
         key = chosen.filter.key()
         totals = await _cached(dash, ("overview", key), lambda: overview_totals(
-            session, chosen.filter, now))  # fmt: skip
+            uow.session, chosen.filter, now))  # fmt: skip
         stuck_total, stuck = await _cached(dash, ("stuck", key, 1, OVERVIEW_STUCK), lambda: (
-            stuck_cases(session, chosen.filter, limit=OVERVIEW_STUCK)))  # fmt: skip
+            stuck_cases(uow.session, chosen.filter, limit=OVERVIEW_STUCK)))  # fmt: skip
         departments = await _cached(dash, ("rates", "department", key), lambda: rate_rows(
-            session, chosen, "department", now))  # fmt: skip
+            uow.session, chosen, "department", now))  # fmt: skip
         townships = await _cached(dash, ("rates", "township", key), lambda: rate_rows(
-            session, chosen, "township", now))  # fmt: skip
+            uow.session, chosen, "township", now))  # fmt: skip
     biggest = {
         name: max((c.count for c in rows), default=0)
         for name, rows in (
@@ -152,14 +152,14 @@ async def overview(dash: Dashboard, request: web.Request) -> web.Response:
 
 
 async def cases(dash: Dashboard, request: web.Request) -> web.Response:
-    async with dash.app.sessions() as session:
+    async with dash.app.uow.reading() as uow:
         try:
-            options, chosen = await _setup(dash, session, request.query)
+            options, chosen = await _setup(dash, uow.session, request.query)
             page = parse_page(request.query)
         except FilterError as exc:
             return _refused(dash, request, exc)
         total, rows = await list_cases(
-            session, chosen.filter, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+            uow.session, chosen.filter, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
     return dash.render(
         request, "dashboard_cases.html.j2", chosen=chosen, options=options, cases=rows,
@@ -169,14 +169,14 @@ async def cases(dash: Dashboard, request: web.Request) -> web.Response:
 
 async def stuck(dash: Dashboard, request: web.Request) -> web.Response:
     now = dash.app.clock.now()
-    async with dash.app.sessions() as session:
+    async with dash.app.uow.reading() as uow:
         try:
-            options, chosen = await _setup(dash, session, request.query)
+            options, chosen = await _setup(dash, uow.session, request.query)
             page = parse_page(request.query)
         except FilterError as exc:
             return _refused(dash, request, exc)
         total, rows = await stuck_cases(
-            session, chosen.filter, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+            uow.session, chosen.filter, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
     return dash.render(
         request, "dashboard_stuck.html.j2", chosen=chosen, options=options, stuck=rows,
@@ -186,17 +186,17 @@ async def stuck(dash: Dashboard, request: web.Request) -> web.Response:
 
 async def failed(dash: Dashboard, request: web.Request) -> web.Response:
     now = dash.app.clock.now()
-    async with dash.app.sessions() as session:
+    async with dash.app.uow.reading() as uow:
         try:
-            options, chosen = await _setup(dash, session, request.query)
+            options, chosen = await _setup(dash, uow.session, request.query)
             page = parse_page(request.query)
         except FilterError as exc:
             return _refused(dash, request, exc)
         total, messages = await failed_messages(
-            session, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+            uow.session, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
         cases_total, flagged = await stuck_cases(
-            session, chosen.filter, limit=PAGE_SIZE, delivery_failed=True
+            uow.session, chosen.filter, limit=PAGE_SIZE, delivery_failed=True
         )
     return dash.render(
         request, "dashboard_failed.html.j2", chosen=chosen, options=options, messages=messages,
@@ -208,16 +208,16 @@ async def failed(dash: Dashboard, request: web.Request) -> web.Response:
 async def case_page(dash: Dashboard, request: web.Request) -> web.Response:
     number = request.match_info["number"]
     now = dash.app.clock.now()
-    async with dash.app.sessions() as session:
+    async with dash.app.uow.reading() as uow:
         try:
-            view = await case_view(session, number)
+            view = await case_view(uow.session, number)
         except NotFound:
             return dash.message(request, 404, "unknown_case", number=number[:40])
-        contacts = await case_contacts(session, view.case.number)
-        calendar = await SqlCalendarStore(session, dash.app.uow.calendar_cache).load()
-        _, messages = await failed_messages(session, case_number=view.case.number, limit=20)
+        contacts = await case_contacts(uow.session, view.case.number)
+        calendar = await SqlCalendarStore(uow.session, dash.app.uow.calendar_cache).load()
+        _, messages = await failed_messages(uow.session, case_number=view.case.number, limit=20)
         codes = {t.data["department"] for t in view.timeline if t.data.get("department")}
-        departments = await department_names(session, codes)
+        departments = await department_names(uow.session, codes)
     resolved = [t for t in view.timeline if t.action == "resolve"]
     return dash.render(
         request,
@@ -241,8 +241,8 @@ async def case_photo(dash: Dashboard, request: web.Request) -> web.Response:
     number, sha = request.match_info["number"], request.match_info["sha"]
     if not SHA256.match(sha):
         return web.Response(status=404, text="not found")
-    async with dash.app.sessions() as session:
-        mime = await case_photo_mime(session, number, sha)
+    async with dash.app.uow.reading() as uow:
+        mime = await case_photo_mime(uow.session, number, sha)
     if mime is None:
         return web.Response(status=404, text="not found")
     try:
@@ -260,9 +260,9 @@ async def cases_csv(dash: Dashboard, request: web.Request) -> web.StreamResponse
     """Streamed in batches, so a long period never sits in memory as one document."""
     now = dash.app.clock.now()
     renderer = dash.renderer(request)
-    async with dash.app.sessions() as session:
+    async with dash.app.uow.reading() as uow:
         try:
-            _, chosen = await _setup(dash, session, request.query)
+            _, chosen = await _setup(dash, uow.session, request.query)
         except FilterError as exc:
             return _refused(dash, request, exc)
         # A template module's members are its macros and {% set %}s: known only at run time.
@@ -278,7 +278,7 @@ async def cases_csv(dash: Dashboard, request: web.Request) -> web.StreamResponse
         )
         await response.prepare(request)
         await response.write(BOM.encode("utf-8") + encode_lines([header]))
-        async for batch in export_cases(session, chosen.filter):
+        async for batch in export_cases(uow.session, chosen.filter):
             lines = [
                 row_values(item, renderer.locale, renderer.labels, words.words, now)
                 for item in batch
