@@ -62,14 +62,14 @@ async def open_app(settings: Settings, clock: Clock | None = None, *, migrate: b
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.db_url)
     sessions = session_factory(engine)
+    factory = UnitOfWorkFactory(sessions, clock)
     if migrate:
         await upgrade_schema(engine)
-        async with sessions() as session:
-            added = await seed_calendar(session, clock.now())
-            await session.commit()
+        async with factory() as uow:
+            added = await seed_calendar(uow.session, clock.now())
+            await uow.commit()
         if added:
             log.info("seeded the working-day calendar with %s years", added)
-    factory = UnitOfWorkFactory(sessions, clock)
     return App(
         settings=settings,
         engine=engine,

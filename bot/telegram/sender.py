@@ -10,33 +10,28 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
-    TelegramEntityTooLarge,
-    TelegramForbiddenError,
-    TelegramMigrateToChat,
     TelegramRetryAfter,
 )
-from aiogram.types import (
-    BufferedInputFile,
-    ForceReply,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    InputMediaPhoto,
-    KeyboardButton,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
-    ReplyParameters,
-)
-from pydantic import ValidationError
+from aiogram.types import BufferedInputFile, InputMediaPhoto
 
 from bot.config import OutboxSettings
 from bot.ratelimit import RateLimiter, RateLimits, Send
-from bot.telegram.adapter import CAPTION_LIMIT, CHANNEL, TEXT_LIMIT
+from bot.telegram.adapter import CHANNEL, TEXT_LIMIT
+from bot.telegram.requests import (
+    MAX_ALBUM,
+    Part,
+    failure_reason,
+    is_permanent,
+    markup,
+    message_parts,
+    reply_parameters,
+)
 from handlers.messages import (
     Outgoing,
     outgoing_from_payload,
@@ -55,7 +50,6 @@ PARTS_DONE = "_parts_done"  # payload key: API calls of a multi-call message alr
 CALLBACK_ANSWERED = "_callback_answered"  # payload key: its button press was answered
 # Telegram forgets a button press after a while; answering later only earns an error.
 CALLBACK_WINDOW = timedelta(seconds=60)
-MAX_ALBUM = 10
 MAX_PAGES = 5  # pages of due rows one pass looks through when many chats must wait
 MIN_PAUSE = 0.005  # seconds: run() never loops faster than this when nothing went out
 
@@ -71,56 +65,6 @@ class RetryPolicy:
     def delay(self, failures: int) -> float:
         """Seconds to wait after the `failures`-th failure: base, 2 x base, 4 x base ... cap."""
         return min(self.backoff_cap, self.backoff_base * 2 ** min(max(failures - 1, 0), 40))
-
-
-@dataclass(frozen=True)
-class Part:
-    """One Bot API call of an outgoing message; `cost` is how many messages it posts."""
-
-    kind: Literal["album", "photo", "text"]
-    cost: int = 1
-    caption: bool = False  # a photo carrying the text (and the buttons) as its caption
-
-
-def message_parts(message: Outgoing) -> list[Part]:
-    """The calls one message takes: text; photo with caption; photo, text; album, text."""
-    photos = message.photos[:MAX_ALBUM]
-    if len(photos) > 1:
-        return [Part("album", cost=len(photos)), Part("text")]
-    if photos and len(message.text[:TEXT_LIMIT]) <= CAPTION_LIMIT:
-        return [Part("photo", caption=True)]
-    if photos:
-        return [Part("photo"), Part("text")]
-    return [Part("text")]
-
-
-PERMANENT_ERRORS = (
-    TelegramForbiddenError,
-    TelegramBadRequest,
-    TelegramMigrateToChat,
-    TelegramEntityTooLarge,
-)
-
-
-# A message that cannot even be made into a request (text that is not UTF-8, a field of the
-# wrong kind) fails the same way every time.
-UNSENDABLE = (UnicodeError, TypeError, KeyError, ValidationError)
-
-
-def is_permanent(exc: Exception) -> bool:
-    """Telegram will answer the same request the same way: blocked, kicked, deactivated, chat
-    not found, no rights, a message Telegram refuses (400) or a file too large (413); or the
-    request cannot be built at all."""
-    return isinstance(exc, PERMANENT_ERRORS + UNSENDABLE)
-
-
-def failure_reason(exc: Exception) -> str:
-    """Telegram's own description when there is one: what operators read on the dashboard."""
-    if isinstance(exc, TelegramMigrateToChat):
-        return f"{exc.message} (the group is now chat {exc.migrate_to_chat_id})"
-    if isinstance(exc, TelegramAPIError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class _PassState:
@@ -412,7 +356,7 @@ class OutboxSender:
 
     async def _send_part(self, chat_id: str, message: Outgoing, part: Part) -> str:
         """One Bot API call; returns the id of the (first) message it posted."""
-        reply = _reply_parameters(message)
+        reply = reply_parameters(message)
         if part.kind == "album":
             photos = [await self.media.read_public_sha(s) for s in message.photos[:MAX_ALBUM]]
             album = await self.bot.send_media_group(
@@ -429,12 +373,12 @@ class OutboxSender:
             if not part.caption:  # the text follows in a message of its own
                 return str((await self.bot.send_photo(chat_id, photo)).message_id)
             sent = await self.bot.send_photo(
-                chat_id, photo, caption=message.text, reply_markup=_markup(message),
+                chat_id, photo, caption=message.text, reply_markup=markup(message),
                 reply_parameters=reply,
             )  # fmt: skip
             return str(sent.message_id)
         sent = await self.bot.send_message(
-            chat_id, message.text[:TEXT_LIMIT], reply_markup=_markup(message),
+            chat_id, message.text[:TEXT_LIMIT], reply_markup=markup(message),
             reply_parameters=reply,
         )  # fmt: skip
         return str(sent.message_id)
@@ -449,46 +393,3 @@ def _queryable(value: Any) -> bool:
     if isinstance(value, list):
         return all(_queryable(v) for v in value)
     return True
-
-
-def _reply_parameters(message: Outgoing) -> ReplyParameters | None:
-    """Reply to the user's message when there is one; if it was deleted, send anyway."""
-    if not (message.reply_to_message_id or "").isdigit():
-        return None
-    return ReplyParameters(
-        message_id=int(message.reply_to_message_id or 0), allow_sending_without_reply=True
-    )
-
-
-def _markup(message: Outgoing) -> Any:
-    if message.request_contact or message.request_location:
-        # A reply keyboard: the share button (label from the templates, as the keyboard's only
-        # key) plus the message's buttons as plain keys, which the handlers accept as text.
-        label = message.keyboard[0][0] if message.keyboard and message.keyboard[0] else "📍"
-        share = KeyboardButton(
-            text=label,
-            request_contact=message.request_contact or None,
-            request_location=message.request_location or None,
-        )
-        keys = [[KeyboardButton(text=b.text) for b in row] for row in message.buttons]
-        return ReplyKeyboardMarkup(
-            keyboard=[[share], *keys], resize_keyboard=True, one_time_keyboard=True
-        )
-    if message.buttons:
-        return InlineKeyboardMarkup(
-            inline_keyboard=[
-                [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row]
-                for row in message.buttons
-            ]
-        )
-    if message.force_reply:
-        return ForceReply(selective=True)
-    if message.keyboard:
-        return ReplyKeyboardMarkup(
-            keyboard=[[KeyboardButton(text=t) for t in row] for row in message.keyboard],
-            resize_keyboard=True,
-            is_persistent=True,
-        )
-    if message.remove_keyboard:
-        return ReplyKeyboardRemove()
-    return None

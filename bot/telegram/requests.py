@@ -1,0 +1,123 @@
+"""What a Telegram call is made of: the calls one message takes, its keyboard and reply, and
+which errors mean the same request will always fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+)
+from aiogram.types import (
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    ReplyParameters,
+)
+from pydantic import ValidationError
+
+from bot.telegram.adapter import CAPTION_LIMIT, TEXT_LIMIT
+from handlers.messages import Outgoing
+
+MAX_ALBUM = 10
+
+
+@dataclass(frozen=True)
+class Part:
+    """One Bot API call of an outgoing message; `cost` is how many messages it posts."""
+
+    kind: Literal["album", "photo", "text"]
+    cost: int = 1
+    caption: bool = False  # a photo carrying the text (and the buttons) as its caption
+
+
+def message_parts(message: Outgoing) -> list[Part]:
+    """The calls one message takes: text; photo with caption; photo, text; album, text."""
+    photos = message.photos[:MAX_ALBUM]
+    if len(photos) > 1:
+        return [Part("album", cost=len(photos)), Part("text")]
+    if photos and len(message.text[:TEXT_LIMIT]) <= CAPTION_LIMIT:
+        return [Part("photo", caption=True)]
+    if photos:
+        return [Part("photo"), Part("text")]
+    return [Part("text")]
+
+
+PERMANENT_ERRORS = (
+    TelegramForbiddenError,
+    TelegramBadRequest,
+    TelegramMigrateToChat,
+    TelegramEntityTooLarge,
+)
+
+
+# A message that cannot even be made into a request (text that is not UTF-8, a field of the
+# wrong kind) fails the same way every time.
+UNSENDABLE = (UnicodeError, TypeError, KeyError, ValidationError)
+
+
+def is_permanent(exc: Exception) -> bool:
+    """Telegram will answer the same request the same way: blocked, kicked, deactivated, chat
+    not found, no rights, a message Telegram refuses (400) or a file too large (413); or the
+    request cannot be built at all."""
+    return isinstance(exc, PERMANENT_ERRORS + UNSENDABLE)
+
+
+def failure_reason(exc: Exception) -> str:
+    """Telegram's own description when there is one: what operators read on the dashboard."""
+    if isinstance(exc, TelegramMigrateToChat):
+        return f"{exc.message} (the group is now chat {exc.migrate_to_chat_id})"
+    if isinstance(exc, TelegramAPIError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def reply_parameters(message: Outgoing) -> ReplyParameters | None:
+    """Reply to the user's message when there is one; if it was deleted, send anyway."""
+    if not (message.reply_to_message_id or "").isdigit():
+        return None
+    return ReplyParameters(
+        message_id=int(message.reply_to_message_id or 0), allow_sending_without_reply=True
+    )
+
+
+def markup(message: Outgoing) -> Any:
+    if message.request_contact or message.request_location:
+        # A reply keyboard: the share button (label from the templates, as the keyboard's only
+        # key) plus the message's buttons as plain keys, which the handlers accept as text.
+        label = message.keyboard[0][0] if message.keyboard and message.keyboard[0] else "📍"
+        share = KeyboardButton(
+            text=label,
+            request_contact=message.request_contact or None,
+            request_location=message.request_location or None,
+        )
+        keys = [[KeyboardButton(text=b.text) for b in row] for row in message.buttons]
+        return ReplyKeyboardMarkup(
+            keyboard=[[share], *keys], resize_keyboard=True, one_time_keyboard=True
+        )
+    if message.buttons:
+        return InlineKeyboardMarkup(
+            inline_keyboard=[
+                [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row]
+                for row in message.buttons
+            ]
+        )
+    if message.force_reply:
+        return ForceReply(selective=True)
+    if message.keyboard:
+        return ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text=t) for t in row] for row in message.keyboard],
+            resize_keyboard=True,
+            is_persistent=True,
+        )
+    if message.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
