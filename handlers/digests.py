@@ -48,6 +48,18 @@ def previous_workday(calendar: WorkCalendar, day: date) -> date:
     return day - timedelta(days=1)
 
 
+def weekly_send_day(calendar: WorkCalendar, day: date, weekly_day: int) -> date:
+    """The day of `day`'s week the weekly analysis goes out: the first working day from the
+    configured weekday on (Wednesday 2026-05-06 after the Labour Day holiday, not Monday);
+    the configured day itself when the rest of the week is all holiday, so no week is skipped."""
+    start = day - timedelta(days=day.weekday() - weekly_day)
+    for offset in range(7 - weekly_day):
+        candidate = start + timedelta(days=offset)
+        if calendar.is_workday(candidate):
+            return candidate
+    return start
+
+
 class Digests:
     """Decides which digests are due and queues each, once per target and period."""
 
@@ -70,6 +82,7 @@ class Digests:
         # query (only the latest is kept: an older period is never due again).
         self._finished: dict[str, str] = {}
         self._warned_week: str | None = None
+        self._not_weekly_day: date | None = None  # a day found not to be the send day
 
     async def run_due(self, uow_factory: Callable[[], UnitOfWork], now: datetime) -> int:
         """Queue every digest due at `now` that was not sent yet; returns the messages queued."""
@@ -166,14 +179,18 @@ class Digests:
     # Weekly analysis -----------------------------------------------------------------------
 
     async def _weekly(self, uow_factory: Callable[[], UnitOfWork], now: datetime) -> int:
-        if now.weekday() != self.weekly_day or now.time() < self.weekly_at:
+        if now.weekday() < self.weekly_day or now.time() < self.weekly_at:
             return 0
         period = previous_week(now)
         key = period.iso_week
-        if self._finished.get(WEEKLY) == key:
+        if self._finished.get(WEEKLY) == key or self._not_weekly_day == now.date():
             return 0
         try:
             async with uow_factory() as uow:
+                calendar = await uow.calendar.load()
+                if now.date() != weekly_send_day(calendar, now.date(), self.weekly_day):
+                    self._not_weekly_day = now.date()
+                    return 0
                 if not await uow.reports.claim_run(WEEKLY, WEEKLY_TARGET, key, now):
                     self._finished[WEEKLY] = key
                     return 0

@@ -9,7 +9,7 @@ from datetime import date, datetime, time
 import pytest
 from sqlalchemy import select, update
 
-from handlers.digests import Digests, previous_workday
+from handlers.digests import Digests, previous_workday, weekly_send_day
 from handlers.weekly import MAX_MESSAGE, message_length
 from storage.channel import SqlChannelStore
 from storage.invites import create_invite
@@ -18,6 +18,7 @@ from storage.uow import SqlUnitOfWork, UnitOfWorkFactory
 from tests.support.weeks import KnownWeek, at
 from workflow.clock import SHANGHAI
 from workflow.commands import ValidateCase
+from workflow.deadlines import WorkCalendar
 from workflow.ports import UnitDigest, UnitRef
 
 TUESDAY_MORNING = at(24, 8, 30)
@@ -267,3 +268,41 @@ async def test_a_case_arriving_after_the_digest_is_tomorrows_news(county: KnownW
     wednesday = [r.payload["text"] for r in rows if r.payload.get("purpose") == "digest"][-1]
     assert f"🆕 新到 <b>1</b> 件：{week.n['L']}" in wednesday
     assert f"📥 待受理 <b>1</b> 件：{week.n['L']}" in wednesday
+
+
+def test_the_weekly_analysis_waits_for_the_first_working_day_of_a_holiday_week():
+    calendar = WorkCalendar()
+    calendar.load_year(
+        2026,
+        holidays=[date(2026, 5, d) for d in range(1, 6)] + [date(2026, 10, d) for d in range(1, 8)],
+        workdays=[date(2026, 5, 9), date(2026, 10, 10)],
+    )
+    assert weekly_send_day(calendar, date(2026, 5, 4), 0) == date(2026, 5, 6)  # Wednesday
+    assert weekly_send_day(calendar, date(2026, 5, 7), 0) == date(2026, 5, 6)
+    assert weekly_send_day(calendar, date(2026, 10, 5), 0) == date(2026, 10, 8)  # Thursday
+    assert weekly_send_day(calendar, date(2026, 11, 30), 0) == date(2026, 11, 30)  # a plain Monday
+    assert weekly_send_day(calendar, date(2026, 10, 5), 2) == date(2026, 10, 8)  # from Wednesday on
+    all_off = WorkCalendar()
+    all_off.load_year(2026, holidays=[date(2026, 2, d) for d in range(16, 23)], workdays=[])
+    assert weekly_send_day(all_off, date(2026, 2, 18), 0) == date(2026, 2, 16)  # never skipped
+
+
+async def test_weekly_analysis_on_a_holiday_monday_goes_out_on_wednesday(county: KnownWeek):
+    week = county
+    await week.build()
+    await bind(week, "-900", "leaders")
+    digests = Digests(default_locale="en")
+
+    def may(day: int, hour: int) -> datetime:
+        return datetime(2026, 5, day, hour, tzinfo=SHANGHAI)
+
+    week.clock.set(may(4, 9))
+    await digests.run_due(week.uow, may(4, 9))  # Labour Day holiday: Monday 05-04
+    await digests.run_due(week.uow, may(5, 9))  # and Tuesday
+    assert await sent(week, "weekly") == {}
+    week.clock.set(may(6, 9))
+    await digests.run_due(week.uow, may(6, 9))  # the first working day of the week
+    assert list(await sent(week, "weekly")) == ["-900"]
+    assert ("weekly", "county", "2026-W18") in await runs(week)
+    await Digests().run_due(week.uow, may(7, 9))  # a fresh process on Thursday sends nothing more
+    assert len(await sent(week, "weekly")) == 1
