@@ -151,58 +151,61 @@ async def overview(dash: Dashboard, request: web.Request) -> web.Response:
     )
 
 
-async def cases(dash: Dashboard, request: web.Request) -> web.Response:
+ListFetch = Callable[[Session, Chosen, int], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+async def _list_page(
+    dash: Dashboard, request: web.Request, template: str, fetch: ListFetch
+) -> web.Response:
+    """A filtered, paged list: the filter bar and page number read (or refused) once here;
+    `fetch` gives the total and what the template lists for the page's offset."""
     async with dash.app.uow.reading() as uow:
         try:
             options, chosen = await _setup(dash, uow.session, request.query)
             page = parse_page(request.query)
         except FilterError as exc:
             return _refused(dash, request, exc)
-        total, rows = await list_cases(
-            uow.session, chosen.filter, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
-        )
+        total, listed = await fetch(uow.session, chosen, (page - 1) * PAGE_SIZE)
     return dash.render(
-        request, "dashboard_cases.html.j2", chosen=chosen, options=options, cases=rows,
-        total=total, page=page, pages=_pages(total),
+        request, template, chosen=chosen, options=options, total=total, page=page,
+        pages=_pages(total), **listed,
     )  # fmt: skip
+
+
+async def cases(dash: Dashboard, request: web.Request) -> web.Response:
+    async def fetch(session: Session, chosen: Chosen, offset: int) -> tuple[int, dict[str, Any]]:
+        total, rows = await list_cases(session, chosen.filter, offset=offset, limit=PAGE_SIZE)
+        return total, {"cases": rows}
+
+    return await _list_page(dash, request, "dashboard_cases.html.j2", fetch)
 
 
 async def stuck(dash: Dashboard, request: web.Request) -> web.Response:
     now = dash.app.clock.now()
-    async with dash.app.uow.reading() as uow:
-        try:
-            options, chosen = await _setup(dash, uow.session, request.query)
-            page = parse_page(request.query)
-        except FilterError as exc:
-            return _refused(dash, request, exc)
-        total, rows = await stuck_cases(
-            uow.session, chosen.filter, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
-        )
-    return dash.render(
-        request, "dashboard_stuck.html.j2", chosen=chosen, options=options, stuck=rows,
-        total=total, page=page, pages=_pages(total), now=now,
-    )  # fmt: skip
+
+    async def fetch(session: Session, chosen: Chosen, offset: int) -> tuple[int, dict[str, Any]]:
+        total, rows = await stuck_cases(session, chosen.filter, offset=offset, limit=PAGE_SIZE)
+        return total, {"stuck": rows, "now": now}
+
+    return await _list_page(dash, request, "dashboard_stuck.html.j2", fetch)
 
 
 async def failed(dash: Dashboard, request: web.Request) -> web.Response:
     now = dash.app.clock.now()
-    async with dash.app.uow.reading() as uow:
-        try:
-            options, chosen = await _setup(dash, uow.session, request.query)
-            page = parse_page(request.query)
-        except FilterError as exc:
-            return _refused(dash, request, exc)
-        total, messages = await failed_messages(
-            uow.session, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+
+    async def fetch(session: Session, chosen: Chosen, offset: int) -> tuple[int, dict[str, Any]]:
+        total, messages = await failed_messages(session, offset=offset, limit=PAGE_SIZE)
+        flagged_total, flagged = await stuck_cases(
+            session, chosen.filter, limit=PAGE_SIZE, delivery_failed=True
         )
-        cases_total, flagged = await stuck_cases(
-            uow.session, chosen.filter, limit=PAGE_SIZE, delivery_failed=True
-        )
-    return dash.render(
-        request, "dashboard_failed.html.j2", chosen=chosen, options=options, messages=messages,
-        total=total, page=page, pages=_pages(total), flagged=flagged, flagged_total=cases_total,
-        now=now,
-    )  # fmt: skip
+        return total, {
+            "messages": messages,
+            "flagged": flagged,
+            "flagged_total": flagged_total,
+            "now": now,
+        }
+
+    return await _list_page(dash, request, "dashboard_failed.html.j2", fetch)
 
 
 async def case_page(dash: Dashboard, request: web.Request) -> web.Response:
