@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/telegram/webhook"
 # Uploads from the web chat: ten photos of up to 20 MB each are refused one by one, not here.
 MAX_REQUEST_BYTES = 25 * 1024 * 1024
+# Ctrl-C must stop the process promptly: open requests get this long, and so does each flush.
+SHUTDOWN_SECONDS = 5.0
 
 
 @dataclass
@@ -74,7 +76,7 @@ async def serve(
         running.wakers.append(telegram.sender.wake)
         running.telegram = settings.telegram.mode
 
-    runner = web.AppRunner(web_app)
+    runner = web.AppRunner(web_app, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     scheduler = None
     try:
@@ -92,17 +94,19 @@ async def serve(
         if telegram is not None:
             await telegram.stop_receiving()
         await runner.cleanup()
-        # What was committed goes out before we stop; the rest waits in the outbox.
+        # What was committed goes out before we stop; the rest waits in the outbox. Each flush
+        # is bounded: a slow network or a locked database must not keep Ctrl-C from working.
         with contextlib.suppress(Exception):
-            await webchat.deliver_pending()
+            await asyncio.wait_for(webchat.deliver_pending(), SHUTDOWN_SECONDS)
         if telegram is not None:
-            with contextlib.suppress(Exception):
-                await telegram.sender.deliver_pending()  # only while we hold the lease
+            with contextlib.suppress(Exception):  # only while we hold the lease
+                await asyncio.wait_for(telegram.sender.deliver_pending(), SHUTDOWN_SECONDS)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if telegram is not None:
-            await telegram.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(telegram.close(), SHUTDOWN_SECONDS)
 
 
 async def serve_telegram(app: App, stop: asyncio.Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -84,7 +85,15 @@ async def test_run_without_a_token_serves_web_chat_and_dashboard_and_stops_on_ct
                 assert board.status == 200
         assert (tmp_path / "data" / "shuoshi.db").is_file()  # SQLite under ./data
         proc.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        except TimeoutError:
+            proc.send_signal(signal.SIGUSR1)  # the stacks of a process that did not stop
+            with contextlib.suppress(TimeoutError):  # give it a moment to write them
+                await asyncio.wait_for(proc.wait(), 2)
+            proc.kill()
+            out, err = await proc.communicate()
+            raise AssertionError("did not stop on Ctrl-C:\n" + err.decode()[-20000:]) from None
         assert proc.returncode == 0, err.decode()
         assert "Stopped" in out.decode()
     finally:

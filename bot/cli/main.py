@@ -97,6 +97,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
 
 
 async def _run(app: App, renderer: Renderer) -> int:
+    import faulthandler
     import signal
 
     from bot.runner import Running, serve
@@ -106,6 +107,8 @@ async def _run(app: App, renderer: Renderer) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a process hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def ready(running: Running) -> None:
         print(renderer.macro("cli.j2", "running", r=running), flush=True)
