@@ -24,12 +24,13 @@ import aiohttp
 from PIL import Image
 
 from bench.crash_cluster import Cluster
+from bot.telegram import WEBHOOK_PATH
 
 RETRIES = 2
 STEPS = 9  # answered steps of one report, from /start to the receipt
 NUMBER = re.compile(r"\b[A-Z]+-\d{8}-\d{4,}\b")
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
-WEBHOOK_PATH = "/telegram/webhook"  # bot.runner.WEBHOOK_PATH, without importing aiogram here
+
 LOCATION = (37.3012, 114.9481)
 
 

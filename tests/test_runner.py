@@ -137,3 +137,16 @@ async def test_behind_a_proxy_there_is_no_role_picker_and_the_dashboard_needs_a_
         stop.set()
         await asyncio.wait_for(task, 30)
         await app.close()
+
+
+def test_a_process_without_a_token_never_loads_aiogram():
+    """aiogram costs ~135 MB: the web-chat-only process (and the CLI) must not import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bot.cli.main, bot.runner, bot.app\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiogram'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -12,7 +12,8 @@ import pytest
 from bot.app import open_app
 from bot.cli.main import main
 from bot.config import ConfigError, load_settings
-from bot.runner import WEBHOOK_PATH, WebhookHandler, serve
+from bot.runner import WEBHOOK_PATH, serve
+from bot.telegram.service import WebhookHandler
 from storage.org_file import load_org_file
 from tests.conftest import EXAMPLE_COUNTY
 from tests.fake_telegram import FakeTelegram

@@ -122,6 +122,9 @@ async def _run(app: App, renderer: Renderer) -> int:
 @contextlib.contextmanager
 def _telegram_refusals(app: App, renderer: Renderer) -> Iterator[None]:
     """Telegram's answers when the bot starts become one line saying what to check."""
+    if app.settings.telegram.token is None:  # no aiogram to load, nothing to refuse
+        yield
+        return
     from aiogram.exceptions import (
         TelegramAPIError,
         TelegramNetworkError,
