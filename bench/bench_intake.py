@@ -4,7 +4,8 @@ Feeds the whole resident conversation (start with a grid code, report, category,
 album of two photos, done, location, no phone, confirm) for many residents through aiogram's
 Dispatcher into shuoshi, and prints updates per second. In the same run it prints the anchor:
 aiogram dispatching the same number of updates to a handler that does one SQLAlchemy insert
-each; then the ratio shuoshi / anchor and the peak memory of the process.
+each; then the ratio shuoshi / anchor, the SQL statements per update at each step of the
+dialogue (the fixed cost per update that the intake-cost goal is about) and the peak memory.
 
     .venv/bin/python bench/bench_intake.py [--residents 200]
 """
@@ -19,13 +20,14 @@ import resource
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiogram import Dispatcher, Router
 from aiogram.types import Message, Update
 from PIL import Image
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -87,12 +89,25 @@ class Shuoshi:
         self.dp = self.channel.dispatcher()
         self.elapsed = 0.0
         self.updates = 0
+        self.statements = 0  # counted by the engine's cursor hook while an update is fed
+        self.counting = False
+        self.per_step: Counter[str] = Counter()  # statements per step of the dialogue
+        self.updates_per_step: Counter[str] = Counter()
 
-    async def feed(self, upd: Update) -> None:
+    def count(self, *_: object) -> None:
+        if self.counting:
+            self.statements += 1
+
+    async def feed(self, upd: Update, step: str) -> None:
+        before = self.statements
+        self.counting = True
         start = time.perf_counter()
         await self.dp.feed_update(self.bot, upd)
         self.elapsed += time.perf_counter() - start
+        self.counting = False
         self.updates += 1
+        self.per_step[step] += self.statements - before
+        self.updates_per_step[step] += 1
 
     async def last_button(self, chat: int, prefix: str) -> str:
         async with self.sessions() as session:
@@ -109,25 +124,26 @@ class Shuoshi:
                             return b["data"]
         raise LookupError(prefix)
 
-    async def press(self, user: int, prefix: str) -> None:
+    async def press(self, user: int, prefix: str, step: str) -> None:
         data = await self.last_button(user, prefix)
         await self.feed(update(callback_query={
             "id": f"q{next(ids)}", "chat_instance": "x", "data": data,
             "from": {"id": user, "is_bot": False, "first_name": "居民"},
-            "message": message(user, text="card")}))  # fmt: skip
+            "message": message(user, text="card")}), step)  # fmt: skip
 
     async def resident(self, user: int, photos: list[dict]) -> None:
-        await self.feed(update(message=message(user, text="/start JL-XGC-01-G1")))
-        await self.feed(update(message=message(user, text="📝 我要说事")))
-        await self.press(user, "cat:")
-        await self.feed(update(message=message(user, text="东门井盖破损，夜里有人踩空")))
+        await self.feed(update(message=message(user, text="/start JL-XGC-01-G1")), "start")
+        await self.feed(update(message=message(user, text="📝 我要说事")), "report")
+        await self.press(user, "cat:", "category")
+        await self.feed(update(message=message(user, text="东门井盖破损，夜里有人踩空")), "text")
         for photo in photos:
-            await self.feed(update(message=message(user, photo=[photo], media_group_id=f"g{user}")))
-        await self.press(user, "ph:")
+            album = message(user, photo=[photo], media_group_id=f"g{user}")
+            await self.feed(update(message=album), "photo")
+        await self.press(user, "ph:", "photos done")
         await self.feed(update(message=message(
-            user, location={"latitude": 37.22, "longitude": 115.03})))  # fmt: skip
-        await self.feed(update(message=message(user, text="不留电话")))
-        await self.press(user, "cf:")
+            user, location={"latitude": 37.22, "longitude": 115.03})), "location")  # fmt: skip
+        await self.feed(update(message=message(user, text="不留电话")), "phone")
+        await self.press(user, "cf:", "confirm")
 
 
 async def anchor(updates: list[Update], bot, url: str) -> float:
@@ -176,6 +192,7 @@ async def main(residents: int) -> None:
                 for f in files
             ]  # fmt: skip
             system = Shuoshi(fake, sessions, MediaStore(Path(tmp) / "media"))
+            event.listen(engine.sync_engine, "before_cursor_execute", system.count)
             for i in range(residents):
                 await system.resident(900000 + i, photos)
             rate = system.updates / system.elapsed
@@ -188,7 +205,12 @@ async def main(residents: int) -> None:
     print(f"residents: {residents}, updates: {system.updates}")
     print(f"shuoshi: {rate:,.1f} updates/s ({system.elapsed:.2f} s)")
     print(f"anchor (aiogram + one SQLAlchemy insert per update): {anchor_rate:,.1f} updates/s")
-    print(f"ratio shuoshi / anchor: {rate / anchor_rate:.3f}")
+    print(f"ratio shuoshi / anchor: {rate / anchor_rate:.3f} (goal >= 0.3, target 0.5)")
+    print(f"SQL statements per update: {system.statements / system.updates:.1f} on average")
+    for step, statements in system.per_step.items():
+        n = system.updates_per_step[step]
+        print(f"  {step:<12} {statements / n:5.1f} per update ({n} updates)")
+    print("  (goal: <= 4 statements for a plain text update)")
     print(f"peak memory (max RSS): {peak_mb:,.0f} MB")
 
 
