@@ -34,6 +34,21 @@ def _binding(row: ChatBindingRow) -> ChatBinding:
     )
 
 
+def _grants(rows: list[tuple[Any, ...]]) -> tuple[RoleGrant, ...]:
+    """(role, area id, department id) rows -> one grant per role, highest role first."""
+    scopes: dict[Role, tuple[set[int], set[int]]] = {}
+    for role_name, area_id, department_id in rows:
+        areas, departments = scopes.setdefault(Role(role_name), (set(), set()))
+        if area_id is not None:
+            areas.add(area_id)
+        if department_id is not None:
+            departments.add(department_id)
+    return tuple(
+        RoleGrant(role, frozenset(scopes[role][0]), frozenset(scopes[role][1]))
+        for role in sorted(scopes, key=_ROLE_ORDER.__getitem__)
+    )
+
+
 def _same(column: Any, value: int | None) -> ColumnElement[bool]:
     return column.is_(None) if value is None else column == value
 
@@ -46,11 +61,35 @@ class ChannelPeople:
     # People ----------------------------------------------------------------------------------
 
     async def person_for(self, channel: str, external_id: str) -> Person | None:
-        """The active person this chat account is linked to, with their roles."""
-        person = await self._linked_person(channel, external_id)
-        if person is None or not person.active:
+        """The active person this chat account is linked to, with their roles.
+
+        Every update asks this first, so it is one statement: the person's columns joined to
+        one row per role grant (or one row with no role)."""
+        rows = (
+            await self.session.execute(
+                select(
+                    PersonRow.id,
+                    PersonRow.name,
+                    PersonRow.language,
+                    RoleAssignmentRow.role,
+                    RoleAssignmentRow.area_id,
+                    RoleAssignmentRow.department_id,
+                )
+                .select_from(IdentityRow)
+                .join(PersonRow, IdentityRow.person_id == PersonRow.id)
+                .outerjoin(RoleAssignmentRow, RoleAssignmentRow.person_id == PersonRow.id)
+                .where(
+                    IdentityRow.channel == channel,
+                    IdentityRow.external_id == external_id,
+                    PersonRow.active.is_(True),
+                )
+            )
+        ).all()
+        if not rows:
             return None
-        return await self._person(person)
+        person_id, name, language = rows[0][:3]
+        grants = [(role, area, dept) for *_, role, area, dept in rows if role is not None]
+        return Person(id=person_id, name=name, language=language, roles=_grants(grants))
 
     async def _linked_person(self, channel: str, external_id: str) -> PersonRow | None:
         return (
@@ -71,18 +110,12 @@ class ChannelPeople:
                 ).where(RoleAssignmentRow.person_id == person.id)
             )
         ).all()
-        scopes: dict[Role, tuple[set[int], set[int]]] = {}
-        for role_name, area_id, department_id in rows:
-            areas, departments = scopes.setdefault(Role(role_name), (set(), set()))
-            if area_id is not None:
-                areas.add(area_id)
-            if department_id is not None:
-                departments.add(department_id)
-        grants = tuple(
-            RoleGrant(role, frozenset(scopes[role][0]), frozenset(scopes[role][1]))
-            for role in sorted(scopes, key=_ROLE_ORDER.__getitem__)
+        return Person(
+            id=person.id,
+            name=person.name,
+            language=person.language,
+            roles=_grants([tuple(row) for row in rows]),
         )
-        return Person(id=person.id, name=person.name, language=person.language, roles=grants)
 
     async def _new_person(self, name: str, language: str, now: datetime) -> PersonRow:
         person = PersonRow(

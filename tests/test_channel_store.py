@@ -220,6 +220,36 @@ async def test_person_for_groups_roles_and_ignores_inactive_people(env: Env):
     assert await env.run(lambda s, _: s.person_for("telegram", "leader")) is None
 
 
+async def test_person_for_is_one_statement_however_many_roles(env: Env, engine):
+    """Every update starts by asking who is behind the chat: one round trip, not one per table."""
+    from sqlalchemy import event
+
+    leader = env.people["P-L-01"]
+    code = await env.invite(purpose="enrol", person_code="P-L-01")
+    await env.redeem(code, user="leader")
+
+    async def add_supervisor(_store, session):
+        await session.execute(insert(RoleAssignmentRow).values(person_id=leader, role="supervisor"))
+
+    await env.run(add_supervisor)
+    statements: list[str] = []
+
+    def remember(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", remember)
+    try:
+        person = await env.run(lambda s, _: s.person_for("telegram", "leader"))
+        nobody = await env.run(lambda s, _: s.person_for("telegram", "stranger"))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", remember)
+    selects = [st for st in statements if st.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 2, selects  # one per call
+    assert nobody is None and person is not None
+    assert {g.role for g in person.roles} == {Role.GRID_LEADER, Role.SUPERVISOR}
+    assert len(person.grant(Role.GRID_LEADER).area_ids) == 6
+
+
 # Invites -----------------------------------------------------------------------------------------
 
 
