@@ -144,31 +144,57 @@ async def instruction_to_holder(event: CaseSupervised, telling: Telling) -> Told
     return out
 
 
-# Who hears of what, in the order the messages go out. A case that stays with the same
-# holder (taken by the township, a note, a resolve) sends that holder no new card.
-HANDLERS: dict[type[Event], list[NoticeHandler]] = {
+async def note_to_reporter(event: ProgressNoted, telling: Telling) -> Told:
+    """The reporter reads the holder's progress note, with its photo."""
+    card = await telling.card(event.case_number)
+    if card.reporter_id is not None and event.entry.actor_id == card.reporter_id:
+        return []  # nobody is told of their own words
+    return await _to_reporter(telling.chats, card, "news_progress", event,
+                              photos=card.last_photos)  # fmt: skip
+
+
+# What the reporter hears of, and with which template: the one place that decides it (the
+# receipt promises "you will hear of every step"). Internal moves (a return, a reclassification,
+# supervision) stay inside; a resolution asks for the rating instead (ask_for_rating).
+SHOWN_TO_REPORTER: dict[type[Event], NoticeHandler] = {
+    CaseValidated: news_to_reporter("news_validated"),
+    CaseRejected: news_to_reporter("news_rejected"),
+    CaseMarkedDuplicate: news_to_reporter("news_duplicate"),
+    CaseTakenByTownship: news_to_reporter("news_accepted"),
+    CasePassedUp: news_to_reporter("news_passed_up"),
+    CaseAssigned: news_to_reporter("news_assigned"),
+    CaseAccepted: news_to_reporter("news_accepted"),
+    ProgressNoted: note_to_reporter,
+    CaseResolved: ask_for_rating,
+    CaseReopened: news_to_reporter("news_reopened"),
+    CaseClosed: news_to_reporter("news_closed"),
+}
+
+# Who else hears of what. A case that stays with the same holder (taken by the township, a
+# note, a resolve) sends that holder no new card.
+TO_UNITS: dict[type[Event], list[NoticeHandler]] = {
     CaseRouted: [page_emergency, card_to_holder],
-    CaseValidated: [news_to_reporter("news_validated"), card_to_holder],
-    CaseRejected: [news_to_reporter("news_rejected")],
-    CaseMarkedDuplicate: [news_to_reporter("news_duplicate")],
+    CaseValidated: [card_to_holder],
     CaseReclassified: [card_to_holder],  # new category, new limits: a fresh card
-    CaseTakenByTownship: [news_to_reporter("news_accepted")],
     CasePassedUp: [card_to_holder],
-    CaseAssigned: [news_to_reporter("news_assigned"), card_to_holder],
-    CaseAccepted: [news_to_reporter("news_accepted"), card_to_holder],
+    CaseAssigned: [card_to_holder],
+    CaseAccepted: [card_to_holder],
     CaseReturned: [card_to_holder],
-    CaseResolved: [ask_for_rating],
-    CaseReopened: [news_to_reporter("news_reopened"), card_to_holder],
+    CaseReopened: [card_to_holder],
     CaseEscalated: [card_to_holder],
-    CaseClosed: [news_to_reporter("news_closed")],
     CaseSupervised: [instruction_to_holder],
 }
 
-# Events nobody is told of: the intake itself is followed at once by CaseRouted; notes stay
-# in the trail; a satisfied rating or an unrated close ends the case quietly.
-UNTOLD: frozenset[type[Event]] = frozenset(
-    {CaseReported, ProgressNoted, CaseRated, CaseClosedUnrated}
-)
+# Each event's handlers in the order the messages go out: the reporter's news first.
+HANDLERS: dict[type[Event], list[NoticeHandler]] = {
+    event: ([SHOWN_TO_REPORTER[event]] if event in SHOWN_TO_REPORTER else [])
+    + TO_UNITS.get(event, [])
+    for event in [*SHOWN_TO_REPORTER, *TO_UNITS]
+}
+
+# Events nobody is told of: the intake itself is followed at once by CaseRouted; a satisfied
+# rating or an unrated close ends the case quietly.
+UNTOLD: frozenset[type[Event]] = frozenset({CaseReported, CaseRated, CaseClosedUnrated})
 
 
 class Notifier:
@@ -193,8 +219,9 @@ class Notifier:
 
 
 async def _to_reporter(
-    chats: ChatStore, card: CaseCard, template: str, event: CaseEvent, rating: bool = False
-) -> Told:
+    chats: ChatStore, card: CaseCard, template: str, event: CaseEvent, rating: bool = False,
+    photos: list[str] | None = None,
+) -> Told:  # fmt: skip
     if card.reporter_id is None:
         return []
     out: Told = []
@@ -207,7 +234,7 @@ async def _to_reporter(
                         for v in ("s", "b", "d")]]  # fmt: skip
         text = r.macro("chat.html.j2", template, card=card, event=event)
         out.append((channel, Outgoing(chat_id=chat_id, text=text, buttons=buttons,
-                                      photos=card.result_photos if rating else [],
+                                      photos=card.result_photos if rating else photos or [],
                                       case_number=card.number,
                                       purpose="rating" if rating else "news")))  # fmt: skip
     return out

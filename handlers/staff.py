@@ -21,9 +21,9 @@ from workflow.commands import (
     SuperviseCase,
     ValidateCase,
 )
-from workflow.errors import NotFound, NotPermitted
+from workflow.errors import IllegalTransition, NotFound, NotPermitted
 from workflow.model import Action, Case, Rating, Role
-from workflow.table import available_actions
+from workflow.table import available_actions, transitions_for
 
 # Button code -> the workflow action it fires.
 ACTIONS = {
@@ -66,6 +66,19 @@ async def _role_for(turn: Turn, number: str, action: Action) -> Role:
     )
 
 
+async def _still_open_to(turn: Turn, number: str, action: Action) -> Case:
+    """The case, if `action` can still be done on it as it is now: an outdated button (a rating
+    on a case closed since) is refused before anything is asked for."""
+    case = await _visible(turn, number)
+    if not transitions_for(action, case.state):
+        raise IllegalTransition(
+            message=f"cannot {action.value} a case that is {case.state.value}",
+            action=action.value,
+            state=case.state.value,
+        )
+    return case
+
+
 async def _fire(turn: Turn, cmd: CaseCommand) -> None:
     await turn.workflow.handle_in(turn.uow, cmd)
     turn.reply("done", action=cmd.action.value, number=cmd.case_number)
@@ -86,7 +99,7 @@ async def route_card_buttons(turn: Turn) -> bool:
         if value not in RATINGS:
             turn.reply("stale_button")
             return True
-        await _visible(turn, number)
+        await _still_open_to(turn, number, Action.RATE)
         turn.conv.step = "rate_comment"
         turn.conv.draft = {"number": number, "rating": value}
         turn.reply("ask_rating_comment", rating=RATINGS[value].value,

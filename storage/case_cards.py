@@ -79,6 +79,7 @@ class CaseCards:
             result_photos=resolved[-1].photos if resolved else [],
             result_text=resolved[-1].comment if resolved else None,
             last_comment=last.comment if last else None,
+            last_photos=last.photos if last else [],
             rating=case.rating.value if case.rating else None,
             proposed_departments=[
                 ProposedDepartment(code=code, name=zh, name_en=en) for code, zh, en in owners

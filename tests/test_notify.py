@@ -39,7 +39,8 @@ async def test_each_holder_gets_the_card_and_the_reporter_the_news(world):
     steps = [
         (ValidateCase(case_number=n, actor=ActorRef(p["P-L-01"], Role.GRID_LEADER)),
          {"5001", "7002"}),
-        (PassUp(case_number=n, actor=ActorRef(p["P-T-01"], Role.TOWNSHIP_OPERATOR)), {"7003"}),
+        (PassUp(case_number=n, actor=ActorRef(p["P-T-01"], Role.TOWNSHIP_OPERATOR)),
+         {"5001", "7003"}),
         (AssignCase(case_number=n, actor=ActorRef(p["P-C-01"], Role.COUNTY_DISPATCHER),
                     department_code="housing"), {"5001", "-100"}),
         (AcceptCase(case_number=n, actor=ActorRef(p["P-H-02"], Role.DEPARTMENT_HANDLER)),
@@ -53,7 +54,8 @@ async def test_each_holder_gets_the_card_and_the_reporter_the_news(world):
         new = (await outbox(world))[seen:]
         assert {r.chat_id for r in new} == chats, cmd
         if isinstance(cmd, PassUp):
-            assert buttons(new[0])[0] == f"as:housing:{n}"  # responsibility list first
+            card = next(r for r in new if r.chat_id == "7003")
+            assert buttons(card)[0] == f"as:housing:{n}"  # responsibility list first
         if isinstance(cmd, AssignCase):
             card = next(r for r in new if r.chat_id == "-100")
             assert buttons(card) == [f"a:ac:{n}", f"a:rt:{n}"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -51,3 +51,4 @@ class CaseCard:
     last_comment: str | None
     rating: str | None
     proposed_departments: list[ProposedDepartment]
+    last_photos: list[str] = field(default_factory=list)  # of the newest trail entry (a note)
