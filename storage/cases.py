@@ -22,8 +22,8 @@ _PLAIN = (
     "rating_comment", "due_provisional", "delivery_failed",
 )  # fmt: skip
 _TIMES = (
-    "created_at", "stage_entered_at", "stage_due_at", "due_basis_at", "due_at", "accepted_at",
-    "resolved_at", "closed_at", "first_response_at", "next_reminder_at",
+    "created_at", "stage_entered_at", "stage_due_at", "due_basis_at", "due_at", "original_due_at",
+    "accepted_at", "resolved_at", "closed_at", "first_response_at", "next_reminder_at",
 )  # fmt: skip
 
 

@@ -197,7 +197,9 @@ def _apply_data(
         case.handled_by_township = True
         case.accepted_at = now
     elif action is Action.PASS_UP:
+        # The county center holds it now, unassigned: the township's reply goes with it.
         case.handled_by_township = False
+        case.accepted_at = None
     elif action is Action.ASSIGN:
         case.department_id = params["department_id"]
         case.handled_by_township = False
@@ -230,8 +232,12 @@ def schedule(case: Case, policy: WorkflowPolicy, calendar: WorkCalendar) -> None
     """
     if case.due_basis_at is None:
         case.due_basis_at = case.created_at
-    overall = deadline(case.due_basis_at, policy.class_limits[case.deadline_class], calendar)
+    class_limit = policy.class_limits[case.deadline_class]
+    overall = deadline(case.due_basis_at, class_limit, calendar)
     case.due_at = overall.at
+    # The rates' deadline: from the report, whatever reopenings restarted the clock since.
+    first = overall if case.due_basis_at == case.created_at else None
+    case.original_due_at = (first or deadline(case.created_at, class_limit, calendar)).at
     provisional = overall.provisional
     entered = case.stage_entered_at or case.created_at
     if case.state in TERMINAL_STATES:

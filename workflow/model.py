@@ -166,6 +166,9 @@ class Case:
     stage_due_at: datetime | None = None
     due_basis_at: datetime | None = None
     due_at: datetime | None = None
+    # The class limit counted from the report: a reopening's fresh limit (due_at) never moves
+    # it, so the rates judge timeliness against it (docs/rates.md, on-time rate).
+    original_due_at: datetime | None = None
     due_provisional: bool = False
     accepted_at: datetime | None = None
     resolved_at: datetime | None = None

@@ -121,19 +121,9 @@ class Workflow:
             calendar = await uow.calendar.load()
             changed = 0
             for case in await uow.cases.open_cases():
-                before = (
-                    case.due_at,
-                    case.stage_due_at,
-                    case.due_provisional,
-                    case.next_reminder_at,
-                )
+                before = _timing(case)
                 schedule(case, self.policy, calendar)
-                after = (
-                    case.due_at,
-                    case.stage_due_at,
-                    case.due_provisional,
-                    case.next_reminder_at,
-                )
+                after = _timing(case)
                 if after != before:
                     await uow.cases.save(case)
                     changed += 1
@@ -146,7 +136,13 @@ class Workflow:
 
 
 def _timing(case: Case) -> tuple[Any, ...]:
-    return (case.due_at, case.stage_due_at, case.due_provisional, case.next_reminder_at)
+    return (
+        case.due_at,
+        case.original_due_at,
+        case.stage_due_at,
+        case.due_provisional,
+        case.next_reminder_at,
+    )
 
 
 async def _actor(uow: UnitOfWork, ref: ActorRef) -> Actor:

@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.analytics.rankings import setbacks
 from storage.analytics.scope import (
-    RESOLVED_STATES,
     SATISFIED_RATINGS,
     base_filter,
     check_kind,
     units,
     units_by_id,
 )
+from storage.analytics.timeliness import is_resolved, overdue_open, resolved_on_time
 from storage.rows import AreaRow, CaseRow
 from storage.sql import dialect_of
 from workflow.clock import SHANGHAI
@@ -41,16 +41,18 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
 
 def _rate_columns(session: AsyncSession, as_of: datetime) -> list[ColumnElement[Any]]:
     """The counts of docs/rates.md over whatever set of cases the query selects."""
-    resolved = CaseRow.state.in_(RESOLVED_STATES)
+    resolved = is_resolved()
     hours = _hours_between(session, CaseRow.created_at, CaseRow.resolved_at)
+    # An unrated closure is never satisfied, even if a rating somehow stayed on it.
+    satisfied = and_(CaseRow.rating.in_(SATISFIED_RATINGS), CaseRow.state != "closed_unrated")
     return [
         func.count().label("cases"),
         _count_if(CaseRow.accepted_at.is_not(None)).label("replied"),
         _count_if(resolved).label("resolved"),
-        _count_if(and_(resolved, CaseRow.resolved_at <= CaseRow.due_at)).label("resolved_on_time"),
-        _count_if(and_(~resolved, CaseRow.due_at < as_of)).label("overdue_open"),
+        _count_if(resolved_on_time()).label("resolved_on_time"),
+        _count_if(overdue_open(as_of)).label("overdue_open"),
         _count_if(CaseRow.rating.is_not(None)).label("rated"),
-        _count_if(CaseRow.rating.in_(SATISFIED_RATINGS)).label("satisfied"),
+        _count_if(satisfied).label("satisfied"),
         func.avg(when((resolved, hours), else_=None)).label("avg_hours"),
     ]
 

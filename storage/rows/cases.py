@@ -62,6 +62,8 @@ class CaseRow(Base):
     stage_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
     due_basis_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    # The deadline counted from the report, kept when a reopening restarts due_at (the rates).
+    original_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -1,0 +1,112 @@
+"""The rules of docs/rates.md that keep the rates from being gamed, each on a small scenario
+added to the known week (tests/support/weeks.py) with its figures computed by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage import analytics
+from tests.support.weeks import AS_OF, W48, KnownWeek, at
+from workflow.commands import (
+    ActorRef,
+    CloseUnrated,
+    HandleLocally,
+    PassUp,
+    RateCase,
+    ResolveCase,
+    ValidateCase,
+)
+from workflow.model import Role
+
+
+@pytest.fixture
+async def week(engine, clock) -> KnownWeek:
+    w = KnownWeek(engine, clock)
+    await w.setup()
+    await w.build()
+    return w
+
+
+async def _row(week: KnownWeek, kind: str, code: str):
+    key = "department_id" if kind == "department" else "township_id"
+    async with week.sessions() as session:
+        (row,) = await analytics.unit_rates(
+            session, kind, W48, as_of=AS_OF, **{key: week.ids[code]}
+        )
+    return row
+
+
+async def test_reopening_never_makes_a_late_case_on_time(week: KnownWeek):
+    """D (livelihood, 2 working days) was reported Mon 23 Nov 09:00: original deadline
+    Wed 25 Nov 23:59:59. Civil affairs resolves it Thu 26 10:00 (late), the reporter rejects the
+    result at 11:00 (reopened: fresh limit 2 working days from Thu = Mon 30 Nov 23:59:59), and
+    civil affairs resolves it again Fri 27 09:00, within the fresh limit but after the original.
+
+    civil_affairs: cases 1, resolved 1, on time 0, overdue open 0 -> on-time rate 0/1 = 0.0
+    (judged against the fresh limit it would read 1/1 = 100%)."""
+    week.clock.set(at(26, 10))
+    await week.do(ResolveCase, "D", "P-H-05", text="已办理")
+    week.clock.set(at(26, 11))
+    await week.do(RateCase, "D", "P-R-02", rating="dissatisfied", comment="没解决")
+    week.clock.set(at(27, 9))
+    await week.do(ResolveCase, "D", "P-H-05", text="已再次办理")
+
+    civil = await _row(week, "department", "civil_affairs")
+    assert (civil.cases, civil.resolved, civil.resolved_on_time, civil.overdue_open) == (1, 1, 0, 0)
+    assert civil.on_time_rate == 0.0
+
+
+async def test_a_reopened_open_case_past_its_original_deadline_is_overdue(week: KnownWeek):
+    """C (general, 7 working days from Mon 23 Nov: original deadline Wed 2 Dec 23:59:59) was
+    resolved by water Wed 25 10:00 and reopened 10:30. Judged on Thu 3 Dec 09:00 (reopened
+    limit: 7 working days from Wed 25 = Fri 4 Dec): still open and past its original deadline.
+
+    water: resolved 0, overdue open 1 -> on-time rate 0/1 = 0.0 (the fresh limit: no value)."""
+    async with week.sessions() as session:
+        (water,) = await analytics.unit_rates(
+            session, "department", W48, as_of=at(30, 9).replace(month=12, day=3),
+            department_id=week.ids["water"],
+        )  # fmt: skip
+    assert (water.resolved, water.resolved_on_time, water.overdue_open) == (0, 0, 1)
+    assert water.on_time_rate == 0.0
+
+
+async def test_passing_up_gives_the_reply_to_the_county_center(week: KnownWeek):
+    """P (piling, CG-01-G1) reported Thu 26 09:00: the CG township center handles it itself
+    (a reply) and then passes it up: the county center holds it, unassigned.
+
+    JL-CG: cases D E I P = 4; replied D (civil affairs accepted), E (handled locally),
+    I (health accepted) = 3; P is nobody's reply -> reply rate 3/4 = 0.75
+    (with the township's old acceptance it would read 4/4)."""
+    week.clock.set(at(26, 9))
+    await week.submit("P", "P-W-07", "JL-CG-01-G1", "piling")
+    await week.do(ValidateCase, "P", "P-L-02")
+    await week.do(HandleLocally, "P", "P-T-02")
+    week.clock.set(at(26, 10))
+    await week.do(PassUp, "P", "P-T-02", comment="需要县级部门处理")
+
+    cg = await _row(week, "township", "JL-CG")
+    assert (cg.cases, cg.replied) == (4, 3)
+    assert cg.reply_rate == 0.75
+
+
+async def test_a_reopened_case_closed_unrated_counts_as_dissatisfied(week: KnownWeek):
+    """C: water resolved it Wed 25 10:00, the reporter rejected it (不满意) at 10:30, water
+    resolved it again Thu 26 09:00 and nobody rated it: the system closes it unrated Sun 29
+    09:01 (3 days later). The reporter's last word stands: the case is rated, dissatisfied.
+
+    water: rated 1, satisfied 0 -> satisfaction 0/1 = 0.0 (not "—", and never satisfied).
+    county: rated A B C E I = 5, satisfied A B E I = 4 -> 0.8, as before the second result."""
+    week.clock.set(at(26, 9))
+    await week.do(ResolveCase, "C", "P-H-03", text="护网已全部更换")
+    week.clock.set(at(29, 9, 1))
+    await week.wf.handle(
+        week.uow(), CloseUnrated(case_number=week.n["C"], actor=ActorRef(None, Role.SYSTEM))
+    )
+
+    water = await _row(week, "department", "water")
+    assert (water.resolved, water.rated, water.satisfied) == (1, 1, 0)
+    assert water.satisfaction_rate == 0.0
+    async with week.sessions() as session:
+        county = await analytics.county_rates(session, W48, as_of=AS_OF)
+    assert (county.rated, county.satisfied) == (5, 4)
