@@ -110,3 +110,38 @@ async def test_a_reopened_case_closed_unrated_counts_as_dissatisfied(week: Known
     async with week.sessions() as session:
         county = await analytics.county_rates(session, W48, as_of=AS_OF)
     assert (county.rated, county.satisfied) == (5, 4)
+
+
+async def test_overdue_in_the_csv_the_overview_and_the_case_page_is_the_rates_rule(week: KnownWeek):
+    """Judged Thu 3 Dec 09:00 over W48's cases. D (livelihood, due Wed 25 23:59:59) is resolved
+    by civil affairs Wed 25 20:00 and closed unrated Sat 28 20:01: on time (its closing time
+    does not count). C (general, original deadline Wed 2 Dec 23:59:59) was rejected and is open
+    again: overdue although its fresh limit runs to Fri 4 Dec. H (assigned, due 2 Dec): overdue.
+    I (emergency, due 24 11:00, resolved 12:00): late. A, B, E: resolved in time; F, G: invalid
+    and duplicate, never late. CSV overdue: C, H, I.
+    Overview's "overdue now" (open, not waiting for a rating, past the original deadline):
+    C, H and Z (W47, due Tue 1 Dec) = 3."""
+    from storage.dashboard.filters import CaseFilter
+    from storage.dashboard.lists import export_cases
+    from storage.dashboard.totals import overview
+
+    week.clock.set(at(25, 20))
+    await week.do(ResolveCase, "D", "P-H-05", text="已办理")
+    week.clock.set(at(28, 20, 1))
+    await week.wf.handle(
+        week.uow(), CloseUnrated(case_number=week.n["D"], actor=ActorRef(None, Role.SYSTEM))
+    )
+    judged = at(30, 9).replace(month=12, day=3)
+    async with week.sessions() as session:
+        exported = [
+            item
+            async for batch in export_cases(session, CaseFilter(W48.start, W48.end), judged)
+            for item in batch
+        ]
+        totals = await overview(session, CaseFilter(W48.start, W48.end), judged)
+    names = {number: letter for letter, number in week.n.items()}
+    assert sorted(names[i.case.number] for i in exported if i.overdue) == ["C", "H", "I"]
+    assert totals.overdue_now == 3
+    async with week.uow() as uow:
+        page = {x: analytics.case_is_late(await uow.cases.get(week.n[x]), judged) for x in "ACDHI"}
+    assert page == {"A": False, "C": True, "D": False, "H": True, "I": True}

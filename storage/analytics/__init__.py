@@ -13,6 +13,7 @@ from storage.analytics.digests import unit_digest
 from storage.analytics.rankings import setbacks, top_categories, top_grids
 from storage.analytics.rates import county_rates, unit_rates
 from storage.analytics.scope import NOT_A_UNITS_WORK, RESOLVED_STATES, SATISFIED_RATINGS, units
+from storage.analytics.timeliness import case_is_late, late
 from workflow.ports import Period, RankedItem, Setback, UnitDigest, UnitRates, UnitRef
 
 __all__ = [
@@ -25,7 +26,9 @@ __all__ = [
     "UnitDigest",
     "UnitRates",
     "UnitRef",
+    "case_is_late",
     "county_rates",
+    "late",
     "setbacks",
     "top_categories",
     "top_grids",

@@ -11,6 +11,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from storage.analytics.timeliness import late
 from storage.dashboard.filters import (
     CaseFilter,
     aware,
@@ -84,6 +85,8 @@ class ExportedCase:
     supervise_count: int
     rating_comment: str | None
     first_response_at: datetime | None
+    # Late by the rates' rule (storage/analytics/timeliness.py), judged at the export's time.
+    overdue: bool = False
     stages: dict[str, datetime | None] = field(default_factory=dict)
 
 
@@ -201,15 +204,16 @@ async def list_cases(
 
 
 async def export_cases(
-    session: AsyncSession, f: CaseFilter, *, batch: int = 1000
+    session: AsyncSession, f: CaseFilter, now: datetime, *, batch: int = 1000
 ) -> AsyncIterator[list[ExportedCase]]:
-    """The period's cases oldest first, in batches, each with its stage times from the trail.
+    """The period's cases oldest first, in batches, each with its stage times from the trail
+    and whether it is late at `now` (the rates' rule, not a definition of its own).
 
     Batches follow (created_at, id) rather than OFFSET, so the last batch costs what the first
     did however long the period."""
     conds = period_conditions(f, dialect_of(session))
     village, reporter = aliased(AreaRow), aliased(PersonRow)
-    query = _cases_with_names(village, reporter.name)
+    query = _cases_with_names(village, reporter.name, late(now).label("late"))
     query = query.join(village, village.id == CaseRow.village_id).outerjoin(
         reporter, reporter.id == CaseRow.reporter_id
     )
@@ -242,9 +246,10 @@ async def export_cases(
                 supervise_count=c.supervise_count,
                 rating_comment=c.rating_comment,
                 first_response_at=aware(c.first_response_at),
+                overdue=bool(is_late),
                 stages=stages.get(c.id, {}),
             )
-            for c, g, t, cat, dept, v, reporter_name in rows
+            for c, g, t, cat, dept, v, reporter_name, is_late in rows
         ]
         if len(rows) < batch:
             return

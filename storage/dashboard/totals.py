@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.analytics.timeliness import overdue_open
 from storage.dashboard.filters import (
     ACTIVE,
     CaseFilter,
@@ -79,7 +80,8 @@ async def overview(
         )
     }
     active = open_conditions(f, ACTIVE)
-    overdue = await count_cases(session, [*active, CaseRow.due_at < now])
+    # The rates' rule: past the original deadline; a reopening's fresh limit does not excuse it.
+    overdue = await count_cases(session, [*active, overdue_open(now)])
     stage_overdue = await count_cases(session, [*active, CaseRow.stage_due_at < now])
     tomorrow = shanghai_day_start(now) + timedelta(days=1)
     due_today = await count_cases(

@@ -79,12 +79,3 @@ def _stage_due(
         return overall  # handling runs against the overall limit
     due = deadline(entered, limit, calendar).at
     return min(due, overall) if overall is not None else due
-
-
-def case_overdue(view: CaseView, now: datetime) -> bool:
-    """Whether the case missed (or is missing) its overall limit: resolved late or still open."""
-    case = view.case
-    if case.due_at is None or case.state in (State.REJECTED, State.DUPLICATE):
-        return False
-    finished = case.resolved_at or case.closed_at
-    return (finished or now) > case.due_at

@@ -34,15 +34,10 @@ def _time(value: datetime | None) -> str:
     return local(value).strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
 
 
-def row_values(
-    item: ExportedCase, locale: str, labels: Any, words: dict[str, str], now: datetime
-) -> list[str]:
-    """One line, in COLUMNS order; names in the page's language."""
+def row_values(item: ExportedCase, locale: str, labels: Any, words: dict[str, str]) -> list[str]:
+    """One line, in COLUMNS order; names in the page's language. `overdue` is the rates' rule
+    (storage/analytics/timeliness.py), read with the case, never worked out here."""
     case = item.case
-    finished = case.closed_at or item.stages.get("resolved_at")
-    overdue = case.due_at is not None and (finished or now) > case.due_at
-    if case.state in ("rejected", "duplicate"):
-        overdue = False
     values: dict[str, Any] = {
         "number": case.number,
         "state": labels.states.get(case.state, case.state),
@@ -62,7 +57,7 @@ def row_values(
         "first_response_at": _time(item.first_response_at),
         "closed_at": _time(case.closed_at),
         "due_at": _time(case.due_at),
-        "overdue": words["yes"] if overdue else "",
+        "overdue": words["yes"] if item.overdue else "",
         "rating": labels.ratings.get(case.rating, case.rating) if case.rating else "",
         "rating_comment": item.rating_comment,
         "reopen_count": item.reopen_count,

@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from bot.web.dashboard.case import case_overdue, case_stages
+from bot.web.dashboard.case import case_stages
 from bot.web.dashboard.context import Dashboard
 from bot.web.dashboard.csv_export import BOM, COLUMNS, encode_lines, row_values
 from bot.web.dashboard.filters import Chosen, FilterError, parse_filter, parse_page
 from bot.web.dashboard.markdown import Heading, render_markdown
 from bot.web.dashboard.svg import share, trend_chart
-from storage.analytics import Period, UnitRates, unit_rates
+from storage.analytics import Period, UnitRates, case_is_late, unit_rates
 from storage.calendar import SqlCalendarStore
 from storage.dashboard.case_page import case_contacts, case_photo_mime
 from storage.dashboard.filters import OrgOptions, org_options
@@ -229,7 +229,7 @@ async def case_page(dash: Dashboard, request: web.Request) -> web.Response:
         case=view.case,
         contacts=contacts,
         stages=case_stages(view, dash.app.workflow.policy, calendar, now),
-        overdue=case_overdue(view, now),
+        overdue=case_is_late(view.case, now),
         before=view.timeline[0].photos if view.timeline else [],
         after=resolved[-1].photos if resolved else [],
         supervision=[t for t in view.timeline if t.action == "supervise"],
@@ -281,10 +281,9 @@ async def cases_csv(dash: Dashboard, request: web.Request) -> web.StreamResponse
         )
         await response.prepare(request)
         await response.write(BOM.encode("utf-8") + encode_lines([header]))
-        async for batch in export_cases(uow.session, chosen.filter):
+        async for batch in export_cases(uow.session, chosen.filter, now):
             lines = [
-                row_values(item, renderer.locale, renderer.labels, words.words, now)
-                for item in batch
+                row_values(item, renderer.locale, renderer.labels, words.words) for item in batch
             ]
             await response.write(encode_lines(lines))
     await response.write_eof()
