@@ -166,6 +166,54 @@ class TelegramSettings(_Strict):
         return value
 
 
+# WeChat's EncodingAESKey: 43 characters of base64 (the AES key without its "=" padding).
+AES_KEY = re.compile(r"[A-Za-z0-9+/]{43}")
+
+
+class WeChatSettings(_Strict):
+    """The Official Account (服务号) residents follow; off while app_id is empty."""
+
+    app_id: str | None = None
+    app_secret: SecretStr | None = Field(None, validate_default=True)
+    # The callback token of the account's server settings: every callback is signed with it.
+    token: SecretStr | None = Field(None, validate_default=True)
+    # Safe mode (安全模式) when set: callbacks are AES-encrypted and plain ones are refused.
+    encoding_aes_key: SecretStr | None = None
+    api_base: str = "https://api.weixin.qq.com"
+    # Template messages (模板消息) reach a resident outside the 48-hour window: the result of
+    # their case, and the request to rate it; each links to the case in the web chat.
+    result_template_id: str | None = None
+    rating_template_id: str | None = None
+
+    @field_validator("app_secret", "token")
+    @classmethod
+    def _required(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("app_id") and not (value and value.get_secret_value()):
+            raise ValueError("required when wechat.app_id is set")
+        return value
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() == "":
+            return None  # empty: plain mode
+        if value is not None and not AES_KEY.fullmatch(value.get_secret_value()):
+            raise ValueError("must be the 43 characters of the account's EncodingAESKey")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// address with a host")
+        return value.rstrip("/")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.app_id)
+
+
 class ScheduleSettings(_Strict):
     """The one periodic sweep and the times of the digests (Asia/Shanghai wall clock)."""
 
@@ -235,6 +283,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     outbox: OutboxSettings = OutboxSettings()
+    wechat: WeChatSettings = WeChatSettings()
 
     @field_validator("locale")
     @classmethod
@@ -347,7 +396,7 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
             message = "unknown setting"
         shown = error.get("input")
         # A missing value has nothing to show, and a secret is never echoed into logs.
-        secret = str(error["loc"][-1]).endswith(("secret", "token"))
+        secret = str(error["loc"][-1]).endswith(("secret", "token", "_key"))
         value = (
             ""
             if error["type"] == "extra_forbidden" or isinstance(shown, dict | None) or secret

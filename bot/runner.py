@@ -1,5 +1,6 @@
 """`shuoshi run`: one process with the web server (web chat, dashboard, Telegram webhook), the
-Telegram channel when a token is configured, the outbox senders and the periodic sweep."""
+Telegram channel when a token is configured, the WeChat Official Account when an app id is
+(callbacks at /wechat/mp), the outbox senders and the periodic sweep."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from bot.web.dashboard.context import is_loopback, login_required
 
 if TYPE_CHECKING:
     from bot.telegram.service import TelegramService
+    from bot.wechat.channel import WeChatChannel
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class Running:
     demo: bool
     login: bool
     telegram: str | None = None  # polling | webhook
+    wechat: WeChatChannel | None = None  # the Official Account, when configured
     wakers: list[Callable[[], Any]] = field(default_factory=list)
 
 
@@ -69,6 +72,16 @@ async def serve(
         running.wakers.append(telegram.sender.wake)
         running.telegram = settings.telegram.mode
 
+    wechat: WeChatChannel | None = None
+    if settings.wechat.enabled:
+        # Imported here too: wechatpy (and what it pulls in) only where WeChat is used.
+        from bot.wechat.channel import WeChatChannel
+
+        wechat = WeChatChannel(app)
+        wechat.register(web_app)
+        running.wakers.append(wechat.sender.wake)
+        running.wechat = wechat
+
     runner = web.AppRunner(web_app, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     scheduler = None
@@ -76,6 +89,8 @@ async def serve(
         await web.TCPSite(runner, settings.web.host, settings.web.port).start()
         if telegram is not None:
             await telegram.start()
+        if wechat is not None:
+            await wechat.start()
         work = PeriodicWork(app, make_sweeper(app), make_digests(app), after=running.wakers)
         scheduler = start_scheduler(app, work)
         if on_ready is not None:
@@ -86,6 +101,8 @@ async def serve(
             scheduler.shutdown(wait=False)  # a sweep cut short rolls back and runs next time
         if telegram is not None:
             await telegram.stop_receiving()
+        if wechat is not None:
+            await wechat.stop_receiving()
         await runner.cleanup()
         # What was committed goes out before we stop; the rest waits in the outbox. Each flush
         # is bounded: a slow network or a locked database must not keep Ctrl-C from working.
@@ -94,12 +111,18 @@ async def serve(
         if telegram is not None:
             with contextlib.suppress(Exception):  # only while we hold the lease
                 await asyncio.wait_for(telegram.sender.deliver_pending(), SHUTDOWN_SECONDS)
+        if wechat is not None:
+            with contextlib.suppress(Exception):  # only while we hold the lease
+                await asyncio.wait_for(wechat.sender.deliver_pending(), SHUTDOWN_SECONDS)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if telegram is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(telegram.close(), SHUTDOWN_SECONDS)
+        if wechat is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(wechat.close(), SHUTDOWN_SECONDS)
 
 
 async def serve_telegram(app: App, stop: asyncio.Event) -> None:

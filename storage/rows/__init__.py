@@ -35,6 +35,7 @@ from storage.rows.org import (
     ResponsibilityRow,
     RoleAssignmentRow,
 )
+from storage.rows.wechat import WeChatContactRow, WeChatTokenRow
 
 __all__ = [
     "NAMING",
@@ -66,5 +67,7 @@ __all__ = [
     "RoleAssignmentRow",
     "TransitionRow",
     "UtcDateTime",
+    "WeChatContactRow",
+    "WeChatTokenRow",
     "WebMessageRow",
 ]

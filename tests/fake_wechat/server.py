@@ -1,0 +1,162 @@
+"""The API side: aiohttp on loopback, enforcing what WeChat enforces.
+
+- access tokens expire (`expires_in`, on the given clock); an unknown token is 40001, an
+  expired one 42001;
+- customer-service messages reach a follower only within 48 hours of their last message
+  (45015); to someone who never followed: 40003;
+- an API quota: after `quota` calls, 45009 until `reset_quota()`;
+- template messages need a known template id (40037); media ids are kept for media/get.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+APP_ID = "wxfake0123456789"
+APP_SECRET = "fake-app-secret"
+WINDOW = timedelta(hours=48)
+
+
+class FakeWeChat:
+    def __init__(self, now: Callable[[], datetime], *, token_seconds: int = 7200) -> None:
+        self.now = now
+        self.token_seconds = token_seconds
+        self.tokens: dict[str, datetime] = {}  # token -> expiry
+        self.token_requests = 0
+        self.last_message: dict[str, datetime] = {}  # openid -> when they last wrote
+        self.followers: set[str] = set()
+        self.custom: list[dict[str, Any]] = []  # customer-service messages delivered
+        self.templates: list[dict[str, Any]] = []
+        self.template_ids = {"TPL-RESULT", "TPL-RATING"}
+        self.uploads: dict[str, bytes] = {}
+        self.user_media: dict[str, bytes] = {}
+        self.refusals: list[int] = []  # errcodes answered, in order
+        self.quota: int | None = None
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def __aenter__(self) -> FakeWeChat:
+        app = web.Application()
+        app.router.add_get("/cgi-bin/token", self._token)
+        app.router.add_post("/cgi-bin/message/custom/send", self._custom)
+        app.router.add_post("/cgi-bin/message/template/send", self._template)
+        app.router.add_post("/cgi-bin/media/upload", self._upload)
+        app.router.add_get("/cgi-bin/media/get", self._media_get)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # Test side -------------------------------------------------------------------------------
+
+    def wrote(self, openid: str) -> None:
+        """The follower sent something now (the callbacks helper calls this)."""
+        self.followers.add(openid)
+        self.last_message[openid] = self.now()
+
+    def expire_tokens(self) -> None:
+        for token in self.tokens:
+            self.tokens[token] = self.now() - timedelta(seconds=1)
+
+    def reset_quota(self) -> None:
+        self.quota = None
+
+    def to(self, openid: str) -> list[dict[str, Any]]:
+        return [m for m in self.custom if m["touser"] == openid]
+
+    def texts(self, openid: str) -> list[str]:
+        """Each delivered text, menu head (with its options) as WeChat would show them."""
+        shown = []
+        for m in self.to(openid):
+            if m["msgtype"] == "text":
+                shown.append(m["text"]["content"])
+            elif m["msgtype"] == "msgmenu":
+                menu = m["msgmenu"]
+                options = "\n".join(o["content"] for o in menu["list"])
+                shown.append(f"{menu['head_content']}\n{options}")
+        return shown
+
+    # API side --------------------------------------------------------------------------------
+
+    def _error(self, code: int, message: str) -> web.Response:
+        self.refusals.append(code)
+        return web.json_response({"errcode": code, "errmsg": message})
+
+    def _check(self, request: web.Request) -> web.Response | None:
+        token = request.query.get("access_token", "")
+        if token not in self.tokens:
+            return self._error(40001, "invalid credential, access_token is invalid")
+        if self.tokens[token] <= self.now():
+            return self._error(42001, "access_token expired")
+        if self.quota is not None:
+            if self.quota <= 0:
+                return self._error(45009, "reach max api daily quota limit")
+            self.quota -= 1
+        return None
+
+    async def _token(self, request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("appid") != APP_ID or q.get("secret") != APP_SECRET:
+            return self._error(40013, "invalid appid")
+        self.token_requests += 1
+        token = f"TOKEN-{next(self._ids)}"
+        self.tokens[token] = self.now() + timedelta(seconds=self.token_seconds)
+        return web.json_response({"access_token": token, "expires_in": self.token_seconds})
+
+    async def _custom(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        body = json.loads(await request.read())
+        openid = body.get("touser", "")
+        if openid not in self.followers:
+            return self._error(40003, "invalid openid")
+        last = self.last_message.get(openid)
+        if last is None or self.now() - last >= WINDOW:
+            return self._error(45015, "response out of time limit or subscription is canceled")
+        if body.get("msgtype") == "image" and body["image"]["media_id"] not in self.uploads:
+            return self._error(40007, "invalid media_id")
+        self.custom.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _template(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        body = json.loads(await request.read())
+        if body.get("template_id") not in self.template_ids:
+            return self._error(40037, "invalid template_id")
+        if body.get("touser") not in self.followers:
+            return self._error(40003, "invalid openid")
+        self.templates.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        form = await request.post()
+        media = form.get("media")
+        data = media.file.read() if hasattr(media, "file") else b""
+        media_id = f"UP-{next(self._ids)}"
+        self.uploads[media_id] = data
+        return web.json_response({"type": "image", "media_id": media_id, "created_at": 0})
+
+    async def _media_get(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        data = self.user_media.get(request.query.get("media_id", ""))
+        if data is None:
+            return self._error(40007, "invalid media_id")
+        return web.Response(body=data, content_type="image/jpeg")
