@@ -251,6 +251,14 @@ class WebSettings(_Strict):
         return value
 
 
+class QrSettings(_Strict):
+    """The grids' printable QR boards (`shuoshi qr`)."""
+
+    # A TrueType/OpenType font with Chinese (.ttf, .otf, .ttc); default: the first of the
+    # fonts Debian installs that is present (bot/qr/fonts.py), such as fonts-wqy-zenhei.
+    font: Path | None = None
+
+
 class OutboxSettings(_Strict):
     """Telegram's flood limits for one bot token, and how failed deliveries are retried."""
 
@@ -284,6 +292,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     outbox: OutboxSettings = OutboxSettings()
     wechat: WeChatSettings = WeChatSettings()
+    qr: QrSettings = QrSettings()
 
     @field_validator("locale")
     @classmethod

@@ -8,6 +8,7 @@ from storage.accounts import SqlAccounts
 from storage.calendar import CalendarCache, SqlCalendarStore
 from storage.cases import SqlCaseRepository
 from storage.channel import SqlChannelStore
+from storage.grid_boards import GridBoards
 from storage.org import SqlOrgDirectory
 from storage.outbox import SqlOutbox
 from storage.reminders import SqlReminderStore
@@ -42,6 +43,7 @@ class SqlUnitOfWork:
         self.reports = SqlReports(self.session)
         self.accounts = SqlAccounts(self.session)
         self.webchat = WebChatStore(self.session)
+        self.boards = GridBoards(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

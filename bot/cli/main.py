@@ -1,7 +1,7 @@
-"""The `shuoshi` command line: init, org, calendar, case, demo, invite, user, report, run.
+"""The `shuoshi` command line: init, org, calendar, case, demo, invite, user, report, qr, run.
 
-The arguments are in parser.py, the commands in county_setup.py, operations.py, users.py and
-demo.py; here are settings, the one-line errors, the dispatch and `run`.
+The arguments are in parser.py, the commands in county_setup.py, operations.py, users.py,
+demo.py and qr.py; here are settings, the one-line errors, the dispatch and `run`.
 """
 
 from __future__ import annotations
@@ -91,6 +91,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
             return await user_command(app, args, renderer)
         if args.command == "report":
             return await report_command(app, args, renderer)
+        if args.command == "qr":
+            from bot.cli.qr import qr_command
+
+            with _telegram_refusals(app, renderer):
+                return await qr_command(app, args, renderer)
     finally:
         await app.close()
     return 2

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     weekly = rep.add_parser("weekly", help="a week's rates, top lists, returns and reopenings")
     weekly.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last full week)")
     weekly.add_argument("--out", type=Path, help="write the HTML page here instead of a summary")
+    from bot.cli.qr import add_qr_parser
+
+    add_qr_parser(sub)
     _config_after_every_command(parser)
     return parser
 

@@ -33,6 +33,7 @@ from bot.web.chat.constants import (
     STATIC_FILES,
     chat_pattern,
 )
+from bot.web.chat.grid_qr import grid_qr_route
 from bot.web.chat.inbound import Inbound
 from bot.web.chat.render import SHA256, keyboard_state, message_view
 from bot.web.chat.requests import Refused, form_field, query_int
@@ -86,6 +87,7 @@ class WebChat(Inbound):
         routes = [
             web.get("/r", self.start_page, name="webchat.start"),
             web.post("/r", self.start_chat),
+            grid_qr_route(self),
             web.get(chat, self.chat_page, name="webchat.chat"),
             web.get(chat + "/history", self.history, name="webchat.history"),
             web.get(chat + "/events", self.events, name="webchat.events"),
