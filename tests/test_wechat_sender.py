@@ -118,3 +118,35 @@ async def test_a_follower_who_left_fails_for_good_and_the_case_is_flagged(wx):
     async with wx.app.sessions() as session:
         case = (await session.execute(select(CaseRow).where(CaseRow.number == number))).scalar_one()
     assert case.delivery_failed
+
+
+async def test_the_template_link_opens_the_residents_web_chat_where_they_rate(wx):
+    from dataclasses import replace
+    from urllib.parse import urlsplit
+
+    from aiohttp import web as aiohttp_web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.web.chat.app import setup_webchat
+    from tests.support.webchat import Browser
+
+    number = await report_case(wx, RESIDENT, photo=jpeg("green"))
+    wx.clock.advance(hours=72)  # the result comes days later
+    await staff_resolve(wx, number)
+    await wx.settle()
+    link = next(t for t in wx.fake.templates if t["template_id"] == "TPL-RATING")["url"]
+    # The resident's browser: the same app and database, served here over plain http (with
+    # public_url's https the chat's cookies would be Secure, which a test client never sends).
+    web = wx.app.settings.web.model_copy(update={"public_url": None})
+    local = replace(wx.app, settings=wx.app.settings.model_copy(update={"web": web}))
+    web_app = aiohttp_web.Application()
+    webchat = setup_webchat(web_app, local, demo=False)
+    await webchat.deliver_pending()
+    async with TestClient(TestServer(web_app)) as client:
+        browser = Browser(client)
+        await browser.open(urlsplit(link).path)
+        await browser.press(f"rt:{number}:", label="满意")
+        await browser.press(f"rk:{number}")  # no comment
+    async with wx.app.uow() as uow:
+        case = await uow.cases.get(number)
+    assert case.rating is not None and case.rating.value == "satisfied"

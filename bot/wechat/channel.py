@@ -67,6 +67,7 @@ class WeChatChannel:
         self.sender.may_send = self.lease.valid
         self.leased = LeasedWork(self.lease, self._leased_tasks)
         self.keeper: asyncio.Task[None] | None = None
+        self._web_chats: set[str] = set()  # followers known to have their web chat
 
     # The callback route ----------------------------------------------------------------------
 
@@ -113,7 +114,12 @@ class WeChatChannel:
         await self.conversations.handle(incoming)
         # Their cases' template messages link to a web chat of the same person: make it now,
         # so the news and rating requests that follow are in its history too.
-        await self.store.web_chat_of(incoming.user_id, self.app.clock.now(), create=True)
+        if incoming.user_id not in self._web_chats:
+            now = self.app.clock.now()
+            if await self.store.web_chat_of(incoming.user_id, now, create=True) is not None:
+                if len(self._web_chats) > 100_000:
+                    self._web_chats.clear()  # a cache: asking the database again is correct
+                self._web_chats.add(incoming.user_id)
         self.sender.wake()
 
     def _leased_tasks(self) -> list[asyncio.Task[Any]]:

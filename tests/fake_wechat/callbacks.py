@@ -41,6 +41,7 @@ class Callbacks:
         # Called after each message: a person takes a second at least between two, and
         # WeChat's CreateTime is in whole seconds.
         self.tick = tick
+        self.session: aiohttp.ClientSession | None = None
         self.url = url
         self.encrypted = encrypted
         self.token = token
@@ -74,9 +75,14 @@ class Callbacks:
             if bad == "msg_signature":
                 msg_signature = sign("not-the-token", timestamp, nonce, encrypt)
             query.update(encrypt_type="aes", openid="x", msg_signature=msg_signature)
-        async with aiohttp.ClientSession() as session:
-            async with session.post(self.url, params=query, data=data.encode()) as answer:
-                return Posted(answer.status, await answer.text())
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession()
+        async with self.session.post(self.url, params=query, data=data.encode()) as answer:
+            return Posted(answer.status, await answer.text())
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
     async def send(self, openid: str, fields: dict[str, Any], created: int | None = None) -> Posted:
         posted = await self.post_xml(self.xml(openid, fields, created))

@@ -78,6 +78,7 @@ async def make_env(
             cb = Callbacks(fake, url, encrypted=encrypted, tick=lambda: clock.advance(seconds=1))
             yield WeChatEnv(app, channel, fake, cb, clock, url)
         finally:
+            await cb.close()
             await runner.cleanup()
             await channel.close()
             await app.close()
