@@ -13,9 +13,13 @@ from PIL import Image
 
 from bot.app import open_app
 from bot.cli.main import main
+from bot.cli.qr import board_texts
 from bot.config import Settings, WebSettings
 from bot.qr import files as board_files
 from bot.qr import fonts
+from bot.qr.links import telegram_link
+from handlers.render import Renderer
+from storage.grid_boards import GridBoard
 from storage.org_file import load_org_file
 from tests.support.paths import EXAMPLE_COUNTY
 from tests.support.qr import decode, page_sizes_mm, pdf_pages
@@ -127,6 +131,37 @@ async def test_with_a_telegram_token_the_bot_username_comes_from_telegram(
     image = Image.open(county / "qr" / "JL-CG-01-G1.png")
     assert decode(image) == {web("JL-CG-01-G1"), telegram("JL-CG-01-G1", "julu_shuoshi_bot")}
     assert "@julu_shuoshi_bot" in out
+
+
+async def test_a_token_telegram_refuses_or_cannot_reach_is_one_line(county, capsys, monkeypatch):
+    from tests.fake_telegram import FakeTelegram
+    from tests.support.net import free_port
+
+    args = ["qr", "JL-CG-01-G1", "--base-url", BASE]
+    async with FakeTelegram() as fake:
+        monkeypatch.setenv("SHUOSHI_TELEGRAM__TOKEN", "654321:REVOKED")
+        monkeypatch.setenv("SHUOSHI_TELEGRAM__API_BASE", fake.base_url)
+        code = await asyncio.to_thread(main, args)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "[telegram] token" in one_error_line(err)
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("SHUOSHI_TELEGRAM__TOKEN", "123456:TEST")
+    monkeypatch.setenv("SHUOSHI_TELEGRAM__API_BASE", closed)
+    code = await asyncio.to_thread(main, args)
+    out, err = capsys.readouterr()
+    assert code == 1 and closed in one_error_line(err)
+    assert not (county / "qr").exists()
+
+
+def test_a_grid_code_a_telegram_link_cannot_carry_gets_the_web_code_only():
+    board = GridBoard("JL-CG.01", "东关网格", "Dongguan Grid", "东关社区", "Dongguan", "JL-CG",
+                      "城关街道", "Chengguan")  # fmt: skip
+    texts = board_texts(Renderer("zh_CN"), board, BASE, "shuoshi_bot")
+    assert texts.web_link == web("JL-CG.01") and texts.telegram_link is None
+    assert texts.places == "城关街道 · 东关社区" and texts.title == "东关网格"
+    assert telegram_link("shuoshi_bot", "JL-CG-01") == telegram("JL-CG-01")
+    english = board_texts(Renderer("en"), board, BASE + "/", None)
+    assert english.places == "Chengguan · Dongguan" and english.web_link == web("JL-CG.01")
 
 
 def test_english_boards_need_no_chinese_font(county, capsys, monkeypatch):

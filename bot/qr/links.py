@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
-import segno
+if TYPE_CHECKING:
+    import segno
 
 # What Telegram accepts after ?start= (and passes to the bot as /start PAYLOAD). A grid code
 # may also hold "." (storage/org_file): such a grid's board has no Telegram code.
@@ -40,6 +42,9 @@ def telegram_link(bot_username: str, grid_code: str) -> str | None:
 
 
 def make_qr(link: str) -> segno.QRCode:
+    # Imported here: the web chat imports this module, and needs segno only for /r/qr.
+    import segno
+
     # Level M at least (segno raises it when the version has room): a board outdoors gets
     # scratched and rained on.
     return segno.make_qr(link, error="m", boost_error=True)

@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import segno
 from PIL import Image, ImageDraw, ImageFont
 
 from bot.qr.fonts import FontMissing
 from bot.qr.links import make_qr
+
+if TYPE_CHECKING:
+    import segno
 
 A4_MM = (210.0, 297.0)
 MARGIN_MM = 15.0
