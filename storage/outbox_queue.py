@@ -4,6 +4,14 @@ One queue for every channel (Telegram, the web chat, the next ones): the deliver
 fast and how to send; the SQL of choosing rows and recording their outcome lives here, so a
 row sent, failed or retried means the same thing whichever channel carried it. How rows are
 chosen, paced, retried and failed is described in docs/outbox.md.
+
+Several deliverers (processes) may share one queue: a deliverer `claim`s a due row before it
+sends it, which pushes the row's `next_attempt_at` to the claim's expiry in one conditional
+UPDATE. The row then is not due for anyone else until the claimer records an outcome (sent,
+failed, retry later, `release`) or, if it died, the claim expires. So two deliverers never
+send one row, on PostgreSQL (the second UPDATE waits for the first, then finds the row no
+longer due) and SQLite (one writer) alike; and a claimed row is still pending, so its chat's
+later rows wait behind it: per-chat order holds across processes. docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -64,6 +72,34 @@ class OutboxRows:
             .limit(batch)
         )
         return list(result.scalars())
+
+    async def claim(self, row_id: int, now: datetime, until: datetime) -> bool:
+        """Take a due pending row for one delivery until `until`; False when it is not due
+        any more (another deliverer claimed it, or it was sent, failed or rescheduled)."""
+        claimed = await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id == row_id,
+                OutboxRow.channel == self.channel,
+                OutboxRow.status == "pending",
+                OutboxRow.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=until)
+        )
+        return affected(claimed) == 1
+
+    async def release(self, row_id: int, claimed_until: datetime, now: datetime) -> None:
+        """Due again at once (a multi-call message whose next call waits for the limits);
+        only while it is still the claim that ended at `claimed_until`, never another's."""
+        await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id == row_id,
+                OutboxRow.status == "pending",
+                OutboxRow.next_attempt_at == claimed_until,
+            )
+            .values(next_attempt_at=now)
+        )
 
     async def next_retry_at(self, now: datetime) -> datetime | None:
         """When the earliest pending row that is not yet due becomes due; None: none waits."""
@@ -183,6 +219,17 @@ class OutboxQueue:
     async def due_heads(self, now: datetime, after: int, batch: int) -> list[OutboxRow]:
         async with self.sessions() as session:
             return await OutboxRows(session, self.channel).due_heads(now, after, batch)
+
+    async def claim(self, row_id: int, now: datetime, until: datetime) -> bool:
+        async with self.sessions() as session:
+            claimed = await OutboxRows(session, self.channel).claim(row_id, now, until)
+            await session.commit()
+        return claimed
+
+    async def release(self, row_id: int, claimed_until: datetime, now: datetime) -> None:
+        async with self.sessions() as session:
+            await OutboxRows(session, self.channel).release(row_id, claimed_until, now)
+            await session.commit()
 
     async def next_retry_at(self, now: datetime) -> datetime | None:
         async with self.sessions() as session:

@@ -78,3 +78,24 @@ async def test_one_failed_deliveries_query_serves_all_and_one_case(world):
         assert [f.id for f in await failed_deliveries(session, 1, offset=1)] == [everything[1].id]
         (messages_total, listed) = await failed_messages(session, case_number=number)
     assert (messages_total, [f.id for f in listed]) == (len(of_case), [f.id for f in of_case])
+
+
+async def test_a_due_row_is_claimed_by_one_deliverer_and_holds_back_its_chat(world):
+    await queue(world, "1", "a1")
+    await queue(world, "1", "a2")
+    now = world["uow"].clock.now()
+    mine, theirs = (OutboxQueue(world["sessions"], "telegram") for _ in range(2))
+    (head,) = await mine.due_heads(now, 0, 100)
+    until = now + timedelta(seconds=30)
+    assert await mine.claim(head.id, now, until)
+    assert not await theirs.claim(head.id, now, until)  # taken: not due for anyone else
+    # Claimed, the head is still pending: the chat's next row waits behind it.
+    assert await theirs.due_heads(now, 0, 100) == []
+    # An expired claim is free again (its claimer died), and a stale release cannot undo it.
+    later = until + timedelta(seconds=1)
+    assert await theirs.claim(head.id, later, later + timedelta(seconds=30))
+    await mine.release(head.id, until, later)
+    assert await mine.due_heads(later, 0, 100) == []
+    # The current claimer's release makes it due again at once.
+    await theirs.release(head.id, later + timedelta(seconds=30), later)
+    assert [r.payload["text"] for r in await mine.due_heads(later, 0, 100)] == ["a1"]

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.ratelimit import RateLimiter, RateLimits
-from bot.telegram.sender import OutboxSender, RetryPolicy
+from bot.telegram.sender import CLAIM, OutboxSender, RetryPolicy
 from storage.media import MediaStore
 from storage.outbox import failed_deliveries, failed_delivery_count
 from storage.rows import MessageLinkRow
@@ -307,6 +307,8 @@ async def test_a_send_whose_row_could_not_be_marked_is_not_sent_again(world, fak
     assert await sender.deliver_pending() == 0  # sent, but the row is still pending
     sender._mark_sent = real_mark
     world["uow"].clock.advance(seconds=5)
+    assert await sender.deliver_pending() == 0  # still claimed by the try that went wrong
+    world["uow"].clock.advance(seconds=CLAIM.total_seconds())
     assert await sender.deliver_pending() == 1
     assert texts(fake, 5001) == ["once"]  # recorded, not sent again
 

@@ -52,6 +52,11 @@ CALLBACK_ANSWERED = "_callback_answered"  # payload key: its button press was an
 CALLBACK_WINDOW = timedelta(seconds=60)
 MAX_PAGES = 5  # pages of due rows one pass looks through when many chats must wait
 MIN_PAUSE = 0.005  # seconds: run() never loops faster than this when nothing went out
+# A row is claimed for this long before its call (storage/outbox_queue.py): no other sender
+# takes it meanwhile. After a crash the rows in flight go out once it ran out.
+CLAIM = timedelta(seconds=30)
+# Each call is cut off well within its claim, so a call never outlives the claim it runs on.
+CALL_TIMEOUT = 25.0
 
 
 @dataclass(frozen=True)
@@ -208,8 +213,11 @@ class OutboxSender:
                     if self.limiter.global_wait() > 0:
                         return  # nobody may send now: the rest waits too
                     continue
+                claim = self.clock.now() + CLAIM
+                if not await self.queue.claim(row.id, self.clock.now(), claim):
+                    continue  # another sender has it, or it is no longer due
                 send = self.limiter.record(row.chat_id, parts[done].cost)
-                task = asyncio.create_task(self._deliver(row, parts, done, send))
+                task = asyncio.create_task(self._deliver(row, parts, done, send, claim))
                 work.start(task, row.chat_id)
                 if len(work.in_flight) >= self.concurrency:
                     await self._settle(work, everything=False)
@@ -275,15 +283,23 @@ class OutboxSender:
         for row in bad:
             await self._fail(row, "the message holds a NUL or a lone surrogate (not storable)")
 
-    async def _deliver(self, row: OutboxRow, parts: list[Part], done: int, send: Send) -> str:
+    async def _deliver(
+        self, row: OutboxRow, parts: list[Part], done: int, send: Send, claim: datetime
+    ) -> str:
         """Make the row's calls from part `done` on, as long as the limiter lets the chat go on
-        (an album's text usually waits for a later pass); returns sent, part, retry or failed."""
+        (an album's text usually waits for a later pass) and the claim lasts; returns sent,
+        part, retry or failed. A row left with calls to make is released for a later pass."""
         while True:
             outcome = await self._deliver_part(row, parts, done, send)
             done += 1
-            if outcome != "part" or self.limiter.wait_time(row.chat_id, parts[done].cost) > 0:
+            if outcome != "part":
                 return outcome
-            if not self.may_send():  # the lease ran out mid-message: the holder goes on
+            if (
+                self.limiter.wait_time(row.chat_id, parts[done].cost) > 0
+                or not self.may_send()  # the lease ran out mid-message: the holder goes on
+                or self.clock.now() + timedelta(seconds=CALL_TIMEOUT) >= claim
+            ):
+                await self.queue.release(row.id, claim, self.clock.now())
                 return outcome
             send = self.limiter.record(row.chat_id, parts[done].cost)
 
@@ -296,7 +312,8 @@ class OutboxSender:
             try:
                 message = outgoing_from_payload(row.payload)
                 try:
-                    message_id = await self._send_part(row.chat_id, message, parts[done])
+                    async with asyncio.timeout(CALL_TIMEOUT):
+                        message_id = await self._send_part(row.chat_id, message, parts[done])
                 finally:
                     self.limiter.finished(send)
             except TelegramRetryAfter as exc:
