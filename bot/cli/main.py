@@ -1,7 +1,8 @@
-"""The `shuoshi` command line: init, org, calendar, case, demo, invite, user, report, qr, run.
+"""The `shuoshi` command line: init, org, calendar, case, demo, invite, user, report, qr, wechat,
+run.
 
 The arguments are in parser.py, the commands in county_setup.py, operations.py, users.py,
-demo.py and qr.py; here are settings, the one-line errors, the dispatch and `run`.
+demo.py, qr.py and wechat.py; here are settings, the one-line errors, the dispatch and `run`.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
 
             with _telegram_refusals(app, renderer):
                 return await qr_command(app, args, renderer)
+        if args.command == "wechat":
+            from bot.cli.wechat import wechat_command
+
+            return await wechat_command(app, args, renderer)
     finally:
         await app.close()
     return 2

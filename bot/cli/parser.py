@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli.qr import add_qr_parser
 
     add_qr_parser(sub)
+    from bot.cli.wechat import add_wechat_parser
+
+    add_wechat_parser(sub)
     _config_after_every_command(parser)
     return parser
 

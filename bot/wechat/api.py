@@ -181,3 +181,20 @@ class OfficialAccountApi:
         if not isinstance(answer, bytes):
             raise WeChatError(-2, "media/get answered without a file")
         return answer
+
+    async def create_menu(self, menu: dict[str, Any]) -> None:
+        """The account's menu (自定义菜单), replacing the one there was."""
+        await self._call("/cgi-bin/menu/create", json_body=menu)
+
+    async def create_qr(self, scene: str) -> tuple[str, str]:
+        """A permanent QR code whose scene string is `scene`: (its ticket, the URL it encodes).
+        The same scene gives the same code again (WeChat allows 100,000 permanent ones)."""
+        answer = await self._call(
+            "/cgi-bin/qrcode/create",
+            json_body={"action_name": "QR_LIMIT_STR_SCENE",
+                       "action_info": {"scene": {"scene_str": scene}}},
+        )  # fmt: skip
+        ticket, url = answer.get("ticket"), answer.get("url")
+        if not isinstance(ticket, str) or not isinstance(url, str):
+            raise WeChatError(-2, "no ticket in the answer")
+        return ticket, url

@@ -38,6 +38,8 @@ class FakeWeChat:
         self.user_media: dict[str, bytes] = {}
         self.refusals: list[int] = []  # errcodes answered, in order
         self.quota: int | None = None
+        self.menu: dict[str, Any] | None = None
+        self.qr_scenes: dict[str, str] = {}  # ticket -> scene string
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -49,6 +51,8 @@ class FakeWeChat:
         app.router.add_post("/cgi-bin/message/template/send", self._template)
         app.router.add_post("/cgi-bin/media/upload", self._upload)
         app.router.add_get("/cgi-bin/media/get", self._media_get)
+        app.router.add_post("/cgi-bin/menu/create", self._menu)
+        app.router.add_post("/cgi-bin/qrcode/create", self._qrcode)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -160,3 +164,24 @@ class FakeWeChat:
         if data is None:
             return self._error(40007, "invalid media_id")
         return web.Response(body=data, content_type="image/jpeg")
+
+    async def _menu(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        body = json.loads(await request.read())
+        if not 1 <= len(body.get("button", [])) <= 3:
+            return self._error(40017, "invalid button size")
+        self.menu = body
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _qrcode(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        body = json.loads(await request.read())
+        scene = body.get("action_info", {}).get("scene", {}).get("scene_str", "")
+        if body.get("action_name") != "QR_LIMIT_STR_SCENE" or not 1 <= len(scene) <= 64:
+            return self._error(40053, "invalid action info")
+        ticket = f"gQ+{scene}/=="  # needs quoting in a URL, as WeChat's tickets do
+        self.qr_scenes[ticket] = scene
+        return web.json_response({"ticket": ticket, "expire_seconds": 0,
+                                  "url": f"http://weixin.qq.com/q/{scene}"})  # fmt: skip
