@@ -624,7 +624,7 @@ async def test_every_rate_links_to_its_definition(site: Site, client: TestClient
     overview = await page(client, "/dashboard")
     definitions = await page(client, "/dashboard/definitions")
     links = set(re.findall(r'href="/dashboard/definitions#([^"]+)"', overview))
-    assert len(links) == 5  # reply, closure, on time, satisfaction, average time to close
+    assert len(links) == 6  # reply, closure, on time, satisfaction, average time, late returns
     for anchor in links:
         assert f'id="{anchor}"' in definitions
     assert "<script" not in definitions

@@ -145,3 +145,56 @@ async def test_overdue_in_the_csv_the_overview_and_the_case_page_is_the_rates_ru
     async with week.uow() as uow:
         page = {x: analytics.case_is_late(await uow.cases.get(week.n[x]), judged) for x in "ACDHI"}
     assert page == {"A": False, "C": True, "D": False, "H": True, "I": True}
+
+
+async def test_a_return_after_the_stage_deadline_is_a_late_case_for_the_department(
+    week: KnownWeek,
+):
+    """H (sanitation, general) was assigned to municipal Mon 23 10:00: acceptance limit 1
+    working day, Tue 24 23:59:59. Municipal returns it unaccepted Wed 25 09:00: a late return.
+
+    municipal: cases B (H left its set) = 1, resolved 1, on time 1, overdue 0, late returns 1
+    -> on-time rate 1/(1 + 0 + 1) = 0.5 (without the rule 1/1 = 100%); returned 1.
+    JL-XGC: A B C H = 4, resolved A B = 2, on time 2, late returns 1 shown but not charged
+    (H is still its case) -> on-time 2/2 = 1.0; returned C Z H = 3.
+    county: late returns 1, on-time unchanged: 3/(4 + 1) = 0.6.
+    Morning digest of municipal for Wed 25 08:30 - Thu 26 08:30: late returns H."""
+    from handlers.digests import Digests
+    from handlers.weekly import build_weekly, render_weekly_message, render_weekly_page
+    from workflow.commands import ReturnCase
+    from workflow.ports import Period
+
+    week.clock.set(at(25, 9))
+    await week.do(ReturnCase, "H", "P-H-01", reason="不归我局")
+
+    municipal = await _row(week, "department", "municipal")
+    assert (municipal.cases, municipal.resolved, municipal.resolved_on_time) == (1, 1, 1)
+    assert (municipal.overdue_open, municipal.late_returns, municipal.returned) == (0, 1, 1)
+    assert municipal.on_time_rate == 0.5
+    xgc = await _row(week, "township", "JL-XGC")
+    assert (xgc.cases, xgc.resolved, xgc.resolved_on_time, xgc.late_returns) == (4, 2, 2, 1)
+    assert xgc.on_time_rate == 1.0 and xgc.returned == 3
+    async with week.sessions() as session:
+        county = await analytics.county_rates(session, W48, as_of=AS_OF)
+        events = await analytics.setbacks(session, W48)
+        units = {u.code: u for u in await analytics.units(session, "department")}
+        digest = await analytics.unit_digest(
+            session, units["municipal"], Period(at(25, 8, 30), at(26, 8, 30)), at(26, 8, 30)
+        )
+        housing = await analytics.unit_digest(
+            session, units["housing"], Period(at(23, 8, 30), at(24, 8, 30)), at(24, 8, 30)
+        )
+    assert county.late_returns == 1 and county.on_time_rate == pytest.approx(0.6)
+    assert [(week.n.get("H") == e.number, e.late) for e in events if e.event == "returned"] == [
+        (False, False), (False, False), (True, True)]  # fmt: skip
+    assert digest.late_returns == (week.n["H"],)
+    assert housing.late_returns == ()  # C and Z went back within their acceptance time
+    morning = Digests().morning_text(digest, at(26, 8, 30).date(), "en")
+    assert f"Returned after the deadline (late cases) <b>1</b>: {week.n['H']}" in morning
+
+    async with week.uow() as uow:
+        report = await build_weekly(uow, W48, AS_OF)
+    message = render_weekly_message(report, "en")
+    assert "| returned 1 | late returns 1" in message  # municipal's line
+    page = render_weekly_page(report, "en")
+    assert 'href="#late-returns"' in page and 'id="late-returns"' in page

@@ -73,21 +73,22 @@ async def test_the_page_in_chinese(report):
     page = render_weekly_page(r, "zh_CN")
     html = Tables()
     html.feed(page)
-    #                           cases reply  closure on-time  satisf.  avg     ret reopened
+    #                           cases reply  closure on-time  satisf.  avg     ret late reopened
     assert html.rows[("county", "JL")][1:] == [
-        "7", "85.7%", "57.1%", "60.0%", "80.0%", "1.1 天", "2", "1"]  # fmt: skip
+        "7", "85.7%", "57.1%", "60.0%", "80.0%", "1.1 天", "2", "0", "1"]  # fmt: skip
     assert html.rows[("department", "municipal")] == [
-        "城市管理局", "2", "50.0%", "50.0%", "100.0%", "100.0%", "2.0 天", "0", "0"]  # fmt: skip
+        "城市管理局", "2", "50.0%", "50.0%", "100.0%", "100.0%", "2.0 天", "0", "0", "0",
+    ]  # fmt: skip
     assert html.rows[("department", "housing")][1:] == [
-        "1", "100.0%", "100.0%", "100.0%", "100.0%", "1.0 天", "2", "0"]  # fmt: skip
+        "1", "100.0%", "100.0%", "100.0%", "100.0%", "1.0 天", "2", "0", "0"]  # fmt: skip
     assert html.rows[("department", "water")][1:] == [
-        "1", "100.0%", "0.0%", "—", "0.0%", "—", "0", "1"]  # fmt: skip
+        "1", "100.0%", "0.0%", "—", "0.0%", "—", "0", "0", "1"]  # fmt: skip
     assert html.rows[("department", "public_security")][1:] == [
-        "0", "—", "—", "—", "—", "—", "0", "0"]  # fmt: skip
+        "0", "—", "—", "—", "—", "—", "0", "0", "0"]  # fmt: skip
     assert html.rows[("township", "JL-XGC")] == [
-        "西郭城镇", "4", "75.0%", "50.0%", "100.0%", "66.7%", "1.5 天", "2", "1"]  # fmt: skip
+        "西郭城镇", "4", "75.0%", "50.0%", "100.0%", "66.7%", "1.5 天", "2", "0", "1"]  # fmt: skip
     assert html.rows[("township", "JL-CG")][1:] == [
-        "3", "100.0%", "66.7%", "33.3%", "100.0%", "0.6 天", "0", "0"]  # fmt: skip
+        "3", "100.0%", "66.7%", "33.3%", "100.0%", "0.6 天", "0", "0", "0"]  # fmt: skip
     assert "<li>安全隐患：2 件</li>" in page
     assert "<li>西郭城村第一网格（西郭城镇）：2 件</li>" in page
     assert f"<td>{week.n['C']}</td><td>不满意重办</td>" in page
@@ -95,7 +96,8 @@ async def test_the_page_in_chinese(report):
     # Self-contained: nothing loaded from elsewhere; every column header explains itself.
     assert not re.search(r"(src|href)=\"(https?:)?//", page) and "script" not in html.tags
     assert {"reply-rate", "closure-rate", "on-time-rate", "satisfaction-rate",
-            "avg-time-to-close", "returned", "reopened", "base-set"} <= html.links  # fmt: skip
+            "avg-time-to-close", "returned", "late-returns", "reopened",
+            "base-set"} <= html.links  # fmt: skip
     assert html.links <= html.ids
     assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>")
 
@@ -107,7 +109,7 @@ async def test_the_page_in_english_escapes_user_text(report):
     html = Tables()
     html.feed(page)
     assert html.rows[("department", "health")] == [
-        "Health Commission", "1", "100.0%", "100.0%", "0.0%", "100.0%", "0.1 d", "0", "0",
+        "Health Commission", "1", "100.0%", "100.0%", "0.0%", "100.0%", "0.1 d", "0", "0", "0",
     ]  # fmt: skip
     assert "<li>Safety hazards: 2</li>" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "script" not in html.tags

@@ -137,6 +137,7 @@ def fire(
     row = select_transition(case, action, actor, params, policy, now)
     source = case.state
     target = resolve_target(row, case, policy)
+    stage_due = case.stage_due_at  # the deadline of the stage the case is leaving
     _apply_data(case, action, params, source, target, now)
     case.state = target
     if target is not source or action in (Action.RECLASSIFY, Action.SUBMIT):
@@ -146,6 +147,9 @@ def fire(
     comment = _comment(action, params)
     data = {k: _plain(v) for k, v in params.items() if k not in _COMMENT_KEYS and v is not None}
     data.pop("attachment_ids", None)
+    if action is Action.RETURN:
+        # A return after the unit's stage deadline is a late case for it (docs/rates.md).
+        data["late"] = stage_due is not None and now > stage_due
     attachments = tuple(params.get("attachment_ids") or ())
     entry = TrailEntry(
         action=action,

@@ -197,6 +197,10 @@ class UnitRates:
     returned: int = 0  # returns (退回) that happened in the period
     reopened: int = 0  # dissatisfied ratings in the period that reopened or escalated a case
     overdue_open: int = 0  # not resolved and past their deadline when computed
+    # Returns in the period made after the returning department's stage deadline. For a
+    # department each is a late case in its on-time denominator (the case itself left its set);
+    # a township's or the county's row shows those of its cases, which still count by outcome.
+    late_returns: int = 0
 
     @property
     def reply_rate(self) -> float | None:
@@ -208,8 +212,15 @@ class UnitRates:
 
     @property
     def on_time_rate(self) -> float | None:
-        """Resolved on time among the cases whose timeliness is known: resolved or overdue."""
-        return _ratio(self.resolved_on_time, self.resolved + self.overdue_open)
+        """Resolved on time among the cases whose timeliness is known: resolved or overdue,
+        and for a department the cases it returned late."""
+        return _ratio(self.resolved_on_time, self.on_time_known)
+
+    @property
+    def on_time_known(self) -> int:
+        """The on-time rate's denominator."""
+        charged = self.late_returns if self.kind == "department" else 0
+        return self.resolved + self.overdue_open + charged
 
     @property
     def satisfaction_rate(self) -> float | None:
@@ -246,6 +257,7 @@ class Setback:
     department_zh: str | None
     department_en: str | None
     comment: str | None  # the return reason, or the reporter's comment
+    late: bool = False  # a return made after the returning unit's stage deadline
 
 
 @dataclass(frozen=True)
@@ -273,10 +285,12 @@ class UnitDigest:
     due_today: tuple[str, ...] = ()  # held by the unit, its stage deadline falls later today
     overdue: tuple[str, ...] = ()  # held by the unit, its stage deadline has passed
     waiting: tuple[str, ...] = ()  # waiting for the unit to accept (签收) or take it
+    # A department's returns in the window made after its stage deadline (docs/rates.md).
+    late_returns: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        return not (self.new or self.due_today or self.overdue or self.waiting)
+        return not (self.new or self.due_today or self.overdue or self.waiting or self.late_returns)
 
 
 class Reports(Protocol):

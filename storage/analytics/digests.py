@@ -1,4 +1,5 @@
-"""A unit's morning lists: new, due today, overdue and waiting cases (docs/rates.md)."""
+"""A unit's morning lists: new, due today, overdue, waiting cases and late returns
+(docs/rates.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.analytics.rankings import setbacks
 from storage.analytics.scope import check_kind, not_the_index
 from storage.rows import CaseRow, TransitionRow
 from workflow.clock import SHANGHAI, ensure_aware
@@ -33,7 +35,8 @@ async def unit_digest(
 
     new: cases that came to the unit within `window` (assigned to the department, or reached
     the township center); the others are the cases the unit holds now, judged at `now` against
-    their current stage's deadline (stage_due_at), with "due today" ending at local midnight.
+    their current stage's deadline (stage_due_at), with "due today" ending at local midnight;
+    late_returns: a department's returns within `window` made after its stage deadline.
     """
     check_kind(unit.kind)
     if unit.kind == "department":
@@ -67,12 +70,18 @@ async def unit_digest(
             due_today.append(number)
         if state == waiting_state:
             waiting.append(number)
+    late_returns: tuple[str, ...] = ()
+    if unit.kind == "department":
+        # The department's own returns since the last digest that came after its deadline.
+        events = await setbacks(session, window, department_id=unit.id)
+        late_returns = tuple(dict.fromkeys(e.number for e in events if e.late))
     return UnitDigest(
         unit=unit,
         new=tuple(await _arrivals(session, unit, window)),
         due_today=tuple(due_today),
         overdue=tuple(overdue),
         waiting=tuple(waiting),
+        late_returns=late_returns,
     )
 
 

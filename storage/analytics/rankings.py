@@ -40,6 +40,7 @@ async def setbacks(
             TransitionRow.to_state,
             TransitionRow.at,
             TransitionRow.comment,
+            TransitionRow.data,
             CaseRow.number,
             CaseRow.township_id,
         )
@@ -102,6 +103,7 @@ async def setbacks(
                 department_zh=unit.name_zh if unit else None,
                 department_en=unit.name_en if unit else None,
                 comment=r.comment,
+                late=r.action == "return" and (r.data or {}).get("late") is True,
             )
         )
     return out

@@ -61,7 +61,9 @@ def _rate_columns(session: AsyncSession, as_of: datetime) -> list[ColumnElement[
 _COUNTS = ("cases", "replied", "resolved", "resolved_on_time", "overdue_open", "rated", "satisfied")
 
 
-def _rates(unit: UnitRef, row: Any | None, returned: int, reopened: int) -> UnitRates:
+def _rates(
+    unit: UnitRef, row: Any | None, returned: int, reopened: int, late_returns: int
+) -> UnitRates:
     """A row of _rate_columns (None: the unit had no cases) as the unit's UnitRates."""
     counts = {name: int(getattr(row, name)) if row is not None else 0 for name in _COUNTS}
     hours = row.avg_hours if row is not None else None
@@ -75,6 +77,7 @@ def _rates(unit: UnitRef, row: Any | None, returned: int, reopened: int) -> Unit
         avg_hours_to_close=None if hours is None else float(hours),
         returned=returned,
         reopened=reopened,
+        late_returns=late_returns,
     )
 
 
@@ -114,12 +117,15 @@ async def unit_rates(
     )  # fmt: skip
     returned: dict[int, int] = {}
     reopened: dict[int, int] = {}
+    late_returns: dict[int, int] = {}
     for event in events:
         unit_id = event.department_id if kind == "department" else event.township_id
         if unit_id is None:
             continue
         counter = returned if event.event == "returned" else reopened
         counter[unit_id] = counter.get(unit_id, 0) + 1
+        if event.late:
+            late_returns[unit_id] = late_returns.get(unit_id, 0) + 1
     wanted = township_id if kind == "township" else department_id
     listed = [u for u in await units(session, kind) if wanted is None or u.id == wanted]
     seen = {u.id for u in listed}
@@ -128,7 +134,13 @@ async def unit_rates(
         extra &= {wanted}
     listed += sorted((await units_by_id(session, kind, extra)).values(), key=lambda u: u.id)
     return [
-        _rates(u, aggregates.get(u.id), returned.get(u.id, 0), reopened.get(u.id, 0))
+        _rates(
+            u,
+            aggregates.get(u.id),
+            returned.get(u.id, 0),
+            reopened.get(u.id, 0),
+            late_returns.get(u.id, 0),
+        )
         for u in listed
     ]
 
@@ -156,4 +168,5 @@ async def county_rates(
         else UnitRef("county", 0, "", "", "")
     )
     returned = sum(1 for e in events if e.event == "returned")
-    return _rates(unit, row, returned, len(events) - returned)
+    late_returns = sum(1 for e in events if e.late)
+    return _rates(unit, row, returned, len(events) - returned, late_returns)

@@ -40,6 +40,7 @@ RATE_SORTS: dict[str, bool] = {
     "on_time_rate": True,
     "satisfaction_rate": True,
     "avg_hours_to_close": False,
+    "late_returns": False,
     "cases": True,
 }
 DEFAULT_SORT = "closure_rate"
@@ -50,6 +51,7 @@ RATE_HEADINGS: dict[str, tuple[str, ...]] = {
     "on_time_rate": ("按时", "on-time", "on time"),
     "satisfaction_rate": ("满意", "satisfaction"),
     "avg_hours_to_close": ("平均", "average"),
+    "late_returns": ("超期退回", "late returns"),
 }
 
 
