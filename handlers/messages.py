@@ -120,7 +120,10 @@ class Outgoing:
     request_location: bool = False
     keyboard: list[list[str]] = field(default_factory=list)  # persistent reply keyboard
     remove_keyboard: bool = False
-    edit_message_id: str | None = None  # edit this message instead of sending a new one
+    # Edit this message (of the same chat) instead of sending a new one: its text becomes
+    # `text` (empty: the text stays) and its buttons `buttons` (empty: none are left).
+    edit_message_id: str | None = None
+    edit_caption: bool = False  # the message edited is a photo whose caption is the text
     case_number: str | None = None  # replies to this message belong to this case
     purpose: str | None = None  # what the message is for (case_card, rating, ...)
     callback_answer: str | None = None  # a toast for the pressed button, when there was one

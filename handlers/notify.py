@@ -206,16 +206,84 @@ class Notifier:
 
     async def __call__(self, uow: UnitOfWork, events: list[CaseEvent]) -> None:
         telling = Telling(uow, self.default_locale)
+        # The cards already out are corrected first, so the chat that acted sees its card
+        # change before any new message arrives.
+        told = [(m.case_number, c, m) for c, m in await keep_cards_true(telling, events)]
         for event in events:
-            for channel, message in await self.bus.handle(event, telling):
-                await uow.outbox.add(
-                    OutgoingMessage(
-                        channel=channel,
-                        chat_id=message.chat_id,
-                        payload=message.payload(),
-                        case_number=event.case_number,
-                    )
+            told += [(event.case_number, c, m) for c, m in await self.bus.handle(event, telling)]
+        for number, channel, message in told:
+            await uow.outbox.add(
+                OutgoingMessage(
+                    channel=channel,
+                    chat_id=message.chat_id,
+                    payload=message.payload(),
+                    case_number=number,
                 )
+            )
+
+
+# Messages that show a case and are edited in place when it moves on; only the newest of them
+# (a case that sat overdue collects a reminder card a day), older ones stay as they were sent.
+SHOWN_PURPOSES = frozenset({"case_card", "rating"})
+EDIT_LIMIT = 20
+# Channels that can change a message they sent. A WeChat message is final (a customer-service
+# or template message cannot be edited), so its cards are not edited; its buttons are checked
+# when pressed, like every outdated button.
+EDITABLE_CHANNELS = frozenset({"telegram", "web"})
+
+
+def _moves_on(event: CaseEvent) -> bool:
+    """Whether what a card shows changes: a new state, or a new category (and limits)."""
+    return event.from_state is not event.to_state or isinstance(event, CaseReclassified)
+
+
+async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
+    """An edit for every message already showing a case that moved on: the card as it is now,
+    with only the buttons that still work in that chat (those of the unit holding the case,
+    in the holder's chats; none elsewhere), and the rating buttons only while it can be rated."""
+    out: Told = []
+    last = {event.case_number: event for event in events if _moves_on(event)}
+    for number, event in last.items():
+        shown = [
+            message
+            for message in await telling.chats.messages_showing(number, SHOWN_PURPOSES, EDIT_LIMIT)
+            if message.channel in EDITABLE_CHANNELS
+        ]
+        if not shown:
+            continue
+        card = await telling.card(number)
+        holder = holder_unit(card.state, card)
+        locales: dict[tuple[str, str], str] = {}
+        if holder is not None:
+            for channel, chat_id, locale in await unit_targets(
+                telling.chats, *holder, telling.default_locale
+            ):
+                locales[(channel, chat_id)] = locale
+        held_by = set(locales)
+        if card.reporter_id is not None and any(m.purpose == "rating" for m in shown):
+            for channel, chat_id, locale in await telling.chats.private_chats_of(card.reporter_id):
+                locales.setdefault((channel, chat_id), locale)
+        for message in shown:
+            key = (message.channel, message.chat_id)
+            r = Renderer(locales.get(key, telling.default_locale))
+            edit = Outgoing(
+                chat_id=message.chat_id, text="", edit_message_id=message.message_id,
+                edit_caption=message.caption, case_number=number, purpose=message.purpose,
+            )  # fmt: skip
+            if message.purpose == "rating":  # the result stays; its buttons go once rated
+                edit.buttons = rating_buttons(r, number) if card.state == "resolved" else []
+            else:
+                edit.text = r.macro("chat.html.j2", "case_card", card=card, event=event)
+                if holder is not None and key in held_by:
+                    edit.buttons = card_buttons(r, card, holder.role)
+            out.append((message.channel, edit))
+    return out
+
+
+def rating_buttons(r: Renderer, number: str) -> list[list[Button]]:
+    """满意 / 基本满意 / 不满意, as one row."""
+    return [[Button(r.macro("chat.html.j2", f"rate_{v}"), f"rt:{number}:{v}")
+             for v in ("s", "b", "d")]]  # fmt: skip
 
 
 async def _to_reporter(
@@ -227,11 +295,7 @@ async def _to_reporter(
     out: Told = []
     for channel, chat_id, locale in await chats.private_chats_of(card.reporter_id):
         r = Renderer(locale)
-        buttons: list[list[Button]] = []
-        if rating:
-            n = card.number
-            buttons = [[Button(r.macro("chat.html.j2", f"rate_{v}"), f"rt:{n}:{v}")
-                        for v in ("s", "b", "d")]]  # fmt: skip
+        buttons = rating_buttons(r, card.number) if rating else []
         text = r.macro("chat.html.j2", template, card=card, event=event)
         out.append((channel, Outgoing(chat_id=chat_id, text=text, buttons=buttons,
                                       photos=card.result_photos if rating else photos or [],

@@ -17,7 +17,7 @@ from storage.channel_people import ChannelPeople
 from storage.channel_places import ChannelPlaces
 from storage.rows import CaseRow, ConversationRow, MessageLinkRow, ProcessedUpdateRow
 from storage.sql import affected, upsert
-from workflow.channels import Conversation
+from workflow.channels import Conversation, ShownMessage
 from workflow.errors import ConcurrentUpdate, NotFound
 
 
@@ -112,7 +112,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
 
     async def link_message(
         self, channel: str, chat_id: str, message_id: str, case: int | str, purpose: str,
-        now: datetime,
+        now: datetime, *, caption: bool = False,
     ) -> None:  # fmt: skip
         """Remember that a sent message is about a case (given by id or by number)."""
         if isinstance(case, str):
@@ -130,6 +130,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             case_id=case_id,
             purpose=purpose,
             created_at=now,
+            caption=caption,
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[
@@ -137,7 +138,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
                 MessageLinkRow.chat_id,
                 MessageLinkRow.message_id,
             ],
-            set_={"case_id": case_id, "purpose": purpose, "created_at": now},
+            set_={"case_id": case_id, "purpose": purpose, "created_at": now, "caption": caption},
         )
         await self.session.execute(stmt)
 
@@ -157,6 +158,22 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             )
         ).first()
         return (row[0], row[1]) if row is not None else None
+
+    async def messages_showing(
+        self, number: str, purposes: frozenset[str], limit: int
+    ) -> list[ShownMessage]:
+        """The newest `limit` messages sent about a case for these purposes, oldest first."""
+        rows = await self.session.execute(
+            select(
+                MessageLinkRow.channel, MessageLinkRow.chat_id, MessageLinkRow.message_id,
+                MessageLinkRow.purpose, MessageLinkRow.caption,
+            )
+            .join(CaseRow, CaseRow.id == MessageLinkRow.case_id)
+            .where(CaseRow.number == number, MessageLinkRow.purpose.in_(sorted(purposes)))
+            .order_by(MessageLinkRow.created_at.desc())
+            .limit(limit)
+        )  # fmt: skip
+        return [ShownMessage(*row) for row in reversed(rows.all())]
 
     async def mark_processed(self, channel: str, key: str, now: datetime) -> bool:
         """True the first time an update is seen; False for a redelivery (even a concurrent one)."""

@@ -25,11 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from storage.channel import SqlChannelStore
-from storage.rows import CaseRow, OutboxRow
+from storage.rows import CaseRow, MessageLinkRow, OutboxRow
 from storage.sql import affected
 from workflow.errors import NotFound
 
 log = logging.getLogger(__name__)
+
+
+FROZEN = "frozen"  # message_links.purpose of a message that can no longer be edited
+
+
+def is_edit(payload: dict[str, Any]) -> bool:
+    """The row changes a message already sent (a card whose case moved on)."""
+    return bool(payload.get("edit_message_id"))
 
 
 class OutboxRows:
@@ -173,33 +181,52 @@ class OutboxRows:
         )
         return affected(claimed) == 1
 
-    async def link(self, row: OutboxRow, message_id: str, now: datetime) -> bool:
+    async def link(
+        self, row: OutboxRow, message_id: str, now: datetime, *, caption: bool = False
+    ) -> bool:
         """Replies to the posted message belong to the row's case (progress notes, reasons);
-        False when the case is not there (the message still counts as sent)."""
-        if not row.case_number:
+        False when the case is not there (the message still counts as sent). An edit posts
+        nothing new: the message it changed keeps its link."""
+        if not row.case_number or is_edit(row.payload):
             return True
         purpose = row.payload.get("purpose") or "message"
         try:
             await SqlChannelStore(self.session).link_message(
-                self.channel, row.chat_id, message_id, row.case_number, purpose, now
-            )
+                self.channel, row.chat_id, message_id, row.case_number, purpose, now,
+                caption=caption,
+            )  # fmt: skip
         except NotFound:
             return False
         return True
 
+    async def stop_editing(self, chat_id: str, message_id: str) -> None:
+        """A message Telegram would not edit (too old, deleted) is not tried again: its link
+        keeps finding the case for replies, under a purpose no edit looks for."""
+        await self.session.execute(
+            update(MessageLinkRow)
+            .where(
+                MessageLinkRow.channel == self.channel,
+                MessageLinkRow.chat_id == chat_id,
+                MessageLinkRow.message_id == message_id,
+            )
+            .values(purpose=FROZEN)
+        )
+
     async def fail(
-        self, row_id: int, attempts: int, case_number: str | None, reason: str, now: datetime
-    ) -> None:
+        self, row_id: int, attempts: int, case_number: str | None, reason: str, now: datetime,
+        *, flag_case: bool = True,
+    ) -> None:  # fmt: skip
         """Failed for good (`attempts` = tries before this one), with the reason operators
         read on the dashboard; the case is flagged in the same transaction so that a person
-        reaches that party another way."""
+        reaches that party another way (not for a failed edit: the card was delivered, it
+        only shows an older state, e.g. a message too old for Telegram to edit)."""
         await self.session.execute(
             update(OutboxRow)
             .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
             .values(status="failed", attempts=attempts + 1, error=reason,
                     next_attempt_at=now)  # when it failed, for the dashboard
         )  # fmt: skip
-        if case_number:
+        if case_number and flag_case:
             # A new version, so a handler holding the case unflagged cannot save over it.
             await self.session.execute(
                 update(CaseRow)
@@ -264,19 +291,23 @@ class OutboxQueue:
             )
             await session.commit()
 
-    async def mark_sent(self, row: OutboxRow, message_id: str, now: datetime) -> bool:
+    async def mark_sent(
+        self, row: OutboxRow, message_id: str, now: datetime, *, caption: bool = False
+    ) -> bool:
         """Sent and linked to its case in one transaction; False when there was no case to
-        link (the row is sent all the same)."""
+        link (the row is sent all the same). `caption`: the message is a photo's caption."""
         async with self.sessions() as session:
             rows = OutboxRows(session, self.channel)
             await rows.mark_sent(row.id, row.attempts, now)
-            linked = await rows.link(row, message_id, now)
+            linked = await rows.link(row, message_id, now, caption=caption)
             await session.commit()
         return linked
 
     async def fail(self, row: OutboxRow, reason: str, now: datetime) -> None:
         async with self.sessions() as session:
-            await OutboxRows(session, self.channel).fail(
-                row.id, row.attempts, row.case_number, reason, now
-            )
+            rows = OutboxRows(session, self.channel)
+            edit = is_edit(row.payload)
+            await rows.fail(row.id, row.attempts, row.case_number, reason, now, flag_case=not edit)
+            if edit:
+                await rows.stop_editing(row.chat_id, str(row.payload["edit_message_id"]))
             await session.commit()

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import String, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.outbox_queue import OutboxRows
+from storage.outbox_queue import OutboxRows, is_edit
 from storage.rows import (
     AreaRow,
     AttachmentRow,
@@ -26,12 +26,19 @@ from storage.sql import affected, upsert
 from workflow.model import HUMAN_ROLES, Role
 
 CHANNEL = "web"
+EDIT = "edit"  # web_messages.direction of a row that records an edit of an earlier message
 # A person of the org file chats as "p-<code>" (demo only); anyone else as "r-<random token>".
 PERSON_PREFIX = "p-"
 TOKEN_PREFIX = "r-"
 _PERSON_CODE = re.compile(r"[A-Za-z0-9._-]{1,60}")
 # Roles one can play in the demo picker; an administrator has nothing to do in a chat.
 PICKABLE_ROLES: tuple[Role, ...] = tuple(r for r in HUMAN_ROLES if r is not Role.ADMIN)
+
+
+def edit_target(row: WebMessageRow) -> int | None:
+    """The id of the message an edit row changed."""
+    value = str((row.payload or {}).get("edit_message_id") or "")
+    return int(value) if value.isdigit() else None
 
 
 def person_chat_id(code: str) -> str | None:
@@ -66,15 +73,33 @@ class WebChatStore:
     async def history(
         self, chat_id: str, *, after: int = 0, limit: int = 200
     ) -> list[WebMessageRow]:
-        """Messages after an id, oldest first; without `after`, the newest `limit` of them."""
+        """Messages after an id, oldest first, with the edits made since (rows of direction
+        "edit", whose payload names the message edited); without `after`, the newest `limit`
+        messages as they are now, without edits."""
         query = select(WebMessageRow).where(WebMessageRow.chat_id == chat_id)
         if after:
             rows = await self.session.execute(
                 query.where(WebMessageRow.id > after).order_by(WebMessageRow.id).limit(limit)
             )
             return list(rows.scalars())
-        rows = await self.session.execute(query.order_by(WebMessageRow.id.desc()).limit(limit))
+        rows = await self.session.execute(
+            query.where(WebMessageRow.direction != EDIT)
+            .order_by(WebMessageRow.id.desc())
+            .limit(limit)
+        )
         return list(reversed(rows.scalars().all()))
+
+    async def edited(self, chat_id: str, edits: list[WebMessageRow]) -> dict[int, WebMessageRow]:
+        """The messages these edit rows changed, as they are now, by id."""
+        ids = {edit_target(row) for row in edits if row.direction == EDIT} - {None}
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(WebMessageRow).where(
+                WebMessageRow.chat_id == chat_id, WebMessageRow.id.in_(sorted(i for i in ids if i))
+            )
+        )
+        return {row.id: row for row in rows.scalars()}
 
     async def message(self, chat_id: str, message_id: int) -> WebMessageRow | None:
         """A message of this chat only: ids of other chats are not found."""
@@ -129,6 +154,8 @@ class WebChatStore:
     async def deliver(self, row: OutboxRow, now: datetime) -> WebMessageRow | None:
         """Move one outbox row into the chat's history; None when someone else already did."""
         outbox = OutboxRows(self.session, CHANNEL)
+        if is_edit(row.payload):
+            return await self._edit(outbox, row, now)
         if not await outbox.mark_sent(row.id, row.attempts, now):
             return None
         message = WebMessageRow(
@@ -144,6 +171,34 @@ class WebChatStore:
         # message about a case that is not there still shows, without a link.
         await outbox.link(row, str(message.id), now)
         return message
+
+    async def _edit(
+        self, outbox: OutboxRows, row: OutboxRow, now: datetime
+    ) -> WebMessageRow | None:
+        """Change a message of the chat in place (its text, unless the edit leaves it, and its
+        buttons), and note the edit in the history so open pages redraw that message. An edit
+        of a message the chat does not have fails alone (the case is not flagged)."""
+        target_id = str(row.payload.get("edit_message_id") or "")
+        target = await self.message(row.chat_id, int(target_id)) if target_id.isdigit() else None
+        if target is None or target.direction != "out":
+            await outbox.fail(row.id, row.attempts, row.case_number,
+                              f"message to edit not found: {target_id}", now,
+                              flag_case=False)  # fmt: skip
+            return None
+        if not await outbox.mark_sent(row.id, row.attempts, now):
+            return None
+        payload = dict(target.payload or {})
+        payload["buttons"] = row.payload.get("buttons") or []
+        if row.payload.get("text"):
+            payload["text"] = row.payload["text"]
+        target.payload = payload  # a new dict: the JSON column sees the change
+        edit = WebMessageRow(
+            chat_id=row.chat_id, direction=EDIT, payload={"edit_message_id": target.id},
+            case_number=row.case_number, created_at=now,
+        )  # fmt: skip
+        self.session.add(edit)
+        await self.session.flush()
+        return edit
 
     async def deliver_alone(self, row: OutboxRow, now: datetime) -> WebMessageRow | None:
         """deliver() in a savepoint of its own: a row that cannot be delivered takes back only

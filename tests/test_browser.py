@@ -241,6 +241,11 @@ async def play_the_loop(chat: ChatPage) -> str:
     await expect(card.get_by_test_id("message-text")).to_contain_text('onerror="window.__xss=2"')
     await chat.press(f"a:sv:{number}")
     await chat.sees(chat_text("done", action="screen_valid", number=number))
+    # The card changed in place: the township holds the case now, and no button is left on it.
+    await expect(chat.button(f"a:sv:{number}")).to_have_count(0)
+    await expect(
+        page.locator(f'[data-testid="message"][data-case="{number}"]').first
+    ).to_contain_text(f"{number} · 安全隐患 · 乡镇(街道)中心")
 
     await chat.act_as("P-T-01")
     await chat.press(f"a:pu:{number}")
@@ -285,8 +290,10 @@ async def play_the_loop(chat: ChatPage) -> str:
     await page.goto(resident_url)
     await no_script_ran(page)
     await chat.sees(f"您反映的 {number} 已通过网格长初筛")
+    await chat.sees(f"您反映的 {number} 超出乡镇办理权限，已流转至县级中心")
     await chat.sees(f"您反映的 {number} 已派给 住房和城乡建设局 办理")
     await chat.sees(f"{number} 已被签收")
+    await chat.sees(f"{number} 办理进展：已派人到现场，明早更换")
     result = await chat.sees(f"{number} 已办结：已更换新井盖")
     await expect(result.get_by_test_id("message-photo")).to_be_visible()
     await chat.press(f"rt:{number}:s")

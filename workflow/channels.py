@@ -78,6 +78,18 @@ class InviteUse:
     person_id: int | None = None
 
 
+@dataclass(frozen=True)
+class ShownMessage:
+    """A message the bot sent that shows a case (its card, its rating buttons): edited in place
+    when the case moves on, so it never offers what no longer works."""
+
+    channel: str
+    chat_id: str
+    message_id: str
+    purpose: str  # case_card | rating
+    caption: bool = False  # the text is a photo's caption
+
+
 class ChannelStore(Protocol):
     async def conversation(self, channel: str, chat_id: str, user_id: str) -> Conversation: ...
 
@@ -113,6 +125,10 @@ class ChannelStore(Protocol):
     async def case_for_message(
         self, channel: str, chat_id: str, message_id: str
     ) -> tuple[str, str] | None: ...
+
+    async def messages_showing(
+        self, number: str, purposes: frozenset[str], limit: int
+    ) -> list[ShownMessage]: ...
 
     async def mark_processed(self, channel: str, key: str, now: datetime) -> bool: ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -34,13 +35,16 @@ MAX_ALBUM = 10
 class Part:
     """One Bot API call of an outgoing message; `cost` is how many messages it posts."""
 
-    kind: Literal["album", "photo", "text"]
+    kind: Literal["album", "photo", "text", "edit"]
     cost: int = 1
     caption: bool = False  # a photo carrying the text (and the buttons) as its caption
 
 
 def message_parts(message: Outgoing) -> list[Part]:
-    """The calls one message takes: text; photo with caption; photo, text; album, text."""
+    """The calls one message takes: text; photo with caption; photo, text; album, text; or
+    one edit of a message already sent (it counts toward the limits like a message)."""
+    if message.edit_message_id:
+        return [Part("edit")]
     photos = message.photos[:MAX_ALBUM]
     if len(photos) > 1:
         return [Part("album", cost=len(photos)), Part("text")]
@@ -69,6 +73,10 @@ def is_permanent(exc: Exception) -> bool:
     not found, no rights, a message Telegram refuses (400) or a file too large (413); or the
     request cannot be built at all."""
     return isinstance(exc, PERMANENT_ERRORS + UNSENDABLE)
+
+
+# Telegram's answer to an edit that changes nothing: the message already shows what we meant.
+NOT_MODIFIED = "message is not modified"
 
 
 def failure_reason(exc: Exception) -> str:
@@ -121,3 +129,32 @@ def markup(message: Outgoing) -> Any:
     if message.remove_keyboard:
         return ReplyKeyboardRemove()
     return None
+
+
+async def edit_message(bot: Bot, chat_id: str, message: Outgoing) -> str:
+    """Change a message already sent (a card whose case moved on): its text or caption
+    and its buttons, or only the buttons when the text stays (or would no longer fit a
+    caption). A message Telegram will not edit (gone, or too old) fails alone."""
+    target = message.edit_message_id or ""
+    if not target.isdigit():
+        raise TypeError(f"not a Telegram message id: {target!r}")
+    keyboard = markup(message)  # None: the buttons go
+    try:
+        if not message.text or (message.edit_caption and len(message.text) > CAPTION_LIMIT):
+            await bot.edit_message_reply_markup(
+                chat_id=chat_id, message_id=int(target), reply_markup=keyboard
+            )
+        elif message.edit_caption:
+            await bot.edit_message_caption(
+                chat_id=chat_id, message_id=int(target), caption=message.text,
+                reply_markup=keyboard,
+            )  # fmt: skip
+        else:
+            await bot.edit_message_text(
+                text=message.text[:TEXT_LIMIT], chat_id=chat_id, message_id=int(target),
+                reply_markup=keyboard,
+            )  # fmt: skip
+    except TelegramBadRequest as exc:
+        if NOT_MODIFIED not in exc.message.lower():
+            raise
+    return target

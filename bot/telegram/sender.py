@@ -26,6 +26,7 @@ from bot.telegram.adapter import CHANNEL, TEXT_LIMIT
 from bot.telegram.requests import (
     MAX_ALBUM,
     Part,
+    edit_message,
     failure_reason,
     is_permanent,
     markup,
@@ -332,7 +333,7 @@ class OutboxSender:
             await self._save_progress(row, done + 1)
             outcome = "part"
         else:
-            await self._mark_sent(row, message_id)
+            await self._mark_sent(row, message_id, caption=parts[done].caption)
             outcome = "sent"
         del self._unmarked[key]
         return outcome
@@ -367,12 +368,14 @@ class OutboxSender:
     async def _save_progress(self, row: OutboxRow, parts_done: int) -> None:
         await self.queue.save_progress(row.id, {**row.payload, PARTS_DONE: parts_done})
 
-    async def _mark_sent(self, row: OutboxRow, message_id: str) -> None:
-        if not await self.queue.mark_sent(row, message_id, self.clock.now()):
+    async def _mark_sent(self, row: OutboxRow, message_id: str, *, caption: bool) -> None:
+        if not await self.queue.mark_sent(row, message_id, self.clock.now(), caption=caption):
             log.warning("outbox row %s: no case %s to link", row.id, row.case_number)
 
     async def _send_part(self, chat_id: str, message: Outgoing, part: Part) -> str:
         """One Bot API call; returns the id of the (first) message it posted."""
+        if part.kind == "edit":
+            return await edit_message(self.bot, chat_id, message)
         reply = reply_parameters(message)
         if part.kind == "album":
             photos = [await self.media.read_public_sha(s) for s in message.photos[:MAX_ALBUM]]

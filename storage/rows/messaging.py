@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -98,6 +99,8 @@ class MessageLinkRow(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     purpose: Mapped[str] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # A photo's caption (Telegram edits it with editMessageCaption, not editMessageText).
+    caption: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class ProcessedUpdateRow(Base):
@@ -161,7 +164,7 @@ class WebMessageRow(Base):
     __table_args__ = (Index("ix_web_messages_chat_id", "chat_id", "id"),)
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     chat_id: Mapped[str] = mapped_column(String(64))
-    direction: Mapped[str] = mapped_column(String(4))  # in | out
+    direction: Mapped[str] = mapped_column(String(4))  # in | out | edit (of an earlier out)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     case_number: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())

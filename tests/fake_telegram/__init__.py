@@ -9,8 +9,10 @@ It imitates the parts of Telegram's behaviour that tend to catch real bugs: per-
 HTML parse-mode validation (stray `<` or unsupported tags are rejected like Telegram does), the
 4096/1024 text and caption limits, 64-byte callback data, unknown callback query ids, the 20 MB
 getFile limit, getUpdates offset confirmation and the 409 conflict while a webhook is set.
-Markdown parse modes are passed through unparsed. Methods the bot does not call (edits, copies,
-deletes...) are answered `true` and recorded.
+Markdown parse modes are passed through unparsed. Edits (editMessageText, editMessageCaption,
+editMessageReplyMarkup) change the stored message (`current()`), refused as Telegram refuses
+them: message not found, no text or caption to edit, not modified, too old (`age_out()`).
+Methods the bot does not call (copies, deletes...) are answered `true` and recorded.
 
 The package: server (the aiohttp app, recording and dispatch), routes (the Bot API methods),
 state (calls, users, chats, messages, files, injected failures), rules (limits, HTML

@@ -295,6 +295,54 @@ class BotApiMethods:
         params = {k: v for k, v in call.params.items() if k != "reply_markup"}
         return [self._bot_message(chat, params, **content) for content in contents]
 
+    def _edited(self, call: Call, field: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The message an edit names, and the markup it sets, refused as Telegram refuses."""
+        chat = self._target_chat(call.params)
+        message = self._messages.get((chat["id"], int(call.params.get("message_id") or 0)))
+        if message is None:
+            raise _bad_request("message to edit not found")
+        if field == "text" and "text" not in message:
+            raise _bad_request("there is no text in the message to edit")
+        if field == "caption" and "photo" not in message:
+            raise _bad_request("there is no caption in the message to edit")
+        if message.get("_too_old"):
+            raise _bad_request("message can't be edited")
+        return message, _inline_markup(call.params.get("reply_markup"))
+
+    def _apply_edit(
+        self, message: dict[str, Any], markup: dict[str, Any] | None, **content: str
+    ) -> dict[str, Any]:
+        before = (copy.deepcopy({k: message.get(k) for k in content}), message.get("reply_markup"))
+        message.update(content)
+        if markup is None:
+            message.pop("reply_markup", None)  # no markup in an edit: the buttons go
+        else:
+            message["reply_markup"] = markup
+        if before == ({k: message.get(k) for k in content}, message.get("reply_markup")):
+            raise _bad_request(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
+        message["edit_date"] = int(self._now())
+        return copy.deepcopy(message)
+
+    async def _edit_message_text(self, call: Call) -> dict[str, Any]:
+        message, markup = self._edited(call, "text")
+        text = self._render(
+            call.params.get("text"), call.params.get("parse_mode"), limit=TEXT_LIMIT, what="message"
+        )
+        if not text.strip():
+            raise _bad_request("message text is empty")
+        return self._apply_edit(message, markup, text=text)
+
+    async def _edit_message_caption(self, call: Call) -> dict[str, Any]:
+        message, markup = self._edited(call, "caption")
+        return self._apply_edit(message, markup, caption=self._caption(call.params))
+
+    async def _edit_message_reply_markup(self, call: Call) -> dict[str, Any]:
+        message, markup = self._edited(call, "")
+        return self._apply_edit(message, markup)
+
     async def _answer_callback_query(self, call: Call) -> bool:
         if call.params.get("callback_query_id") not in self._callback_queries:
             raise _bad_request(

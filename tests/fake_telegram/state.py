@@ -115,6 +115,15 @@ class ChatState:
             copy.deepcopy(m) for m in self._sent if chat_id is None or m["chat"]["id"] == chat_id
         ]
 
+    def current(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        """A message the bot sent as the chat shows it now (after any edits)."""
+        message = self._messages[(chat_id, message_id)]
+        return {k: copy.deepcopy(v) for k, v in message.items() if not k.startswith("_")}
+
+    def age_out(self, chat_id: int, message_id: int) -> None:
+        """Make a message too old to edit (Telegram refuses edits after 48 hours)."""
+        self._messages[(chat_id, message_id)]["_too_old"] = True
+
     def last_sent(self, chat_id: int) -> dict[str, Any]:
         """The newest message the bot sent to a chat; AssertionError when there is none."""
         sent = self.sent(chat_id)

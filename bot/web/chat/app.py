@@ -35,7 +35,7 @@ from bot.web.chat.constants import (
 )
 from bot.web.chat.grid_qr import grid_qr_route
 from bot.web.chat.inbound import Inbound
-from bot.web.chat.render import SHA256, keyboard_state, message_view
+from bot.web.chat.render import SHA256, keyboard_state, message_view, views_with_edits
 from bot.web.chat.requests import Refused, form_field, query_int
 from bot.web.chat.security import (
     CHAT_COOKIE,
@@ -48,6 +48,7 @@ from bot.web.chat.uploads import WebPhotos
 from handlers.conversation import Conversations
 from handlers.routes import ALL_ROUTES
 from storage.webchat import (
+    EDIT,
     PERSON_PREFIX,
     TOKEN_PREFIX,
     person_chat_id,
@@ -221,9 +222,10 @@ class WebChat(Inbound):
         after = query_int(request.query.get("after"))
         async with self.app.uow.reading() as uow:
             rows = await uow.webchat.history(chat_id, after=after, limit=HISTORY_PAGE)
+            edited = await uow.webchat.edited(chat_id, rows)
         url = self._photo_url(request, chat_id)
         return web.json_response(
-            {"messages": [message_view(row, url) for row in rows]}, headers=PAGE_HEADERS
+            {"messages": views_with_edits(rows, edited, url)}, headers=PAGE_HEADERS
         )
 
     async def events(self, request: web.Request) -> web.StreamResponse:
@@ -247,10 +249,16 @@ class WebChat(Inbound):
                 listener.clear()  # before reading, so a delivery during the read is not missed
                 async with self.app.uow.reading() as uow:
                     rows = await uow.webchat.history(chat_id, after=last, limit=100)
-                for row in rows:
-                    data = json.dumps(message_view(row, url), ensure_ascii=False)
-                    await response.write(f"id: {row.id}\nevent: message\ndata: {data}\n\n".encode())
-                    last = row.id
+                    edited = await uow.webchat.edited(chat_id, rows)
+                for view in views_with_edits(rows, edited, url):
+                    # An edit is an "update" event: the page redraws that message in place.
+                    kind = "update" if view["direction"] == EDIT else "message"
+                    data = json.dumps(view, ensure_ascii=False)
+                    await response.write(
+                        f"id: {view['id']}\nevent: {kind}\ndata: {data}\n\n".encode()
+                    )
+                if rows:
+                    last = rows[-1].id
                 if len(rows) == 100:
                     continue
                 try:

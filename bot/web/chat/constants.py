@@ -6,7 +6,11 @@ import re
 from pathlib import Path
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-STATIC_FILES = {"chat.js": "application/javascript", "chat.css": "text/css"}
+STATIC_FILES = {
+    "chat.js": "application/javascript",
+    "chat_updates.js": "application/javascript",  # redraws a message the server edited
+    "chat.css": "text/css",
+}
 LABELS = "web/webchat_labels.j2"
 HISTORY_PAGE = 200  # messages a page shows; older ones stay in web_messages
 TEXT_LIMIT = 4096  # as Telegram: longer texts are cut (the page's text box stops there too)

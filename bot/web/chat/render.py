@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from storage.rows import WebMessageRow
+from storage.webchat import EDIT, edit_target
 from workflow.clock import local
 
 # Tags Telegram's HTML mode knows, folded onto the few the page draws.
@@ -121,6 +122,21 @@ def message_view(row: WebMessageRow, photo_url: Any) -> dict[str, Any]:
         "phone": p.get("phone"),
         "pressed": p.get("pressed"),
     }
+
+
+def views_with_edits(
+    rows: list[WebMessageRow], edited: dict[int, WebMessageRow], photo_url: Any
+) -> list[dict[str, Any]]:
+    """Messages as message_view draws them, and each edit row as {"id": its own id (the
+    stream's position), "direction": "edit", "message": the edited message as it is now}."""
+    views = []
+    for row in rows:
+        if row.direction != EDIT:
+            views.append(message_view(row, photo_url))
+        elif (target := edited.get(edit_target(row) or 0)) is not None:
+            views.append({"id": row.id, "direction": EDIT,
+                          "message": message_view(target, photo_url)})  # fmt: skip
+    return views
 
 
 def keyboard_state(views: list[dict[str, Any]]) -> dict[str, Any]:

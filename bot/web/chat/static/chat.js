@@ -134,6 +134,7 @@
   function show(view) {
     if (view.id <= lastId) return; // already drawn (by the page, the stream or a catch-up)
     lastId = view.id;
+    if (view.direction === "edit") return window.chatUpdates.apply(view, bubble);
     list.appendChild(bubble(view));
     applyKeyboard(view);
     if (view.force_reply) text.focus();
@@ -269,6 +270,7 @@
     stream = new EventSource(config.urls.events + "?after=" + lastId);
     stream.addEventListener("open", () => setLive("live"));
     stream.addEventListener("message", (event) => show(JSON.parse(event.data)));
+    stream.addEventListener("update", (event) => show(JSON.parse(event.data)));
     stream.addEventListener("error", () => {
       setLive("offline");
       if (stream && stream.readyState === EventSource.CLOSED) {
