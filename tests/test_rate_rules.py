@@ -198,3 +198,26 @@ async def test_a_return_after_the_stage_deadline_is_a_late_case_for_the_departme
     assert "| returned 1 | late returns 1" in message  # municipal's line
     page = render_weekly_page(report, "en")
     assert 'href="#late-returns"' in page and 'id="late-returns"' in page
+
+
+def test_average_time_to_close_has_one_format_everywhere():
+    """Hours with one decimal under a day, days with one decimal from a day on: health's 3 h
+    (emergency, reported 09:00, resolved 12:00) reads "3.0 h", not "0.1 d"; the county's
+    25.25 h reads 25.25 / 24 = 1.05 -> "1.1 d"; CG's 14 h reads "14.0 h". Every template
+    that shows the figure goes through the one macro."""
+    import re
+
+    from handlers.render import Renderer
+    from tests.support.paths import ROOT
+
+    en, zh = Renderer("en").labels, Renderer("zh_CN").labels
+    assert [str(en.time_to_close(h)) for h in (None, 3.0, 14.0, 23.9, 25.25, 48.0)] == [
+        "—", "3.0 h", "14.0 h", "23.9 h", "1.1 d", "2.0 d"]  # fmt: skip
+    assert [str(zh.time_to_close(h)) for h in (3.0, 25.25)] == ["3.0 小时", "1.1 天"]
+    shown = []
+    for path in (ROOT / "templates").rglob("*.j2"):
+        for use in re.findall(r"[\w.]+\(\s*r(?:\.row)?\.avg_hours_to_close\s*\)", path.read_text()):
+            shown.append((path.name, use.split("(")[0]))
+    assert {name for name, _ in shown} >= {
+        "dashboard_overview.html.j2", "weekly.html.j2", "digest.html.j2", "cli.j2"}  # fmt: skip
+    assert {macro for _, macro in shown} == {"l.time_to_close"}

@@ -88,7 +88,7 @@ async def test_the_page_in_chinese(report):
     assert html.rows[("township", "JL-XGC")] == [
         "西郭城镇", "4", "75.0%", "50.0%", "100.0%", "66.7%", "1.5 天", "2", "0", "1"]  # fmt: skip
     assert html.rows[("township", "JL-CG")][1:] == [
-        "3", "100.0%", "66.7%", "33.3%", "100.0%", "0.6 天", "0", "0", "0"]  # fmt: skip
+        "3", "100.0%", "66.7%", "33.3%", "100.0%", "14.0 小时", "0", "0", "0"]  # fmt: skip
     assert "<li>安全隐患：2 件</li>" in page
     assert "<li>西郭城村第一网格（西郭城镇）：2 件</li>" in page
     assert f"<td>{week.n['C']}</td><td>不满意重办</td>" in page
@@ -109,7 +109,7 @@ async def test_the_page_in_english_escapes_user_text(report):
     html = Tables()
     html.feed(page)
     assert html.rows[("department", "health")] == [
-        "Health Commission", "1", "100.0%", "100.0%", "0.0%", "100.0%", "0.1 d", "0", "0", "0",
+        "Health Commission", "1", "100.0%", "100.0%", "0.0%", "100.0%", "3.0 h", "0", "0", "0",
     ]  # fmt: skip
     assert "<li>Safety hazards: 2</li>" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "script" not in html.tags
@@ -134,7 +134,7 @@ async def test_the_chat_message_on_the_known_week(report):
         "｜平均 1.0 天｜退回 2",
         "水利局：1 件｜回复 100.0%｜办结 0.0%｜按期 —｜满意 0.0%｜平均 —｜重办 1",
         "民政局：1 件｜回复 100.0%｜办结 0.0%｜按期 0.0%｜满意 —｜平均 —",
-        "卫生健康局：1 件｜回复 100.0%｜办结 100.0%｜按期 0.0%｜满意 100.0%｜平均 0.1 天",
+        "卫生健康局：1 件｜回复 100.0%｜办结 100.0%｜按期 0.0%｜满意 100.0%｜平均 3.0 小时",
         "其余 1 个部门本周无案件",
         "",
     ]
