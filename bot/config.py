@@ -273,6 +273,31 @@ class OutboxSettings(_Strict):
     concurrency: int = Field(8, ge=1, le=64)
 
 
+ROLES = ("web", "sender", "sweeper")
+Role = Literal["web", "sender", "sweeper"]
+
+
+def _all_roles() -> list[Role]:
+    return ["web", "sender", "sweeper"]
+
+
+class ProcessSettings(_Strict):
+    """What this process does (docs/scaling.md): `web` serves HTTP (web chat, dashboard,
+    webhooks) and takes updates (also Telegram long polling); `sender` delivers the outbox;
+    `sweeper` runs the periodic sweep and digests. Default: all three, one process."""
+
+    roles: list[Role] = Field(default_factory=_all_roles)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[Role]) -> list[Role]:
+        if not value:
+            raise ValueError(f"must name at least one of {', '.join(ROLES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("names a role twice")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything configurable; environment variables win over the TOML file."""
 
@@ -291,6 +316,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     outbox: OutboxSettings = OutboxSettings()
+    process: ProcessSettings = ProcessSettings()
     wechat: WeChatSettings = WeChatSettings()
     qr: QrSettings = QrSettings()
 

@@ -1,6 +1,7 @@
 """`shuoshi run`: one process with the web server (web chat, dashboard, Telegram webhook), the
 Telegram channel when a token is configured, the WeChat Official Account when an app id is
-(callbacks at /wechat/mp), the outbox senders and the periodic sweep."""
+(callbacks at /wechat/mp), the outbox senders and the periodic sweep; or a part of that, as
+`[process] roles` says (docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Running:
     demo: bool
     login: bool
     telegram: str | None = None  # polling | webhook
+    roles: tuple[str, ...] = ("web", "sender", "sweeper")
     wechat: WeChatChannel | None = None  # the Official Account, when configured
     wakers: list[Callable[[], Any]] = field(default_factory=list)
 
@@ -47,8 +49,15 @@ class Running:
 async def serve(
     app: App, stop: asyncio.Event, on_ready: Callable[[Running], None] | None = None
 ) -> None:
-    """Run everything until `stop` is set; on the way out, flush what was committed."""
+    """Run this process's roles until `stop` is set; on the way out, flush what was committed.
+
+    web: the HTTP server (web chat, dashboard, Telegram webhook, WeChat callbacks) and Telegram
+    long polling; sender: the outbox deliverers; sweeper: the periodic sweep and digests. The
+    web chat's delivery runs with web or sender: it is safe in every process (one transaction
+    per row) and a web process delivers its own chats' answers at once."""
     settings = app.settings
+    roles = tuple(settings.process.roles)
+    web_role, sender_role = "web" in roles, "sender" in roles
     # Behind a reverse proxy the process may listen on loopback yet serve the public: a
     # configured public_url means "not a local demo" (no role picker, dashboard login).
     demo = is_loopback(settings.web.host) and settings.web.public_url is None
@@ -57,28 +66,33 @@ async def serve(
     webchat = setup_webchat(web_app, app, demo=demo)
     setup_dashboard(web_app, app, require_login=login)
     web_app.router.add_get("/", _home("/chat" if demo else "/dashboard"))
-    running = Running(url=_url(settings.web.host, settings.web.port), demo=demo, login=login)
-    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(webchat.run(), name="webchat")]
-    running.wakers.append(webchat.wake)
+    running = Running(
+        url=_url(settings.web.host, settings.web.port), demo=demo, login=login, roles=roles
+    )
+    tasks: list[asyncio.Task[Any]] = []
+    if web_role or sender_role:
+        tasks.append(asyncio.create_task(webchat.run(), name="webchat"))
+        running.wakers.append(webchat.wake)
 
     telegram: TelegramService | None = None
-    if settings.telegram.token is not None:
+    if settings.telegram.token is not None and (web_role or sender_role):
         # Imported here, not at the top: aiogram is loaded only by processes that use it.
         from bot.telegram.service import TelegramService
 
         telegram = TelegramService(app, settings.telegram.token.get_secret_value())
-        if settings.telegram.mode == "webhook":
+        if settings.telegram.mode == "webhook" and web_role:
             telegram.register_webhook(web_app)
         running.wakers.append(telegram.sender.wake)
         running.telegram = settings.telegram.mode
 
     wechat: WeChatChannel | None = None
-    if settings.wechat.enabled:
+    if settings.wechat.enabled and (web_role or sender_role):
         # Imported here too: wechatpy (and what it pulls in) only where WeChat is used.
         from bot.wechat.channel import WeChatChannel
 
         wechat = WeChatChannel(app)
-        wechat.register(web_app)
+        if web_role:
+            wechat.register(web_app)
         running.wakers.append(wechat.sender.wake)
         running.wechat = wechat
 
@@ -86,13 +100,16 @@ async def serve(
     await runner.setup()
     scheduler = None
     try:
-        await web.TCPSite(runner, settings.web.host, settings.web.port).start()
+        if web_role:
+            await web.TCPSite(runner, settings.web.host, settings.web.port).start()
         if telegram is not None:
-            await telegram.start()
-        if wechat is not None:
+            await telegram.start(receive=web_role, send=sender_role)
+        if wechat is not None and sender_role:
+            # WeChat's leased work is its sender and the processing of stored callbacks.
             await wechat.start()
-        work = PeriodicWork(app, make_sweeper(app), make_digests(app), after=running.wakers)
-        scheduler = start_scheduler(app, work)
+        if "sweeper" in roles:
+            work = PeriodicWork(app, make_sweeper(app), make_digests(app), after=running.wakers)
+            scheduler = start_scheduler(app, work)
         if on_ready is not None:
             on_ready(running)
         await stop.wait()
@@ -106,8 +123,9 @@ async def serve(
         await runner.cleanup()
         # What was committed goes out before we stop; the rest waits in the outbox. Each flush
         # is bounded: a slow network or a locked database must not keep Ctrl-C from working.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(webchat.deliver_pending(), SHUTDOWN_SECONDS)
+        if tasks:  # the web chat's delivery ran here
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(webchat.deliver_pending(), SHUTDOWN_SECONDS)
         if telegram is not None:
             with contextlib.suppress(Exception):  # only while we hold the lease
                 await asyncio.wait_for(telegram.sender.deliver_pending(), SHUTDOWN_SECONDS)

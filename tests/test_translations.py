@@ -101,7 +101,8 @@ def representative(locale: str) -> dict[str, object]:
         grid={"zh_CN": "一网格", "en": "Grid 1"},
         department=None,
     )
-    running = NS(url="http://127.0.0.1:8080/", demo=True, login=False, telegram="polling")
+    running = NS(url="http://127.0.0.1:8080/", demo=True, login=False, telegram="polling",
+                 roles=("web", "sender", "sweeper"))  # fmt: skip
     return {
         "submitted": r.macro(
             "chat.html.j2", "submitted", number="JL-1", state="screening", due=DUE, provisional=True

@@ -4,15 +4,27 @@ own engine, deliver every outbox row exactly once and keep each chat's order."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections import Counter
 
 from sqlalchemy import func, select
 
+from bot.app import open_app
+from bot.cli.main import main
+from bot.config import load_settings
+from bot.runner import Running, serve
 from bot.telegram.sender import OutboxSender
+from handlers.render import Renderer
 from storage.db import session_factory
-from storage.rows import OutboxRow
+from storage.org_file import load_org_file
+from storage.rows import LeaseRow, OutboxRow
+from tests.fake_telegram import FakeTelegram
 from tests.support.engines import another_engine
+from tests.support.net import free_port
 from tests.support.outbox import queue
+from tests.support.paths import EXAMPLE_COUNTY
+from tests.support.texts import BOUND_TO_G1
 
 CHATS = [str(6000 + n) for n in range(30)]
 PER_CHAT = 6
@@ -52,3 +64,62 @@ async def test_two_senders_on_one_database_deliver_every_message_exactly_once(
     assert [t for t, n in deliveries.items() if n != 1] == []
     for chat in CHATS:  # each chat's messages in the order they were written
         assert [m["text"] for m in fake.sent(int(chat))] == [f"{chat}/{i}" for i in range(PER_CHAT)]
+
+
+# --------------------------------------------------------------------------- roles
+
+
+async def serving(tmp_path, fake, roles: list[str], ready: list):
+    """One `serve` with these roles on the shared data_dir (one SQLite file for all)."""
+    settings = load_settings(
+        data_dir=tmp_path / "data", example_county=EXAMPLE_COUNTY,
+        telegram={"token": fake.token, "api_base": fake.base_url},
+        web={"port": free_port()}, process={"roles": roles},
+    )  # fmt: skip
+    app = await open_app(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, stop, on_ready=ready.append))
+    return app, stop, task
+
+
+def listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+        return True
+    return False
+
+
+async def test_an_intake_process_and_a_sender_process_share_the_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    async with FakeTelegram() as fake:
+        ready: list[Running] = []
+        intake = await serving(tmp_path, fake, ["web", "sweeper"], ready)
+        await load_org_file(intake[0].sessions, EXAMPLE_COUNTY)
+        sender = await serving(tmp_path, fake, ["sender"], ready)
+        await fake.wait_calls("getMe", 2, timeout=15)  # both started (ready follows getMe)
+        fake.send_text(5001, 5001, "/start JL-XGC-01-G1")
+        # The intake process polled and handled the update, the sender process answered it.
+        assert (await fake.wait_sent(5001, 1, timeout=15))[0]["text"] == BOUND_TO_G1
+        assert listening(intake[0].settings.web.port)
+        assert not listening(sender[0].settings.web.port)
+        async with intake[0].sessions() as session:
+            holders = dict((await session.execute(select(LeaseRow.name, LeaseRow.holder))).all())
+        telegram = [name for name in holders if name.startswith("telegram")]
+        assert len(telegram) == 2 and holders[telegram[0]] != holders[telegram[1]]
+        lines = [Renderer("en").macro("cli.j2", "running", r=r) for r in ready]
+        assert any("this process runs: web, sweeper" in line for line in lines), lines
+        assert any("without a web server" in line and "runs: sender." in line for line in lines), (
+            lines
+        )
+        for app, stop, task in (intake, sender):
+            stop.set()
+            await asyncio.wait_for(task, 15)
+            await app.close()
+
+
+def test_a_malformed_roles_setting_is_one_line(workdir, capsys, monkeypatch):
+    monkeypatch.setenv("SHUOSHI_PROCESS__ROLES", "web,mailer")
+    code = main(["case", "list"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert "process.roles" in err and "SHUOSHI_PROCESS__ROLES" in err and "'mailer'" in err

@@ -55,20 +55,24 @@ class TelegramService:
             self.bot, inbox, app.clock, on_stored=self.processor.wake,
             allowed_updates=self.dp.resolve_used_update_types(),
         )  # fmt: skip
-        # One process per bot token sends, polls and handles the inbox: the lease holder.
+        # One process per bot token sends (the lease `telegram:<id>`), and one polls and
+        # handles the inbox (`telegram-polling:<id>`): the same process unless roles split
+        # them (docs/scaling.md).
         self.lease = Lease(app.sessions, app.clock, f"telegram:{self.bot.id}")
         self.sender.may_send = self.lease.valid
-        self.leased = LeasedWork(self.lease, self._leased_tasks)
-        self.keeper: asyncio.Task[None] | None = None
+        self.leased = LeasedWork(self.lease, self._sender_tasks)
+        self.polling_lease = Lease(app.sessions, app.clock, f"telegram-polling:{self.bot.id}")
+        self.polled = LeasedWork(self.polling_lease, self._polling_tasks)
+        self.keepers: list[asyncio.Task[None]] = []
 
-    def _leased_tasks(self) -> list[asyncio.Task[Any]]:
-        tasks = [asyncio.create_task(self.sender.run(), name="telegram-sender")]
-        if self.app.settings.telegram.mode != "webhook":
-            tasks += [
-                asyncio.create_task(self.processor.run(), name="telegram-inbox"),
-                asyncio.create_task(self.poller.run(), name="telegram-polling"),
-            ]
-        return tasks
+    def _sender_tasks(self) -> list[asyncio.Task[Any]]:
+        return [asyncio.create_task(self.sender.run(), name="telegram-sender")]
+
+    def _polling_tasks(self) -> list[asyncio.Task[Any]]:
+        return [
+            asyncio.create_task(self.processor.run(), name="telegram-inbox"),
+            asyncio.create_task(self.poller.run(), name="telegram-polling"),
+        ]
 
     def register_webhook(self, web_app: web.Application) -> None:
         """Telegram posts updates here; the secret token header is checked, and Telegram gets
@@ -84,15 +88,19 @@ class TelegramService:
         secret = self.app.settings.telegram.webhook_secret
         return secret.get_secret_value() if secret else None
 
-    async def start(self) -> None:
+    async def start(self, *, receive: bool = True, send: bool = True) -> None:
+        """Take updates (`receive`: the webhook is set, or long polling under its lease) and
+        deliver (`send`: the sender under its lease), as this process's roles say."""
         settings = self.app.settings.telegram
-        if settings.mode == "webhook":
+        if receive and settings.mode == "webhook":
             if settings.webhook_url:
                 url = settings.webhook_url.rstrip("/") + WEBHOOK_PATH
                 await self.bot.set_webhook(url, secret_token=self._secret())
-        else:
+        elif receive:
             await self.bot.delete_webhook(drop_pending_updates=False)
-        self.keeper = asyncio.create_task(self.leased.run(), name="telegram-lease")
+            self.keepers.append(asyncio.create_task(self.polled.run(), name="telegram-poll-lease"))
+        if send:
+            self.keepers.append(asyncio.create_task(self.leased.run(), name="telegram-lease"))
         me = await self.bot.get_me()
         log.info("Telegram bot @%s is running (%s)", me.username, settings.mode)
 
@@ -100,13 +108,15 @@ class TelegramService:
         """Stop polling, handling and the sender's loop: what was stored and not yet handled
         waits in the inbox for the next start (an update cut short is rolled back and handled
         again then). The lease is kept for a last flush of the outbox: see close()."""
-        if self.keeper is not None:
-            self.keeper.cancel()
-            await asyncio.gather(self.keeper, return_exceptions=True)
-            self.keeper = None
+        keepers, self.keepers = self.keepers, []
+        for keeper in keepers:
+            keeper.cancel()
+        await asyncio.gather(*keepers, return_exceptions=True)
+        await self.polling_lease.release()
 
     async def close(self) -> None:
-        """Let the lease go, so another process takes over at once, and close the session."""
+        """Let the leases go, so another process takes over at once, and close the session."""
+        await self.polling_lease.release()
         await self.lease.release()
         await self.bot.session.close()
 
