@@ -13,13 +13,10 @@ from typing import Any
 from sqlalchemy import delete, desc, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.rows import IdentityRow, OutboxRow, WeChatContactRow, WeChatTokenRow
+from storage.rows import IdentityRow, OutboxRow, PersonRow, WeChatContactRow, WeChatTokenRow
 from storage.sql import upsert
 from storage.webchat import CHANNEL as WEB_CHANNEL
 from storage.webchat import TOKEN_PREFIX
-
-# How many of a chat's latest messages are searched for the options a typed number picks.
-OFFER_LOOKBACK = 20
 
 
 class WeChatStore:
@@ -97,7 +94,8 @@ class WeChatStore:
 
     async def offered(self, chat_id: str, row_id: int | None = None) -> list[dict[str, Any]]:
         """The buttons of outbox row `row_id` of this chat (a clicked option names it), or of
-        the chat's latest message that had any (a typed number), flattened in order."""
+        the chat's latest message (a typed number picks from what the resident sees last;
+        when that message offered nothing, a number is just text), flattened in order."""
         async with self.sessions() as session:
             query = select(OutboxRow.payload).where(
                 OutboxRow.channel == self.channel, OutboxRow.chat_id == chat_id
@@ -105,7 +103,7 @@ class WeChatStore:
             if row_id is not None:
                 query = query.where(OutboxRow.id == row_id)
             else:
-                query = query.order_by(desc(OutboxRow.id)).limit(OFFER_LOOKBACK)
+                query = query.order_by(desc(OutboxRow.id)).limit(1)
             for (payload,) in (await session.execute(query)).all():
                 buttons = [b for line in payload.get("buttons") or [] for b in line]
                 if buttons:
@@ -113,6 +111,17 @@ class WeChatStore:
             return []
 
     # The web chat of a follower --------------------------------------------------------------
+
+    async def language(self, openid: str) -> str | None:
+        """The language of the person this follower is (what their messages are written in)."""
+        async with self.sessions() as session:
+            return (
+                await session.execute(
+                    select(PersonRow.language)
+                    .join(IdentityRow, IdentityRow.person_id == PersonRow.id)
+                    .where(IdentityRow.channel == self.channel, IdentityRow.external_id == openid)
+                )
+            ).scalar_one_or_none()
 
     async def web_chat_of(self, openid: str, now: datetime, *, create: bool) -> str | None:
         """The web chat (channel "web") of the person this follower is, where their cases'

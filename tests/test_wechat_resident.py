@@ -107,3 +107,39 @@ async def test_a_scan_when_already_following_moves_the_resident(wx):
     assert wx.fake.texts(RESIDENT)[-1].startswith(
         plain(said("resident_bound", grid="西郭城村第二网格"))[:8]
     )
+
+
+async def test_a_picture_that_is_no_photo_is_refused_and_the_draft_stays(wx):
+    from tests.support.texts import refusal
+
+    await wx.cb.follow(RESIDENT, scene="JL-XGC-01-G1")
+    await wx.cb.click(RESIDENT, "report")
+    await wx.settle()
+    await wx.cb.choose(RESIDENT, "安全隐患")
+    await wx.settle()
+    await wx.cb.image(RESIDENT, b"%PDF-1.4 not a photo")
+    await wx.settle()
+    assert wx.fake.texts(RESIDENT)[-1] == plain(refusal("not_an_image", format="PDF"))
+    # WeChat keeps a MediaId three days: a stale one is a damaged photo, said so.
+    await wx.cb.send(RESIDENT, wx.cb._msg("image", PicUrl="http://x", MediaId="MEDIA-gone"))
+    await wx.settle()
+    assert wx.fake.texts(RESIDENT)[-1] == plain(refusal("not_an_image", reason="damaged"))
+    await wx.cb.text(RESIDENT, "井盖丢失")  # the draft is still at the description
+    await wx.settle()
+    assert wx.fake.texts(RESIDENT)[-1].startswith(_zh("ask_photos", limit=9)[:10])
+
+
+async def test_a_typed_number_picks_only_from_the_last_message(wx):
+    await wx.cb.follow(RESIDENT, scene="JL-XGC-01-G1")
+    await wx.cb.click(RESIDENT, "report")
+    await wx.settle()
+    await wx.cb.text(RESIDENT, "2")  # the second category of the menu just sent
+    await wx.settle()
+    assert wx.fake.texts(RESIDENT)[-1] == _zh("ask_description")
+    await wx.cb.text(RESIDENT, "1")  # the question offered no options: "1" is the description
+    await wx.settle()
+    async with wx.app.uow() as uow:
+        person = await uow.channels.person_for("wechat", RESIDENT)
+        conv = await uow.channels.conversation("wechat", RESIDENT, RESIDENT)
+    assert person is not None and conv.draft["description"] == "1"
+    assert conv.draft["category"] == "sanitation"

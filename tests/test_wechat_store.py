@@ -53,8 +53,11 @@ async def test_offered_options_and_the_followers_web_chat(engine, clock):
             "wechat", "o-1", "-", "zh_CN", grid.id, clock.now()
         )
         await session.commit()
-    # The latest message with options (b has none), and a clicked option's own message.
-    assert [o["data"] for o in await store.offered("o-1")] == ["x:1"]
+    # A typed number picks from the latest message only (b offers none); a clicked option
+    # names its own message.
+    assert await store.offered("o-1") == []
+    first = await store.offered("o-1", row_id=1)
+    assert [o["data"] for o in first] == ["x:1"]
     assert await store.offered("o-2") == []
     assert await store.web_chat_of("o-1", clock.now(), create=False) is None
     chat = await store.web_chat_of("o-1", clock.now(), create=True)

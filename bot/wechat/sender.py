@@ -141,7 +141,8 @@ class WeChatSender:
         parts = parts_of(message)
         if not parts:  # only a toast for a pressed button: WeChat has none to show
             return await self._sent(row)
-        r = Renderer(self.locale)
+        # Hints and template fields in the language the message itself was written in.
+        r = Renderer(await self.store.language(row.chat_id) or self.locale)
         last = await self.store.last_inbound(row.chat_id)
         if last is None or self.clock.now() - last >= WINDOW:
             return await self._template(row, message, r)
