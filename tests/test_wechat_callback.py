@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 from sqlalchemy import func, select
@@ -83,6 +85,30 @@ async def test_a_body_that_is_not_a_message_is_refused(wx_plain):
     posted = await wx_plain.cb.post_xml("<xml><MsgType>text</MsgType></xml>")  # no sender
     assert posted.status == 400
     assert await _inbox_rows(wx_plain) == 0
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole_and_a_large_one_refused(wx_plain):
+    from unittest import mock
+
+    from aiohttp.streams import StreamReader
+    from aiohttp.test_utils import make_mocked_request
+
+    xml = wx_plain.cb.xml("o-1", {"MsgType": "text", "Content": "长" * 3000, "MsgId": 9})
+    body = xml.encode()
+    query = f"?timestamp=1&nonce=n&signature={sign(TOKEN, '1', 'n')}"
+    reader = StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop())
+    request = make_mocked_request("POST", "/wechat/mp" + query, payload=reader)
+    reader.feed_data(body[:1000])  # the rest is still on its way when the handler reads
+    answer = asyncio.create_task(wx_plain.channel.receive(request))
+    for _ in range(5):
+        await asyncio.sleep(0)  # let the handler take what is there (no time passes)
+    reader.feed_data(body[1000:])
+    reader.feed_eof()
+    assert (await answer).text == "success"
+    assert await _inbox_rows(wx_plain) == 1
+    async with aiohttp.ClientSession() as session:
+        async with session.post(wx_plain.url + query, data=b"x" * 70_000) as too_large:
+            assert too_large.status == 413
 
 
 def test_malformed_settings_say_what_is_wrong_in_one_line():

@@ -87,9 +87,13 @@ class WeChatChannel:
         """Checked, stored, `success`: handled later from the inbox (WeChat waits 5 s)."""
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return web.Response(status=413, text="refused")
+        body = bytearray()
+        while chunk := await request.content.read(64 * 1024):  # one read may be a part only
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:  # a chunked body says no length in advance
+                return web.Response(status=413, text="refused")
         try:
-            body = await request.content.read(MAX_BODY_BYTES + 1)
-            message = self.callback.open(dict(request.query), body)
+            message = self.callback.open(dict(request.query), bytes(body))
         except Refused as refused:
             log.info("WeChat callback refused: %s", refused.reason)
             return web.Response(status=refused.status, text="refused")
