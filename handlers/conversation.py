@@ -170,6 +170,9 @@ class Conversations:
     ) -> Turn | None:
         now = uow.clock.now()
         channels = uow.channels
+        # First: a turn of this chat in another process (an album's next photo) waits here
+        # until ours commits, and then reads our draft instead of racing it.
+        await channels.lock_chat(msg.channel, msg.chat_id)
         if msg.update_key and not await channels.mark_processed(msg.channel, msg.update_key, now):
             log.info("update %s already processed; ignored", msg.update_key)
             return None

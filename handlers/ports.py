@@ -42,6 +42,10 @@ Chat = tuple[str, str, str]  # channel, chat id, locale
 class ChatStore(ChannelStore, Protocol):
     """The channel store plus what chat messages read of cases and people."""
 
+    async def lock_chat(self, channel: str, chat_id: str) -> None:
+        """Hold this chat's turns to one at a time (across processes) until the transaction
+        ends; the turn's first statement."""
+
     async def nearest_grid(
         self, latitude: float, longitude: float, max_km: float = ...
     ) -> Place | None: ...

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.case_cards import CaseCards
 from storage.channel_people import ChannelPeople
 from storage.channel_places import ChannelPlaces
+from storage.chat_locks import lock_chat
 from storage.rows import CaseRow, ConversationRow, MessageLinkRow, ProcessedUpdateRow
 from storage.sql import affected, upsert
 from workflow.channels import Conversation, ShownMessage
@@ -174,6 +175,11 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             .limit(limit)
         )  # fmt: skip
         return [ShownMessage(*row) for row in reversed(rows.all())]
+
+    async def lock_chat(self, channel: str, chat_id: str) -> None:
+        """This chat's turns one at a time across processes, until this transaction ends
+        (storage/chat_locks.py; nothing to do on SQLite)."""
+        await lock_chat(self.session, channel, chat_id)
 
     async def mark_processed(self, channel: str, key: str, now: datetime) -> bool:
         """True the first time an update is seen; False for a redelivery (even a concurrent one)."""

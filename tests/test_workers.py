@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections import Counter
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.app import open_app
 from bot.cli.main import main
 from bot.config import load_settings
 from bot.runner import Running, serve
 from bot.telegram.sender import OutboxSender
+from handlers.messages import Location, PhotoRef
 from handlers.render import Renderer
+from storage.channel import SqlChannelStore
 from storage.db import session_factory
 from storage.org_file import load_org_file
 from storage.rows import LeaseRow, OutboxRow
+from storage.uow import UnitOfWorkFactory
 from tests.fake_telegram import FakeTelegram
+from tests.support.chat import Bot
 from tests.support.engines import another_engine
 from tests.support.net import free_port
 from tests.support.outbox import queue
@@ -123,3 +128,74 @@ def test_a_malformed_roles_setting_is_one_line(workdir, capsys, monkeypatch):
     assert code == 2 and out == ""
     assert "Traceback" not in err and err.count("\n") == 1, err
     assert "process.roles" in err and "SHUOSHI_PROCESS__ROLES" in err and "'mailer'" in err
+
+
+# --------------------------------------------------------------------------- one chat's turns
+
+
+async def test_turns_of_one_chat_wait_for_each_other_across_processes(engine, world):
+    if engine.dialect.name != "postgresql":
+        async with world["sessions"]() as first, world["sessions"]() as second:
+            await SqlChannelStore(first).lock_chat("telegram", "5001")
+            await SqlChannelStore(second).lock_chat("telegram", "5001")  # a no-op on SQLite
+        return
+    other = await another_engine(engine)
+    others = session_factory(other)
+    pids: list[int] = []
+
+    async def take(chat: str) -> None:
+        async with others() as session:
+            pids.append((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            await SqlChannelStore(session).lock_chat("telegram", chat)
+            await session.commit()
+
+    try:
+        async with world["sessions"]() as first:
+            await SqlChannelStore(first).lock_chat("telegram", "5001")
+            await asyncio.wait_for(take("5002"), 10)  # another chat is not held up
+            same = asyncio.create_task(take("5001"))
+            waiting = False
+            for _ in range(2000):  # until PostgreSQL shows it waiting (no sleep: ask it)
+                if len(pids) == 2:
+                    waiting = (await first.execute(WAITING, {"pid": pids[1]})).scalar_one() > 0
+                    if waiting:
+                        break
+                await first.execute(text("SELECT 1"))
+            assert waiting and not same.done()
+            await first.commit()  # the end of the turn lets the other one in
+        await asyncio.wait_for(same, 10)
+    finally:
+        await other.dispose()
+
+
+WAITING = text(
+    "SELECT count(*) FROM pg_locks WHERE pid = :pid AND locktype = 'advisory' AND NOT granted"
+)
+
+
+async def test_an_album_arriving_at_two_processes_keeps_both_photos_without_retries(
+    engine, world, tmp_path, caplog
+):
+    other = await another_engine(engine)
+    try:
+        there = Bot({**world, "uow": UnitOfWorkFactory(session_factory(other), world["uow"].clock)},
+                    tmp_path)  # fmt: skip
+        here = Bot(world, tmp_path)
+        await here.send("5001", text="📝 我要说事")
+        await here.press("5001", "cat:")
+        await here.send("5001", text="井盖坏了")
+        caplog.set_level(logging.INFO, logger="handlers.conversation")
+        for _ in range(3):  # the photos of three albums, each pair to two processes at once
+            await asyncio.gather(
+                here.send("5001", photos=(PhotoRef("red", size=100),), media_group_id="g1"),
+                there.send("5001", photos=(PhotoRef("blue", size=100),), media_group_id="g1"),
+            )
+        raced = [r.getMessage() for r in caplog.records if "raced" in r.getMessage()]
+        await here.press("5001", "ph:")
+        await here.send("5001", location=Location(37.22, 115.03))
+        summary = await here.press("5001", "ct:")
+    finally:
+        await other.dispose()
+    assert "6 张" in summary[0].text
+    if engine.dialect.name == "postgresql":
+        assert raced == []  # the second turn waited for the first instead of racing it
