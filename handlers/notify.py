@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from handlers.callbacks import AssignTo, CaseAction, RateAs
 from handlers.messages import Button, Outgoing
 from handlers.ports import CaseCard, ChatStore, chats_of
 from handlers.render import Renderer
@@ -33,8 +34,17 @@ from workflow.events import (
     Event,
     ProgressNoted,
 )
-from workflow.model import Role
+from workflow.model import Holder, Rating, Role, State
 from workflow.ports import OutgoingMessage, UnitOfWork
+from workflow.states import holder_of, superior_of
+from workflow.table import SCREENS, Ask, offered_actions
+
+# The rating buttons' codes, in the order they are shown.
+RATING_CODES: dict[str, Rating] = {
+    "s": Rating.SATISFIED,
+    "b": Rating.BASICALLY_SATISFIED,
+    "d": Rating.DISSATISFIED,
+}
 
 
 class HolderUnit(NamedTuple):
@@ -281,9 +291,9 @@ async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
 
 
 def rating_buttons(r: Renderer, number: str) -> list[list[Button]]:
-    """满意 / 基本满意 / 不满意, as one row."""
-    return [[Button(r.macro("chat.html.j2", f"rate_{v}"), f"rt:{number}:{v}")
-             for v in ("s", "b", "d")]]  # fmt: skip
+    """满意 / 基本满意 / 不满意, as one row: the rate screen's choices (Ask.RATING)."""
+    return [[Button(r.macro("chat.html.j2", f"rate_{v}"), RateAs(number, v).pack())
+             for v in RATING_CODES]]  # fmt: skip
 
 
 async def _to_reporter(
@@ -342,44 +352,53 @@ async def unit_targets(
     return list(targets)
 
 
-def holder_unit(state: str, card: CaseCard) -> HolderUnit | None:
-    """The unit holding a case in `state`."""
-    if state == "screening":
+def unit_of(holder: Holder, card: CaseCard) -> HolderUnit | None:
+    """The chats and people behind a kind of holder, for this case (None: no unit)."""
+    if holder is Holder.GRID_LEADER:
         return HolderUnit("grid", Role.GRID_LEADER, card.grid_id, None)
-    if state == "township":
+    if holder is Holder.TOWNSHIP:
         return HolderUnit("township", Role.TOWNSHIP_OPERATOR, card.township_id, None)
-    if state in ("county", "returned"):
+    if holder is Holder.COUNTY:
         return HolderUnit("county", Role.COUNTY_DISPATCHER, None, None)
-    if state in ("assigned", "in_progress"):
-        if card.handled_by_township:
-            return HolderUnit("township", Role.TOWNSHIP_OPERATOR, card.township_id, None)
+    if holder is Holder.DEPARTMENT:
         return HolderUnit("department", Role.DEPARTMENT_HANDLER, None, card.department_id)
-    if state == "supervision":
+    if holder is Holder.SUPERVISOR:
         return HolderUnit("supervisors", Role.SUPERVISOR, None, None)
-    return None
+    return None  # the reporter is told in their own chats; nobody holds a closed case
+
+
+def holder_unit(state: str | State, card: CaseCard) -> HolderUnit | None:
+    """The unit holding a case in `state` (workflow/states.py decides who that is)."""
+    return unit_of(holder_of(State(state), card.handled_by_township), card)
+
+
+def superior_unit(card: CaseCard) -> HolderUnit:
+    """Second supervision level: the unit above whoever holds the case (workflow/states.py
+    SUPERIOR); above the county center, the leaders' chat, else the supervisors themselves."""
+    above = superior_of(State(card.state), card.handled_by_township)
+    unit = unit_of(above, card) if above is not None else None
+    return unit or HolderUnit("leaders", Role.SUPERVISOR, None, None)
 
 
 def card_buttons(r: Renderer, card: CaseCard, role: Role) -> list[list[Button]]:
-    """Short callback data: 'a:<action>:<case number>' fits Telegram's 64 bytes."""
+    """The buttons of a case card for a role: exactly the actions the table offers it in the
+    card's state (workflow/table.py `offered_actions`), each as its screen declares it.
+
+    Choices that need no more words sit on the card itself: one row per department of the
+    category (assign), the three ratings in one row. Other buttons go two to a row.
+    """
     n = card.number
-
-    def b(label: str, action: str) -> Button:
-        return Button(r.macro("chat.html.j2", label), f"a:{action}:{n}")
-
-    state = card.state
-    if state == "screening":
-        return [[b("btn_valid", "sv"), b("btn_invalid", "si")], [b("btn_duplicate", "dp"),
-                b("btn_reclassify", "rc")]]  # fmt: skip
-    if state == "township":
-        return [[b("btn_handle_here", "hl"), b("btn_pass_up", "pu")], [b("btn_invalid", "si")]]
-    if state in ("county", "returned", "supervision"):
-        return [[Button(d.name, f"as:{d.code}:{n}")] for d in card.proposed_departments]
-    if state == "assigned":
-        return [[b("btn_accept", "ac"), b("btn_return", "rt")]]
-    if state == "in_progress":
-        return [[b("btn_resolve", "rs")]] + (
-            [[b("btn_return", "rt")]]
-            if role is Role.DEPARTMENT_HANDLER
-            else [[b("btn_pass_up", "pu")]]
-        )
-    return []
+    rows: list[list[Button]] = []
+    singles: list[Button] = []
+    for action in offered_actions(State(card.state), role):
+        screen = SCREENS[action]
+        if screen.asks is Ask.DEPARTMENT and card.proposed_departments:
+            for d in card.proposed_departments:
+                name = d.name_en if r.locale == "en" else d.name
+                rows.append([Button(name, AssignTo(d.code, n).pack())])
+        elif screen.asks is Ask.RATING:
+            rows += rating_buttons(r, n)
+        else:
+            label = r.macro("chat.html.j2", screen.label)
+            singles.append(Button(label, CaseAction(screen.code, n).pack()))
+    return rows + [singles[i : i + 2] for i in range(0, len(singles), 2)]

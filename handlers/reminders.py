@@ -9,7 +9,7 @@ case, because a supervisor answers a card with an instruction for that case.
 from __future__ import annotations
 
 from handlers.messages import Outgoing
-from handlers.notify import HolderUnit, card_buttons, holder_unit, unit_targets
+from handlers.notify import HolderUnit, card_buttons, holder_unit, superior_unit, unit_targets
 from handlers.ports import CaseCard, chats_of
 from handlers.render import Renderer
 from workflow.events import ReminderDue
@@ -19,18 +19,6 @@ from workflow.ports import OutgoingMessage, SweepUnitOfWork
 # How many cases one list message names before saying "and N more" (Telegram's 4,096 chars).
 LIST_LIMIT = 30
 Target = tuple[str, str, str]  # channel, chat id, locale
-
-
-def superior_unit(card: CaseCard) -> HolderUnit:
-    """Second supervision level: the unit above whoever holds the case."""
-    holder = holder_unit(card.state, card)
-    purpose = holder.purpose if holder else "county"
-    if purpose == "grid":
-        return HolderUnit("township", Role.TOWNSHIP_OPERATOR, card.township_id, None)
-    if purpose in ("township", "department"):
-        return HolderUnit("county", Role.COUNTY_DISPATCHER, None, None)
-    # Above the county center: the leaders' chat, else the supervisors themselves.
-    return HolderUnit("leaders", Role.SUPERVISOR, None, None)
 
 
 class ReminderNotifier:
@@ -73,7 +61,7 @@ class ReminderNotifier:
                 else:
                     unit = superior_unit(card)
                 for target in await unit_targets(chats, *unit, self.default_locale):
-                    out.append(self._supervision(target, card, reminder))
+                    out.append(self._supervision(target, card, reminder, unit.role))
         for target, items in batches.items():
             out.append(self._holder(target, items))
         return out
@@ -97,8 +85,10 @@ class ReminderNotifier:
         return channel, Outgoing(chat_id=chat_id, text=text, purpose="reminder_list")
 
     def _supervision(
-        self, target: Target, card: CaseCard, reminder: ReminderDue
+        self, target: Target, card: CaseCard, reminder: ReminderDue, role: Role
     ) -> tuple[str, Outgoing]:
+        """One case's supervision card, with what the table offers the unit told (a
+        supervisor's instruction button; a superior unit's own actions, if any)."""
         channel, chat_id, locale = target
         r = Renderer(locale)
         holder = holder_unit(card.state, card)
@@ -108,5 +98,5 @@ class ReminderNotifier:
         )  # fmt: skip
         return channel, Outgoing(
             chat_id=chat_id, text=text, photos=card.report_photos[:1],
-            case_number=card.number, purpose="supervision",
+            buttons=card_buttons(r, card, role), case_number=card.number, purpose="supervision",
         )  # fmt: skip

@@ -26,6 +26,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 import templates
 from workflow.clock import local
 from workflow.errors import WorkflowError
+from workflow.model import State
+from workflow.states import STATES, Phase, reporter_state
 
 TEMPLATES_DIR = Path(templates.__file__).parent
 LOCALE_DIR = TEMPLATES_DIR / "locale"
@@ -70,6 +72,18 @@ def _named_filter(locale: str) -> Any:
     return named
 
 
+def shown_to_reporter(state: str) -> str:
+    """The state a reporter is shown: internal steps (a return) appear as the step they are in."""
+    return reporter_state(State(state)).value
+
+
+def what_happens_now(state: str) -> str:
+    """Which "what happens now" line the reporter sees (templates/chat.html.j2 `now_line`):
+    who holds the case as the reporter sees it, or how it ended."""
+    info = STATES[reporter_state(State(state))]
+    return info.holder.value if info.phase is Phase.OPEN else info.phase.value
+
+
 def language_name(locale: str) -> str:
     """A locale's name in its own language, for language switchers: 中文, English."""
     parsed = Locale.parse(locale)
@@ -107,6 +121,8 @@ def environment(locale: str = DEFAULT_LOCALE) -> Environment:
     env.globals["locale"] = locale
     env.globals["html_lang"] = locale.replace("_", "-")
     env.globals["locales"] = LOCALES
+    env.globals["reporter_state"] = shown_to_reporter
+    env.globals["now_of"] = what_happens_now
     return env
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from handlers.conversation import Turn
 from handlers.messages import Button
+from handlers.render import shown_to_reporter
 from handlers.resident_enrol import ask_township, route_pick_grid, route_start
 from handlers.resident_keys import main_menu, parse_callback
 from handlers.resident_report import grid_code_of, route_report
@@ -54,8 +55,9 @@ async def route_my(turn: Turn) -> bool:
     if not cases:
         turn.reply("no_cases")
         return True
-    buttons = [[Button(f"{c['number']} {turn.r.labels.states[c['state']]}", f"my:{c['number']}")]
-               for c in cases]  # fmt: skip
+    states = turn.r.labels.states
+    buttons = [[Button(f"{c['number']} {states[shown_to_reporter(c['state'])]}",
+                       f"my:{c['number']}")] for c in cases]  # fmt: skip
     turn.reply("my_cases", buttons=buttons, count=len(cases))
     return True
 

@@ -1,15 +1,30 @@
-"""Grid leaders, townships, the county center and departments acting on case cards in chat."""
+"""Grid leaders, townships, the county center, departments and supervisors acting on case cards.
+
+What a card offers, what each button asks first and which action it fires are declared in
+workflow/table.py (`SCREENS`); here is only how each kind of question is asked and answered.
+"""
 
 from __future__ import annotations
 
+from handlers.callbacks import (
+    AssignTo,
+    CaseAction,
+    ConfirmResult,
+    LegacyRateAs,
+    RateAs,
+    ReclassifyTo,
+    SkipComment,
+)
 from handlers.conversation import Turn
 from handlers.messages import Button
+from handlers.notify import RATING_CODES
 from workflow.commands import (
     AcceptCase,
     ActorRef,
     AddProgressNote,
     AssignCase,
     CaseCommand,
+    CloseCase,
     HandleLocally,
     MarkDuplicate,
     PassUp,
@@ -22,24 +37,27 @@ from workflow.commands import (
     ValidateCase,
 )
 from workflow.errors import IllegalTransition, NotFound, NotPermitted
-from workflow.model import Action, Case, Rating, Role
-from workflow.table import available_actions, transitions_for
+from workflow.model import Action, Case, Role
+from workflow.table import ACTION_OF_CODE, SCREENS, Ask, available_actions, transitions_for
 
-# Button code -> the workflow action it fires.
-ACTIONS = {
-    "sv": Action.SCREEN_VALID,
-    "si": Action.SCREEN_INVALID,
-    "dp": Action.MARK_DUPLICATE,
-    "rc": Action.RECLASSIFY,
-    "hl": Action.HANDLE_LOCALLY,
-    "pu": Action.PASS_UP,
-    "ac": Action.ACCEPT,
-    "rt": Action.RETURN,
-    "rs": Action.RESOLVE,
+# Actions one press fires: nothing to ask (their screens ask Ask.NOTHING).
+SIMPLE: dict[Action, type[CaseCommand]] = {
+    Action.SCREEN_VALID: ValidateCase,
+    Action.HANDLE_LOCALLY: HandleLocally,
+    Action.PASS_UP: PassUp,
+    Action.ACCEPT: AcceptCase,
 }
-# Actions that need words (or a choice) first, and the prompt that asks for them.
-NEEDS_INPUT = {"si": "ask_reason", "rt": "ask_reason", "dp": "ask_duplicate", "rs": "ask_result"}
-RATINGS = {"s": Rating.SATISFIED, "b": Rating.BASICALLY_SATISFIED, "d": Rating.DISSATISFIED}
+# The prompt for each kind of question a screen asks in words.
+PROMPTS: dict[Ask, str] = {
+    Ask.REASON: "ask_reason",
+    Ask.TEXT: "ask_instruction",
+    Ask.TEXT_OR_PHOTOS: "ask_note",
+    Ask.RESULT: "ask_result",
+    Ask.DUPLICATE: "ask_duplicate",
+}
+_CARD_PREFIXES = frozenset(
+    c.prefix for c in (CaseAction, AssignTo, ReclassifyTo, RateAs, LegacyRateAs)
+)
 
 
 async def _visible(turn: Turn, number: str) -> Case:
@@ -85,60 +103,87 @@ async def _fire(turn: Turn, cmd: CaseCommand) -> None:
 
 
 async def route_card_buttons(turn: Turn) -> bool:
-    """a:<act>:<number>, as:<department>:<number> and the rating buttons rt:<number>:<s|b|d>."""
+    """The buttons of case cards (handlers/callbacks.py): an action, a department or category
+    choice, a rating. Old or forged data gets the expired-button answer, never a traceback."""
     data = turn.msg.callback_data or ""
-    parts = data.split(":")
-    if parts[0] not in ("a", "as", "rt", "rc") or len(parts) != 3:
+    if data.split(":", 1)[0] not in _CARD_PREFIXES:
         return False
     if turn.person is None:
         turn.reply("not_enrolled_staff")
         return True
-    kind, first, number = parts
-    if kind == "rt":
-        number, value = first, number
-        if value not in RATINGS:
-            turn.reply("stale_button")
+    try:
+        if RateAs.matches(data) or LegacyRateAs.matches(data):
+            rated = RateAs.unpack(data) if RateAs.matches(data) else LegacyRateAs.unpack(data)
+            return await _rate(turn, rated.number, rated.value)
+        if AssignTo.matches(data):
+            chosen = AssignTo.unpack(data)
+            return await _assign(turn, chosen.number, chosen.department)
+        if ReclassifyTo.matches(data):
+            picked = ReclassifyTo.unpack(data)
+            role = await _role_for(turn, picked.number, Action.RECLASSIFY)
+            actor = ActorRef(turn.enrolled_person.id, role)
+            await _fire(turn, ReclassifyCase(case_number=picked.number, actor=actor,
+                                             category_code=picked.category))  # fmt: skip
             return True
-        await _still_open_to(turn, number, Action.RATE)
-        turn.conv.step = "rate_comment"
-        turn.conv.draft = {"number": number, "rating": value}
-        turn.reply("ask_rating_comment", rating=RATINGS[value].value,
-                   buttons=[[turn.button("btn_skip", f"rk:{number}")]])  # fmt: skip
-        return True
-    if kind == "as":
-        role = await _role_for(turn, number, Action.ASSIGN)
-        actor = ActorRef(turn.person.id, role)
-        await _fire(turn, AssignCase(case_number=number, actor=actor, department_code=first))
-        return True
-    if kind == "rc":
-        role = await _role_for(turn, number, Action.RECLASSIFY)
-        actor = ActorRef(turn.person.id, role)
-        await _fire(turn, ReclassifyCase(case_number=number, actor=actor, category_code=first))
-        return True
-    action = ACTIONS.get(first)
-    if action is None:
+        pressed = CaseAction.unpack(data)
+    except ValueError:
         turn.reply("stale_button")
         return True
+    action = pressed.action
+    if action is None or action is Action.RATE:  # ratings have their own buttons
+        turn.reply("stale_button")
+        return True
+    return await _ask_or_fire(turn, action, pressed.number)
+
+
+async def _ask_or_fire(turn: Turn, action: Action, number: str) -> bool:
+    """Fire an action at once, or ask what its screen says must be asked first."""
     role = await _role_for(turn, number, action)
-    actor = ActorRef(turn.person.id, role)
-    if first == "rc":
+    actor = ActorRef(turn.enrolled_person.id, role)
+    screen = SCREENS[action]
+    if screen.asks is Ask.NOTHING:
+        await _fire(turn, SIMPLE[action](case_number=number, actor=actor))
+    elif screen.asks is Ask.CATEGORY:
         categories = await turn.uow.org.categories()
         key = "name_en" if turn.r.locale == "en" else "name_zh"
-        buttons = [[Button(c[key], f"rc:{c['code']}:{number}")] for c in categories]
+        buttons = [[Button(c[key], ReclassifyTo(c["code"], number).pack())] for c in categories]
         turn.reply("ask_category", buttons=buttons)
-        return True
-    if first in NEEDS_INPUT:
-        turn.conv.step = f"input_{first}"
+    elif screen.asks is Ask.DEPARTMENT:
+        card = await turn.uow.channels.case_card(number)
+        en = turn.r.locale == "en"
+        buttons = [[Button(d.name_en if en else d.name, AssignTo(d.code, number).pack())]
+                   for d in card.proposed_departments]  # fmt: skip
+        turn.reply("ask_department" if buttons else "no_department", buttons=buttons)
+    else:
+        turn.conv.step = f"input_{screen.code}"
         turn.conv.draft = {"number": number, "role": role.value, "photo_ids": []}
-        turn.reply(NEEDS_INPUT[first], number=number, force_reply=True)
+        turn.reply(PROMPTS[screen.asks], number=number, force_reply=True)
+    return True
+
+
+async def _assign(turn: Turn, number: str, department: str) -> bool:
+    role = await _role_for(turn, number, Action.ASSIGN)
+    actor = ActorRef(turn.enrolled_person.id, role)
+    await _fire(turn, AssignCase(case_number=number, actor=actor, department_code=department))
+    return True
+
+
+async def _rate(turn: Turn, number: str, value: str) -> bool:
+    """A rating button: ask for an optional comment, then rate (route_staff_input)."""
+    if value not in RATING_CODES:
+        turn.reply("stale_button")
         return True
-    simple = {"sv": ValidateCase, "hl": HandleLocally, "pu": PassUp, "ac": AcceptCase}[first]
-    await _fire(turn, simple(case_number=number, actor=actor))
+    await _still_open_to(turn, number, Action.RATE)
+    turn.conv.step = "rate_comment"
+    turn.conv.draft = {"number": number, "rating": value}
+    turn.reply("ask_rating_comment", rating=RATING_CODES[value].value,
+               buttons=[[turn.button("btn_skip", SkipComment(number).pack())]])  # fmt: skip
     return True
 
 
 async def route_staff_input(turn: Turn) -> bool:
-    """The words a card button asked for: a reason, a case number, a result with photos."""
+    """What a card button asked for: a reason, an instruction, a note, a case number, a result
+    with photos, a rating's comment."""
     step = turn.conv.step
     if not step.startswith("input_") and step not in ("rate_comment", "resolve_photos"):
         return False
@@ -146,34 +191,62 @@ async def route_staff_input(turn: Turn) -> bool:
     number = draft.get("number", "")
     text = (turn.msg.text or "").strip()
     if step == "rate_comment":
-        skipped = turn.msg.callback_data == f"rk:{number}"
-        if not skipped and not text:
-            turn.reply("ask_rating_comment_again")
-            return True
-        actor = await _reporter_role(turn)
-        rating = RateCase(case_number=number, actor=actor, rating=RATINGS[draft["rating"]],
-                          comment=None if skipped else text[:500])  # fmt: skip
-        turn.clear()
-        await turn.workflow.handle_in(turn.uow, rating)
-        turn.reply("thanks_for_rating", number=number)
-        return True
+        return await _rating_comment(turn, number, text)
     person = turn.enrolled_person
     actor = ActorRef(person.id, Role(draft["role"]))
-    code = step.removeprefix("input_")
-    if code == "rs" or step == "resolve_photos":
-        return await _resolve_dialogue(turn, actor, number, text)
-    if not text or text.startswith("/"):
-        turn.reply(NEEDS_INPUT[code], number=number, force_reply=True)
+    action = Action.RESOLVE if step == "resolve_photos" else ACTION_OF_CODE.get(step[6:])
+    if action is None or action not in SCREENS:  # a step left by an older version
+        turn.clear()
+        turn.reply("stale_button")
         return True
-    cmd: CaseCommand
-    if code == "si":
-        cmd = RejectCase(case_number=number, actor=actor, reason=text[:500])
-    elif code == "rt":
-        cmd = ReturnCase(case_number=number, actor=actor, reason=text[:500])
-    else:
-        cmd = MarkDuplicate(case_number=number, actor=actor, duplicate_of=text.split()[0])
+    asks = SCREENS[action].asks
+    if asks is Ask.RESULT:
+        return await _resolve_dialogue(turn, actor, number, text)
+    photo_ids: tuple[int, ...] = ()
+    if asks is Ask.TEXT_OR_PHOTOS and turn.msg.photos:
+        ref = max(turn.msg.photos, key=lambda p: p.size or 0)
+        photo_ids = (await turn.photos.save(turn.uow, turn.msg.channel, ref),)
+    if (not text or text.startswith("/")) and not photo_ids:
+        turn.reply(PROMPTS[asks], number=number, force_reply=True)
+        return True
     turn.clear()
-    await _fire(turn, cmd)
+    if action is Action.SUPERVISE:
+        cmd = SuperviseCase(case_number=number, actor=actor, instruction=text[:500])
+        await turn.workflow.handle_in(turn.uow, cmd)
+        turn.reply("instruction_recorded", number=number)
+        return True
+    await _fire(turn, _worded(action, number, actor, text, photo_ids))
+    return True
+
+
+def _worded(
+    action: Action, number: str, actor: ActorRef, text: str, photo_ids: tuple[int, ...]
+) -> CaseCommand:
+    """The command of an action whose screen asked for words (or a note's photo)."""
+    if action is Action.SCREEN_INVALID:
+        return RejectCase(case_number=number, actor=actor, reason=text[:500])
+    if action is Action.RETURN:
+        return ReturnCase(case_number=number, actor=actor, reason=text[:500])
+    if action is Action.CLOSE:
+        return CloseCase(case_number=number, actor=actor, reason=text[:500])
+    if action is Action.NOTE:
+        return AddProgressNote(case_number=number, actor=actor, text=text[:2000],
+                               attachment_ids=photo_ids)  # fmt: skip
+    return MarkDuplicate(case_number=number, actor=actor, duplicate_of=text.split()[0])
+
+
+async def _rating_comment(turn: Turn, number: str, text: str) -> bool:
+    skipped = turn.msg.callback_data == SkipComment(number).pack()
+    if not skipped and not text:
+        turn.reply("ask_rating_comment_again")
+        return True
+    actor = await _reporter_role(turn)
+    rating = RateCase(case_number=number, actor=actor,
+                      rating=RATING_CODES[turn.conv.draft["rating"]],
+                      comment=None if skipped else text[:500])  # fmt: skip
+    turn.clear()
+    await turn.workflow.handle_in(turn.uow, rating)
+    turn.reply("thanks_for_rating", number=number)
     return True
 
 
@@ -187,7 +260,7 @@ async def _resolve_dialogue(turn: Turn, actor: ActorRef, number: str, text: str)
         )
         if turn.msg.text:
             draft["text"] = text
-    elif turn.msg.callback_data == f"rz:{number}:ok" and draft.get("text"):
+    elif turn.msg.callback_data == ConfirmResult(number).pack() and draft.get("text"):
         cmd = ResolveCase(case_number=number, actor=actor, text=draft["text"],
                           attachment_ids=tuple(draft.get("photo_ids", [])))  # fmt: skip
         turn.clear()
@@ -200,9 +273,9 @@ async def _resolve_dialogue(turn: Turn, actor: ActorRef, number: str, text: str)
         return True
     turn.conv.step = "resolve_photos"
     if draft.get("text"):
+        confirm = turn.button("btn_resolve", ConfirmResult(number).pack())
         turn.reply("confirm_result", number=number, text=draft["text"],
-                   photo_count=len(draft.get("photo_ids", [])),
-                   buttons=[[turn.button("btn_resolve", f"rz:{number}:ok")]])  # fmt: skip
+                   photo_count=len(draft.get("photo_ids", [])), buttons=[[confirm]])  # fmt: skip
     else:
         turn.reply("ask_result", number=number, force_reply=True)
     return True

@@ -12,7 +12,8 @@ from storage.rows import CaseAttachmentRow, CaseCounterRow, CaseRow, TransitionR
 from storage.sql import affected, upsert
 from workflow.clock import ensure_aware
 from workflow.errors import ConcurrentUpdate, NotFound
-from workflow.model import OPEN_STATES, Action, Case, DeadlineClass, Rating, Role, State, TrailEntry
+from workflow.model import Action, Case, DeadlineClass, Rating, Role, State, TrailEntry
+from workflow.states import OPEN_STATES
 
 # Fields copied one to one between the Case dataclass and CaseRow.
 _PLAIN = (

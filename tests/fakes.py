@@ -13,6 +13,7 @@ from workflow.deadlines import WorkCalendar
 from workflow.errors import ConcurrentUpdate, NotFound, NotPermitted
 from workflow.model import Actor, Case, DeadlineClass, Role, TrailEntry
 from workflow.ports import CategoryInfo, DepartmentInfo, GridPlace, OutgoingMessage
+from workflow.states import is_open
 
 
 @dataclass
@@ -109,7 +110,7 @@ class FakeCaseRepository:
         return f"{prefix}-{day:%Y%m%d}-{self.counters[key]:04d}"
 
     async def open_cases(self) -> list[Case]:
-        return [copy.deepcopy(c) for c in self.cases.values() if c.is_open]
+        return [copy.deepcopy(c) for c in self.cases.values() if is_open(c.state)]
 
     async def history(self, number: str) -> list[TrailEntry]:
         return list(self.trails[number])

@@ -296,7 +296,7 @@ async def play_the_loop(chat: ChatPage) -> str:
     await chat.sees(f"{number} 办理进展：已派人到现场，明早更换")
     result = await chat.sees(f"{number} 已办结：已更换新井盖")
     await expect(result.get_by_test_id("message-photo")).to_be_visible()
-    await chat.press(f"rt:{number}:s")
+    await chat.press(f"ra:{number}:s")
     await chat.sees("您选择了“满意”")
     await chat.press(f"rk:{number}")
     await chat.sees(chat_text("thanks_for_rating", number=number))

@@ -41,7 +41,7 @@ async def test_out_of_scope_is_answered_like_an_unknown_number(bot: Bot):
     number = next(r.case_number for r in await bot.outbox("7001") if r.case_number)
     unknown = number[:-4] + "9999"
     for user in (OTHER_RESIDENT, OTHER_LEADER, OTHER_DEPARTMENT):
-        for data in ("a:sv:{}", "a:si:{}", "a:ac:{}", "as:housing:{}", "rc:safety:{}", "rt:{}:s"):
+        for data in ("a:sv:{}", "a:si:{}", "a:ac:{}", "as:housing:{}", "rc:safety:{}", "ra:{}:s"):
             real = await answer(bot, user, data.format(number))
             none = await answer(bot, user, data.format(unknown))
             assert none[0] == refusal("unknown_case", case=unknown), none

@@ -2,15 +2,17 @@
 
 from pathlib import Path
 
-from workflow.describe import describe_table
+from workflow.describe import describe_states, describe_table
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "workflow.md"
 
 
-def test_workflow_doc_contains_the_current_table():
-    assert describe_table() in DOC.read_text(encoding="utf-8"), (
-        "docs/workflow.md is stale: regenerate the table with `python -m workflow.describe`"
-    )
+def test_workflow_doc_contains_the_current_tables():
+    doc = DOC.read_text(encoding="utf-8")
+    for table in (describe_states(), describe_table()):
+        assert table in doc, (
+            "docs/workflow.md is stale: regenerate its tables with `python -m workflow.describe`"
+        )
 
 
 def test_the_readme_configuration_example_is_accepted_as_written(tmp_path):

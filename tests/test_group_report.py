@@ -52,7 +52,7 @@ async def test_worker_reports_in_group_leader_screens_there_and_worker_rates(wor
     await bot.press("7004", "rz:", chat="-100")
     rating = (await bot.outbox("8001"))[-1]  # the worker's private chat
     assert rating.payload["purpose"] == "rating"
-    await bot.press("8001", f"rt:{number}:b")
+    await bot.press("8001", f"ra:{number}:b")
     await bot.press("8001", f"rk:{number}")
     async with world["sessions"]() as session:
         view = await case_view(session, number)

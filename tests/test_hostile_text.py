@@ -121,7 +121,7 @@ async def test_hostile_characters_in_every_typed_field(harness: Harness, world):
     await h.act(DEPT_GROUP, HANDLER, lambda: asyncio.ensure_future(
         h.press(DEPT_GROUP, HANDLER, "rz:")))  # fmt: skip
     await h.says(r, before)
-    await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, f"rt:{number}:s")))
+    await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, f"ra:{number}:s")))
     await h.act(r, r, lambda: fake.send_text(r, r, "很及时" + BAD))
     # Forged button data and a command with the same characters, from a stranger.
     last = fake.sent(r)[-1]["message_id"]

@@ -58,8 +58,8 @@ async def test_each_holder_gets_the_card_and_the_reporter_the_news(world):
             assert buttons(card)[0] == f"as:housing:{n}"  # responsibility list first
         if isinstance(cmd, AssignCase):
             card = next(r for r in new if r.chat_id == "-100")
-            assert buttons(card) == [f"a:ac:{n}", f"a:rt:{n}"]
+            assert buttons(card) == [f"a:ac:{n}", f"a:rn:{n}"]
     rating = new[0]
-    assert buttons(rating) == [f"rt:{n}:s", f"rt:{n}:b", f"rt:{n}:d"]
+    assert buttons(rating) == [f"ra:{n}:s", f"ra:{n}:b", f"ra:{n}:d"]
     assert "已更换" in rating.payload["text"] and rating.payload["purpose"] == "rating"
     assert all(len(b.encode()) <= 64 for r in await outbox(world) for b in buttons(r))

@@ -48,7 +48,7 @@ async def test_the_loop_by_buttons_and_replies(world, tmp_path):
     assert "办结" in out[0].text
     rating = (await bot.outbox("5001"))[-1]
     assert rating.payload["purpose"] == "rating" and len(rating.payload["photos"]) == 1
-    await bot.press("5001", f"rt:{number}:s")
+    await bot.press("5001", f"ra:{number}:s")
     out = await bot.send("5001", text="修得很快")
     assert "感谢" in out[0].text
     async with world["sessions"]() as session:

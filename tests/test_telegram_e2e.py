@@ -80,7 +80,7 @@ async def test_scenario_resident_report_to_rating(harness: Harness, world):
         h.press(DEPT_GROUP, HANDLER, "rz:")))  # fmt: skip
     rating = (await h.says(r, before))[-1]
     assert "photo" in rating and "已更换新井盖" in text_of(rating)
-    await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, f"rt:{number}:s")))
+    await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, f"ra:{number}:s")))
     out = await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, f"rk:{number}")))
     assert "感谢" in "".join(text_of(m) for m in out)
 
@@ -167,7 +167,7 @@ async def test_scenario_grid_worker_reports_in_the_group(harness: Harness, world
     await h.press(DEPT_GROUP, HANDLER, "rz:")
     await h.says(worker, before)  # the worker gets the result in a private chat
     await h.act(worker, worker, lambda: asyncio.ensure_future(
-        h.press(worker, worker, f"rt:{number}:s")))  # fmt: skip
+        h.press(worker, worker, f"ra:{number}:s")))  # fmt: skip
     await h.act(worker, worker, lambda: fake.send_text(worker, worker, "很及时"))
     async with world["sessions"]() as session:
         view = await case_view(session, number)

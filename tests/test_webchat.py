@@ -104,14 +104,14 @@ async def test_the_whole_loop_through_the_web_chat(demo):
         result = await live.until(lambda v: v["buttons"] and v["case_number"] == number)
         assert "已更换新井盖" in plain_text(result["nodes"]) and len(result["photos"]) == 1
         assert [x["data"] for x in result["buttons"][0]] == [
-            f"rt:{number}:s", f"rt:{number}:b", f"rt:{number}:d"
+            f"ra:{number}:s", f"ra:{number}:b", f"ra:{number}:d"
         ]  # fmt: skip
     finally:
         live.close()
 
     # The resident rates, back in their own chat.
     await resident_browser.open(f"/chat/{resident}")
-    await resident_browser.press(f"rt:{number}:s")
+    await resident_browser.press(f"ra:{number}:s")
     out = await resident_browser.press(f"rk:{number}")
     assert chat_text("thanks_for_rating", number=number) in plain_text(out[0]["nodes"])
     async with app.sessions() as session:

@@ -232,7 +232,7 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
 def callbacks(draw: st.DrawFn) -> dict[str, Any]:
     uid = draw(IDS)
     data = draw(st.one_of(
-        st.sampled_from(["a:sv:JL-20261123-0001", "rt:JL-20261123-0001:s", "cat::x", "a:::"]),
+        st.sampled_from(["a:sv:JL-20261123-0001", "ra:JL-20261123-0001:s", "cat::x", "a:::"]),
         st.text(alphabet=st.one_of(st.characters(), HOSTILE), max_size=300),
     ))  # fmt: skip
     callback: dict[str, Any] = {

@@ -13,7 +13,6 @@ from workflow.events import CaseEvent
 from workflow.guards import Guard, GuardContext
 from workflow.model import (
     LEVEL_STATE,
-    TERMINAL_STATES,
     Action,
     Actor,
     Case,
@@ -23,6 +22,7 @@ from workflow.model import (
 )
 from workflow.policy import WorkflowPolicy
 from workflow.reminders import first_reminder_at
+from workflow.states import TERMINAL_STATES
 from workflow.table import (
     SCOPE_OF_ROLE,
     NextOnRoute,

@@ -41,8 +41,7 @@ class State(StrEnum):
     DUPLICATE = "duplicate"
 
 
-TERMINAL_STATES = frozenset({State.CLOSED, State.CLOSED_UNRATED, State.REJECTED, State.DUPLICATE})
-OPEN_STATES = frozenset(s for s in State if s not in TERMINAL_STATES and s is not State.NEW)
+# What each state means (holder, stage, open or not) is declared in workflow/states.py.
 
 
 class Action(StrEnum):
@@ -182,28 +181,3 @@ class Case:
     version: int = 0
     attachment_ids: tuple[int, ...] = ()
     new_entries: list[TrailEntry] = field(default_factory=list, repr=False)
-
-    @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_STATES
-
-    @property
-    def holder(self) -> Holder:
-        return holder_of(self.state, self.handled_by_township)
-
-
-def holder_of(state: State, handled_by_township: bool) -> Holder:
-    """Who must act next; the dashboard and reminders both ask this."""
-    if state in (State.REPORTED, State.SCREENING):
-        return Holder.GRID_LEADER
-    if state is State.TOWNSHIP:
-        return Holder.TOWNSHIP
-    if state in (State.COUNTY, State.RETURNED):
-        return Holder.COUNTY
-    if state in (State.ASSIGNED, State.IN_PROGRESS):
-        return Holder.TOWNSHIP if handled_by_township else Holder.DEPARTMENT
-    if state is State.RESOLVED:
-        return Holder.REPORTER
-    if state is State.SUPERVISION:
-        return Holder.SUPERVISOR
-    return Holder.NONE

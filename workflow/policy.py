@@ -8,15 +8,7 @@ from datetime import time
 from workflow.deadlines import Limit
 from workflow.errors import WorkflowError
 from workflow.model import DeadlineClass, Level, State
-
-# Stage names as configured; each maps to the state whose time it limits.
-STAGE_STATES: dict[str, State] = {
-    "screening": State.SCREENING,
-    "township": State.TOWNSHIP,
-    "county": State.COUNTY,
-    "returned": State.RETURNED,
-    "acceptance": State.ASSIGNED,
-}
+from workflow.states import STAGE_STATES
 
 
 def _limits(**kwargs: str) -> dict[str, Limit]:

@@ -14,18 +14,8 @@ from workflow.clock import SHANGHAI
 from workflow.deadlines import Limit, WorkCalendar
 from workflow.model import Case, State
 from workflow.policy import ReminderPolicy, WorkflowPolicy
+from workflow.states import REMINDED_STATES
 
-# Stages whose holder is reminded and supervised; `resolved` only closes unrated.
-REMINDED_STATES = frozenset(
-    {
-        State.SCREENING,
-        State.TOWNSHIP,
-        State.COUNTY,
-        State.RETURNED,
-        State.ASSIGNED,
-        State.IN_PROGRESS,
-    }
-)
 # A case overdue for longer than this many working days still gets a daily reminder, but the
 # sweeper stops generating the backlog of missed ones beyond it (downtime catch-up).
 MAX_OVERDUE_DAYS = 400

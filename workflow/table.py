@@ -29,10 +29,11 @@ from workflow.guards import (
     rating_window_passed,
     reopened_before,
 )
-from workflow.model import OPEN_STATES, Action, Level, Role, State
+from workflow.model import Action, Level, Role, State
 from workflow.model import Action as A
 from workflow.model import Role as R
 from workflow.model import State as S
+from workflow.states import OPEN_STATES
 
 
 class Scope(StrEnum):
@@ -68,6 +69,56 @@ class Same:
 SAME = Same()
 
 
+class Ask(StrEnum):
+    """What a screen must ask the person before the action can fire."""
+
+    NOTHING = "nothing"  # one press fires it
+    REASON = "reason"  # a reason in words (invalid, return, close)
+    TEXT = "text"  # words (a supervisor's instruction)
+    TEXT_OR_PHOTOS = "text_or_photos"  # a progress note: words, a photo, or both
+    RESULT = "result"  # result text, photos of the site, then a confirmation (办结)
+    DEPARTMENT = "department"  # which department: the category's owners, on the card itself
+    DUPLICATE = "duplicate"  # the number of the case this one duplicates
+    CATEGORY = "category"  # the new category
+    RATING = "rating"  # satisfied / basically / dissatisfied, then an optional comment
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What a chat needs to offer an action: the button and what it asks first."""
+
+    code: str  # in callback data: short, one meaning (tests check it is unique)
+    label: str  # the macro in templates/chat.html.j2 that names the button
+    asks: Ask = Ask.NOTHING
+
+
+# One screen per action people take in chat. submit is the report dialogue (no card button);
+# route and close_unrated are the system's own.
+SCREENS: dict[Action, Screen] = {
+    A.SCREEN_VALID: Screen("sv", "btn_valid"),
+    A.SCREEN_INVALID: Screen("si", "btn_invalid", Ask.REASON),
+    A.MARK_DUPLICATE: Screen("dp", "btn_duplicate", Ask.DUPLICATE),
+    A.RECLASSIFY: Screen("rc", "btn_reclassify", Ask.CATEGORY),
+    A.HANDLE_LOCALLY: Screen("hl", "btn_handle_here"),
+    A.PASS_UP: Screen("pu", "btn_pass_up"),
+    A.ASSIGN: Screen("as", "btn_assign", Ask.DEPARTMENT),
+    A.ACCEPT: Screen("ac", "btn_accept"),
+    A.RETURN: Screen("rn", "btn_return", Ask.REASON),
+    A.NOTE: Screen("nt", "btn_note", Ask.TEXT_OR_PHOTOS),
+    A.RESOLVE: Screen("rs", "btn_resolve", Ask.RESULT),
+    A.RATE: Screen("ra", "btn_rate", Ask.RATING),
+    A.CLOSE: Screen("cl", "btn_close", Ask.REASON),
+    A.SUPERVISE: Screen("su", "btn_instruct", Ask.TEXT),
+}
+# Codes that cards already sent may still carry: "rt" was the return button until it was
+# renamed "rn" (it also named the rating buttons).
+LEGACY_CODES: dict[str, Action] = {"rt": A.RETURN}
+ACTION_OF_CODE: dict[str, Action] = {
+    **LEGACY_CODES,
+    **{screen.code: action for action, screen in SCREENS.items()},
+}
+
+
 @dataclass(frozen=True)
 class NextOnRoute:
     """Target marker: the next level on the configured route after `after` (None: the first)."""
@@ -87,6 +138,11 @@ class Transition:
     emits: type[CaseEvent]  # the event class a change by this row announces
     guards: tuple[Guard, ...] = ()
     scope: Scope | None = None  # overrides the role's scope when set
+
+    @property
+    def screen(self) -> Screen | None:
+        """The button and questions that offer this row in chat (None: no person's screen)."""
+        return SCREENS.get(self.action)
 
 
 def T(
@@ -185,3 +241,8 @@ def available_actions(state: State, role: Role) -> list[Action]:
         if state in t.sources and role in t.roles and t.action not in seen:
             seen.append(t.action)
     return seen
+
+
+def offered_actions(state: State, role: Role) -> list[Action]:
+    """The actions a card offers a role for a case in this state: allowed, and with a screen."""
+    return [a for a in available_actions(state, role) if a in SCREENS]

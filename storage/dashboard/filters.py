@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.rows import AreaRow, CaseRow, CategoryRow, DepartmentRow
 from workflow.clock import ensure_aware
-from workflow.model import OPEN_STATES, State
+from workflow.model import State
+from workflow.states import OPEN_STATES
 
 OPEN = tuple(sorted(s.value for s in OPEN_STATES))
 # Open states in which someone still has to act before the deadline; a resolved case waits for

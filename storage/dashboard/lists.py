@@ -31,7 +31,8 @@ from storage.rows import (
 )
 from storage.sql import dialect_of
 from workflow.clock import ensure_aware
-from workflow.model import State, holder_of
+from workflow.model import State
+from workflow.states import holder_of
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from datetime import datetime
 
 from storage.queries import CaseView
 from workflow.deadlines import WorkCalendar, deadline
-from workflow.model import TERMINAL_STATES, State, holder_of
+from workflow.model import State
 from workflow.policy import WorkflowPolicy
+from workflow.states import TERMINAL_STATES, holder_of
 
 # No unit's time limit runs in these: the reporter rates, the supervisor follows up.
 _UNLIMITED = frozenset({State.REPORTED, State.RESOLVED, State.SUPERVISION})
