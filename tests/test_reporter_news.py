@@ -59,10 +59,10 @@ async def test_a_stale_rating_button_is_refused_before_a_comment_is_asked(world,
     await bot.press("7004", "a:rs:", chat="-100")
     await bot.send("7004", "-100", text="已修复防护网")
     await bot.press("7004", "rz:", chat="-100")
-    await bot.send("5001", callback_data=f"rt:{number}:s", callback_id="r1")
+    await bot.send("5001", callback_data=f"ra:{number}:s", callback_id="r1")
     await bot.send("5001", text="修得很快")
     # The old rating message's 不满意, pressed after the case closed: refused at once.
-    out = await bot.send("5001", callback_data=f"rt:{number}:d", callback_id="r2")
+    out = await bot.send("5001", callback_data=f"ra:{number}:d", callback_id="r2")
     assert [m.text for m in out] == [refusal("illegal_transition", state="closed", action="rate")]
     out = await bot.send("5001", text="还是不行")  # not taken as a comment to a rating
     async with world["sessions"]() as session:
