@@ -180,13 +180,12 @@ SHOWN_TO_REPORTER: dict[type[Event], NoticeHandler] = {
     CaseClosed: news_to_reporter("news_closed"),
 }
 
-# Who else hears of what. A case that stays with the same holder (a note, a resolve) sends
-# that holder no new card; a township taking a case gets its card again, with the buttons of
-# a case it handles (note, resolve, pass up), which its township card did not have.
+# Who else hears of what. A case that stays with the same holder (taken by the township, a
+# note, a resolve) sends that holder no new card: its card is edited in place (keep_cards_true),
+# e.g. a township's card then offers note, resolve and pass up.
 TO_UNITS: dict[type[Event], list[NoticeHandler]] = {
     CaseRouted: [page_emergency, card_to_holder],
     CaseValidated: [card_to_holder],
-    CaseTakenByTownship: [card_to_holder],
     CaseReclassified: [card_to_holder],  # new category, new limits: a fresh card
     CasePassedUp: [card_to_holder],
     CaseAssigned: [card_to_holder],

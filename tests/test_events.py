@@ -184,8 +184,7 @@ TOLD: list[tuple[type[CaseEvent], State, State, list[tuple[str, str]]]] = [
     (events.CaseRejected, S.SCREENING, S.REJECTED, [(REPORTER, "news_rejected")]),
     (events.CaseMarkedDuplicate, S.TOWNSHIP, S.DUPLICATE, [(REPORTER, "news_duplicate")]),
     (events.CaseReclassified, S.COUNTY, S.COUNTY, [(COUNTY, "case_card")]),
-    (events.CaseTakenByTownship, S.TOWNSHIP, S.IN_PROGRESS,
-     [(REPORTER, "news_accepted"), (TOWN, "case_card")]),  # the buttons of a case it handles
+    (events.CaseTakenByTownship, S.TOWNSHIP, S.IN_PROGRESS, [(REPORTER, "news_accepted")]),
     (events.CasePassedUp, S.TOWNSHIP, S.COUNTY,
      [(REPORTER, "news_passed_up"), (COUNTY, "case_card")]),
     (events.CaseAssigned, S.COUNTY, S.ASSIGNED, [(REPORTER, "news_assigned"), (DEPT, "case_card")]),
@@ -238,7 +237,6 @@ async def _told(event: CaseEvent, deadline_class: str = "general") -> list[tuple
     card = fake_card(
         event.case_number, state=event.to_state.value, reporter_id=5,
         deadline_class=deadline_class, department_id=1,
-        handled_by_township=isinstance(event, events.CaseTakenByTownship),
     )  # fmt: skip
     uow = type("Uow", (), {"channels": _Chats(card), "outbox": _Outbox()})()
     await Notifier()(uow, [event])

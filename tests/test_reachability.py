@@ -127,7 +127,8 @@ class TelegramDriver:
         chat, user = self.chats[role]
         while True:
             sent = self.fake.sent(chat)
-            message = next((m for m in reversed(sent) if data in _buttons(m)), None)
+            shown = (self.fake.current(chat, m["message_id"]) for m in reversed(sent))
+            message = next((m for m in shown if data in _buttons(m)), None)  # edits included
             if message is not None:
                 break
             await self.fake.wait_sent(chat, len(sent) + 1, timeout=10)  # the card on its way
@@ -177,10 +178,13 @@ async def test_every_cell_is_reachable_through_telegram(harness: Harness, world)
     people[R.RESIDENT] = world["resident"]  # enrolled on Telegram as chat 5001
     wf, uow = world["wf"], world["uow"]
 
-    async def handle(cmd):
-        await wf.handle(uow(), cmd)
-
     sessions = world["sessions"]
+
+    async def handle(cmd):
+        # Each step's cards out before the next: a card is edited only once it was sent.
+        await wf.handle(uow(), cmd)
+        await _delivered(sessions, harness)
+
     setup = Setup(lambda cmd: wf.submit(uow(), cmd), handle, people)
     failures = await _walk_all(
         setup, TelegramDriver(harness, sessions), lambda n: _state_of(sessions, n),

@@ -145,7 +145,7 @@ async def test_the_template_link_opens_the_residents_web_chat_where_they_rate(wx
     async with TestClient(TestServer(web_app)) as client:
         browser = Browser(client)
         await browser.open(urlsplit(link).path)
-        await browser.press(f"rt:{number}:", label="满意")
+        await browser.press(f"ra:{number}:", label="满意")
         await browser.press(f"rk:{number}")  # no comment
     async with wx.app.uow() as uow:
         case = await uow.cases.get(number)
