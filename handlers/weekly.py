@@ -118,9 +118,31 @@ async def build_weekly(
     )
 
 
-def render_weekly_page(report: WeeklyReport, locale: str | None = None) -> str:
-    """A self-contained HTML page (inline CSS, no external resources)."""
-    return Renderer(locale).render("web/weekly.html.j2", report=report)
+def neighbour_weeks(period: Period, now: datetime) -> tuple[str | None, str | None]:
+    """The ISO weeks before and after `period` that can be asked for; no next week once it
+    would start after now, and none beyond the calendar's ends (see parse_week)."""
+    monday = period.start.astimezone(SHANGHAI).date()
+
+    def week(days: int) -> Period | None:
+        try:
+            return parse_week(Period.week_of(monday + timedelta(days=days)).iso_week)
+        except (ValueError, OverflowError):
+            return None
+
+    before, after = week(-7), week(7)
+    return (
+        before.iso_week if before else None,
+        after.iso_week if after and after.start <= now else None,
+    )
+
+
+def render_weekly_page(
+    report: WeeklyReport, locale: str | None = None, *, now: datetime | None = None
+) -> str:
+    """A self-contained HTML page (inline CSS, no external resources). Served by the dashboard
+    (`now` given) it links the previous and next weeks; a file written by the CLI does not."""
+    weeks = neighbour_weeks(report.period, now) if now is not None else None
+    return Renderer(locale).render("web/weekly.html.j2", report=report, weeks=weeks)
 
 
 # (department/township rows, list items) from the most generous down to what always fits.

@@ -116,6 +116,14 @@ class WebChatStore:
         await self.session.flush()
         return row
 
+    async def add_photo(self, message_id: int, sha256: str) -> None:
+        """A photo the user sent, stored: their message shows it (the public copy's hash)."""
+        row = await self.session.get(WebMessageRow, message_id)
+        if row is not None:
+            photos = [*(row.payload.get("photos") or []), sha256]
+            row.payload = {**row.payload, "photos": photos}
+            await self.session.flush()
+
     async def exists(self, chat_id: str) -> bool:
         """A chat exists once it has a message or an account; other ids are simply unknown."""
         linked = await self.session.execute(
@@ -131,11 +139,10 @@ class WebChatStore:
         return said.first() is not None
 
     async def shown_photo_mime(self, chat_id: str, sha256: str) -> str | None:
-        """The MIME type of a photo this chat was sent; None for any other photo."""
+        """The MIME type of a photo this chat was sent or sent itself; None for any other."""
         rows = await self.session.execute(
             select(WebMessageRow.payload).where(
                 WebMessageRow.chat_id == chat_id,
-                WebMessageRow.direction == "out",
                 cast(WebMessageRow.payload, String).contains(sha256),
             )
         )
@@ -223,8 +230,9 @@ class WebChatStore:
         ).scalar_one_or_none()
         return row
 
-    async def link_people(self, now: datetime) -> int:
-        """Give every person of the org file a web chat, so their notifications reach it."""
+    async def link_people(self, now: datetime) -> list[str]:
+        """Give every person of the org file a web chat, so their notifications reach it;
+        the chats that are new."""
         people = (
             await self.session.execute(
                 select(PersonRow.id, PersonRow.code).where(
@@ -242,7 +250,7 @@ class WebChatStore:
                 )
             ).scalars()
         )
-        added = 0
+        added: list[str] = []
         for person_id, code in people:
             chat_id = person_chat_id(code) if code is not None else None
             if chat_id is None or chat_id in linked:
@@ -253,7 +261,8 @@ class WebChatStore:
                 .values(channel=CHANNEL, external_id=chat_id, person_id=person_id, created_at=now)
                 .on_conflict_do_nothing()
             )
-            added += affected(await self.session.execute(stmt))
+            if affected(await self.session.execute(stmt)):
+                added.append(chat_id)
         return added
 
     async def directory(self) -> dict[Role, list[DirectoryEntry]]:

@@ -178,6 +178,9 @@ async def test_deliver_pending_moves_web_rows_in_order_and_links_case_messages(d
                 .order_by(WebMessageRow.id)
             )
         ).scalars().all()  # fmt: skip
+        # The demo greeted the dispatcher when their chat was made, before anything else.
+        assert "您好" in rows[0].payload["text"]
+        rows = rows[1:]
         assert [r.payload["text"] for r in rows] == ["第0条", "第1条", "第2条"]
         link = await SqlChannelStore(session).case_for_message("web", "p-P-C-01", str(rows[1].id))
         assert link == (number, "message")
@@ -186,12 +189,13 @@ async def test_deliver_pending_moves_web_rows_in_order_and_links_case_messages(d
                                    .where(OutboxRow.channel == "telegram"))).all()
         )  # fmt: skip
         assert statuses == {"7003": "pending"}  # Telegram's rows are not ours
+        # Nothing but the supervisor's greeting: the row not yet due holds back the next one.
         assert (
             await session.execute(
                 select(func.count()).select_from(WebMessageRow)
                 .where(WebMessageRow.chat_id == "p-P-S-01")
             )
-        ).scalar() == 0  # fmt: skip
+        ).scalar() == 1  # fmt: skip
     app.clock.advance(minutes=5)
     assert await chat.deliver_pending() == 2
     async with app.sessions() as session:
@@ -201,7 +205,7 @@ async def test_deliver_pending_moves_web_rows_in_order_and_links_case_messages(d
                 .order_by(WebMessageRow.id)
             )
         ).scalars().all()  # fmt: skip
-    assert [t["text"] for t in texts] == ["稍后", "之后"]
+    assert [t["text"] for t in texts][1:] == ["稍后", "之后"]
 
 
 async def test_two_processes_delivering_the_web_outbox_deliver_each_row_once(demo):
@@ -223,6 +227,7 @@ async def test_two_processes_delivering_the_web_outbox_deliver_each_row_once(dem
                 .where(WebMessageRow.direction == "out")
             )
         ).scalars().all()  # fmt: skip
+    texts = [t for t in texts if t.startswith("第")]  # not the greetings the demo sent first
     assert sorted(texts) == sorted(f"第{i}条" for i in range(30))
 
 

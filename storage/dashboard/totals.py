@@ -60,6 +60,11 @@ def shanghai_day_start(when: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+async def has_cases(session: AsyncSession) -> bool:
+    """Whether any case exists at all (a first start shows how to make one)."""
+    return (await session.execute(select(CaseRow.id).limit(1))).first() is not None
+
+
 async def overview(
     session: AsyncSession, f: CaseFilter, now: datetime, *, top_grids: int = 10
 ) -> Overview:

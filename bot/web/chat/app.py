@@ -185,6 +185,7 @@ class WebChat(Inbound):
             store = uow.webchat
             rows = await store.history(chat_id, limit=HISTORY_PAGE)
             owner = await store.person_name(chat_id)
+        placeholder = await self._placeholder(request, chat_id)
         views = [message_view(row, self._photo_url(request, chat_id)) for row in rows]
         browser = self.guard.browser(request)
         csrf = self.guard.token(browser, "chat:" + chat_id)
@@ -196,12 +197,12 @@ class WebChat(Inbound):
         }
         config = {
             "chat": chat_id, "csrf": csrf, "urls": urls, "last": rows[-1].id if rows else 0,
-            "keyboard": keyboard_state(views),
+            "keyboard": keyboard_state(views), "placeholder": placeholder,
         }  # fmt: skip
         return self._page(
             request, "chat.html.j2", browser=browser, chat_id=chat_id, messages=views, owner=owner,
             keyboard=config["keyboard"], urls=urls, csrf=csrf, config=config,
-            nonce=secrets.token_hex(6), replying=replying,
+            nonce=secrets.token_hex(6), replying=replying, placeholder=placeholder,
             resident_link=chat_id.startswith(TOKEN_PREFIX),
             link=self._public_link(request, urls["chat"]),
         )  # fmt: skip
@@ -225,7 +226,11 @@ class WebChat(Inbound):
             edited = await uow.webchat.edited(chat_id, rows)
         url = self._photo_url(request, chat_id)
         return web.json_response(
-            {"messages": views_with_edits(rows, edited, url)}, headers=PAGE_HEADERS
+            {
+                "messages": views_with_edits(rows, edited, url),
+                "placeholder": await self._placeholder(request, chat_id),
+            },
+            headers=PAGE_HEADERS,
         )
 
     async def events(self, request: web.Request) -> web.StreamResponse:

@@ -99,11 +99,3 @@ class Delivery:
         for listeners in self._listeners.values():
             for listener in listeners:
                 listener.set()
-
-    async def link_people(self) -> None:
-        """Demo: every person of the org file gets a web chat, so notifications reach it."""
-        async with self.app.uow() as uow:
-            added = await uow.webchat.link_people(self.app.clock.now())
-            await uow.commit()
-        if added:
-            log.info("web chat demo: %s people got a chat", added)

@@ -17,6 +17,7 @@ from bot.web.chat.constants import (
     STALE_PRESS,
     TEXT_LIMIT,
 )
+from bot.web.chat.render import quote_of
 from bot.web.chat.requests import (
     ChatRequests,
     Refused,
@@ -105,14 +106,17 @@ class Inbound(ChatRequests):
             raise Refused(400, "bad_request")
         return fields
 
-    async def _reply_to(self, chat_id: str, fields: dict[str, str]) -> str | None:
-        """The bot message being replied to, when it is one of this chat's."""
+    async def _reply_to(self, chat_id: str, fields: dict[str, str]) -> tuple[str | None, str]:
+        """The bot message being replied to, when it is one of this chat's, and the words the
+        reply quotes from it (the page shows them above the reply, not an internal id)."""
         wanted = query_int(fields.get("reply_to"))
         if not wanted:
-            return None
+            return None, ""
         async with self.app.uow.reading() as uow:
             row = await uow.webchat.message(chat_id, wanted)
-        return str(row.id) if row is not None and row.direction == "out" else None
+        if row is None or row.direction != "out":
+            return None, ""
+        return str(row.id), quote_of(row)
 
     async def _send_fields(self, request: web.Request, chat_id: str, f: dict[str, str]) -> None:
         locale = self._locale(request)
@@ -137,8 +141,10 @@ class Inbound(ChatRequests):
         text = f.get("text", "").replace("\r\n", "\n").strip()[:TEXT_LIMIT]
         if not text:
             raise Refused(400, "empty_message")
-        reply_to = await self._reply_to(chat_id, f)
-        record = {"kind": "text", "text": text, "reply_to_message_id": reply_to}
+        reply_to, quote = await self._reply_to(chat_id, f)
+        record = {
+            "kind": "text", "text": text, "reply_to_message_id": reply_to, "reply_quote": quote,
+        }  # fmt: skip
         await self._take(chat_id, key, record, locale, text=text, reply_to_message_id=reply_to)
 
     async def _send_photo(
@@ -149,10 +155,10 @@ class Inbound(ChatRequests):
         the text goes with the first, as a caption does in Telegram."""
         file_id = self.photos.hold(data, size)
         caption = f.get("text", "").replace("\r\n", "\n").strip()[:TEXT_LIMIT] if index == 1 else ""
-        reply_to = await self._reply_to(chat_id, f)
+        reply_to, quote = await self._reply_to(chat_id, f)
         record = {
             "kind": "photo", "text": caption, "file_name": storable(name)[:120],
-            "reply_to_message_id": reply_to,
+            "reply_to_message_id": reply_to, "reply_quote": quote,
         }  # fmt: skip
         try:
             await self._take(
@@ -207,6 +213,8 @@ class Inbound(ChatRequests):
             if record is None:
                 return None
             row = await WebChatStore(uow.session).add_incoming(chat_id, record, uow.clock.now())
+            for photo in fields.get("photos", ()):
+                self.photos.shown_in(photo.file_id, row.id)
             # A press keeps the id of the message whose button it was.
             return None if "message_id" in fields else str(row.id)
 
@@ -223,3 +231,15 @@ class Inbound(ChatRequests):
         self._notify(chat_id)
         await self.deliver_pending()
         return True
+
+    async def link_people(self) -> None:
+        """Demo: every person of the org file gets a web chat, so notifications reach it, and
+        is greeted at once (as an invite's /start does in Telegram): the greeting comes before
+        any case card that reaches the chat later, not after it when the person is picked."""
+        async with self.app.uow() as uow:
+            added = await uow.webchat.link_people(self.app.clock.now())
+            await uow.commit()
+        if added:
+            log.info("web chat demo: %s people got a chat", len(added))
+        for chat_id in added:
+            await self._take(chat_id, "start", None, self.app.settings.locale, text="/start")

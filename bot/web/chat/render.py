@@ -86,6 +86,22 @@ def plain_text(nodes: list[Node]) -> str:
     return "".join(n if isinstance(n, str) else plain_text(n[2]) for n in nodes)
 
 
+# Messages a reply does something with: a reply to a case card (or a supervision card, an
+# emergency page, a supervisor's instruction) is a progress note or an instruction. Other bot
+# messages get no "Reply" link: answering them is just typing.
+REPLYABLE = frozenset({"case_card", "supervision", "page", "instruction"})
+QUOTE_LENGTH = 60
+
+
+def quote_of(row: WebMessageRow) -> str:
+    """The start of a message's words, as a reply quotes it."""
+    p = row.payload or {}
+    text = p.get("text") or ""
+    words = plain_text(html_tree(text)) if row.direction == "out" else text
+    words = " ".join(words.split())
+    return words if len(words) <= QUOTE_LENGTH else words[: QUOTE_LENGTH - 1] + "…"
+
+
 def message_view(row: WebMessageRow, photo_url: Any) -> dict[str, Any]:
     """One message as the page and its script draw it; `photo_url(sha)` makes an image URL."""
     p = row.payload or {}
@@ -100,9 +116,8 @@ def message_view(row: WebMessageRow, photo_url: Any) -> dict[str, Any]:
         # Bot texts are parsed into the allowed tags; what a user typed is one text node.
         "nodes": nodes,
         "preview": plain_text(nodes)[:80],
-        "photos": [photo_url(s) for s in p.get("photos") or [] if SHA256.fullmatch(str(s))]
-        if out
-        else [],
+        # A bot message's photos, or the user's own once stored (uploads.WebPhotos.save).
+        "photos": [photo_url(s) for s in p.get("photos") or [] if SHA256.fullmatch(str(s))],
         "buttons": [
             [{"text": str(b.get("text", "")), "data": str(b.get("data", ""))} for b in line]
             for line in p.get("buttons") or []
@@ -116,6 +131,8 @@ def message_view(row: WebMessageRow, photo_url: Any) -> dict[str, Any]:
         "remove_keyboard": bool(p.get("remove_keyboard")) and out,
         "case_number": row.case_number,
         "reply_to": _int_or_none(p.get("reply_to_message_id")),
+        "quote": str(p.get("reply_quote") or "") if not out else "",
+        "replyable": out and (p.get("purpose") in REPLYABLE),
         # What the user did besides typing: the photo's file name, a location, a phone, a button.
         "file_name": p.get("file_name"),
         "location": p.get("location"),

@@ -24,6 +24,7 @@ from handlers.messages import storable
 from handlers.render import LOCALES, Renderer
 from storage.media import MediaRefused
 from storage.rows import WebMessageRow
+from storage.webchat import CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,12 @@ class ChatRequests(Delivery):
 
     def _label(self, request: web.Request, name: str, **params: Any) -> str:
         return Renderer(self._locale(request)).macro(LABELS, name, **params)
+
+    async def _placeholder(self, request: web.Request, chat_id: str) -> str:
+        """The text box's hint for the step this chat's conversation is at."""
+        async with self.app.uow.reading() as uow:
+            conversation = await uow.channels.conversation(CHANNEL, chat_id, chat_id)
+        return self._label(request, "placeholder", step=conversation.step or "")
 
     def _valid_chat(self, chat_id: str) -> bool:
         return re.fullmatch(chat_pattern(self.demo), chat_id) is not None

@@ -8,13 +8,14 @@ from typing import Any
 
 from handlers.messages import PhotoRef
 from storage.media import MediaRefused, MediaStore
-from storage.webchat import CHANNEL
+from storage.webchat import CHANNEL, WebChatStore
 
 
 @dataclass
 class _Upload:
     data: bytes | None  # None: over the size limit, only its size is known
     size: int
+    message_id: int | None = None  # the chat's history row that shows it
 
 
 class WebPhotos:
@@ -29,6 +30,12 @@ class WebPhotos:
         file_id = "upload-" + secrets.token_hex(8)
         self._held[file_id] = _Upload(data, size)
         return file_id
+
+    def shown_in(self, file_id: str, message_id: int) -> None:
+        """The history row of the upload: once stored, its photo is shown there too."""
+        upload = self._held.get(file_id)
+        if upload is not None:
+            upload.message_id = message_id
 
     def release(self, file_id: str) -> None:
         self._held.pop(file_id, None)
@@ -46,4 +53,7 @@ class WebPhotos:
         row = await self.media.save_photo(
             uow.session, upload.data, now=uow.clock.now(), channel=CHANNEL, channel_file_id=None
         )
+        if upload.message_id is not None:
+            # The sender's own thumbnail: the location-free copy, as others are shown.
+            await WebChatStore(uow.session).add_photo(upload.message_id, row.public_sha256)
         return row.id

@@ -22,6 +22,7 @@ from storage.calendar import SqlCalendarStore
 from storage.dashboard.case_page import case_contacts, case_photo_mime
 from storage.dashboard.filters import OrgOptions, org_options
 from storage.dashboard.lists import export_cases, failed_messages, list_cases, stuck_cases
+from storage.dashboard.totals import has_cases
 from storage.dashboard.totals import overview as overview_totals
 from storage.db import Session
 from storage.queries import case_view, department_names
@@ -125,6 +126,9 @@ async def overview(dash: Dashboard, request: web.Request) -> web.Response:
             uow.session, chosen, "department", now))  # fmt: skip
         townships = await _cached(dash, ("rates", "township", key), lambda: rate_rows(
             uow.session, chosen, "township", now))  # fmt: skip
+        first_start = (
+            not totals.new_cases and not totals.open_now and not await has_cases(uow.session)
+        )
     biggest = {
         name: max((c.count for c in rows), default=0)
         for name, rows in (
@@ -144,6 +148,7 @@ async def overview(dash: Dashboard, request: web.Request) -> web.Response:
         biggest=biggest,
         stuck=stuck,
         stuck_total=stuck_total,
+        first_start=first_start,
         department_rates=ranked(departments, dsort),
         township_rates=ranked(townships, tsort),
         dsort=dsort,
@@ -350,7 +355,7 @@ async def weekly(dash: Dashboard, request: web.Request) -> web.Response:
 
     report = await dash.cache.get(("weekly", period.start), build)
     return web.Response(
-        text=render_weekly_page(report, dash.locale(request)),
+        text=render_weekly_page(report, dash.locale(request), now=now),
         content_type="text/html",
         charset="utf-8",
         headers={"Content-Security-Policy": WEEKLY_CSP},

@@ -1,0 +1,82 @@
+"""Web chat pages as a person uses them in Playwright (shared by the browser tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.images import jpeg
+
+
+def expect(target: Any) -> Any:
+    """Playwright's auto-waiting assertions, imported when used: a machine without playwright
+    skips the browser tests instead of failing to import this module."""
+    from playwright.async_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
+async def no_script_ran(page: Any) -> None:
+    """The report's <script> and onerror never ran on this page."""
+    assert await page.evaluate("() => typeof window.__xss") == "undefined", page.url
+
+
+class ChatPage:
+    """The web chat as a person uses it: buttons under messages, the text box, the picker."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.page = page
+        self.base = base
+
+    def bot_said(self, text: str) -> Any:
+        """The newest bot message containing `text`."""
+        return (
+            self.page.locator('[data-testid="message"][data-direction="out"]')
+            .filter(has_text=text)
+            .last
+        )
+
+    async def sees(self, text: str) -> Any:
+        """Wait until the bot has said `text` on this page; the message, to look inside."""
+        message = self.bot_said(text)
+        await expect(message).to_be_visible()
+        return message
+
+    def button(self, data: str) -> Any:
+        return self.page.locator(f'[data-testid="inline-button"][data-callback="{data}"]').last
+
+    async def press(self, data: str) -> None:
+        await self.button(data).click()
+
+    async def press_draft(self, flow: str, choice: str) -> None:
+        """A button of the resident's draft, "<flow>:<draft id>:<choice>" (ids vary per draft)."""
+        await self.page.locator(
+            f'[data-testid="inline-button"][data-callback^="{flow}:"][data-callback$=":{choice}"]'
+        ).last.click()
+
+    async def type(self, text: str) -> None:
+        await self.page.get_by_test_id("text-input").fill(text)
+        await self.page.get_by_test_id("send-button").click()
+
+    async def upload(self, name: str, color: str) -> None:
+        """A photo through the file box, as a person picks one from the phone's gallery:
+        choosing it sends it."""
+        await self.page.get_by_test_id("photo-input").set_input_files(
+            files=[{"name": name, "mimeType": "image/jpeg", "buffer": jpeg(color)}]
+        )
+        await self.idle()
+
+    async def idle(self) -> None:
+        """Every post of the page answered and drawn (the script counts them on <html>)."""
+        await expect(self.page.locator("html")).to_have_attribute("data-pending", "0")
+
+    async def act_as(self, code: str) -> None:
+        """Switch person through the demo's picker, as someone playing the loop does."""
+        await self.page.get_by_test_id("switch-person").click()
+        await expect(self.page.get_by_test_id("picker")).to_be_visible()
+        await no_script_ran(self.page)
+        await self.page.locator(f'[data-testid="pick-person"][data-person="{code}"]').click()
+        await expect(self.page).to_have_url(f"{self.base}chat/p-{code}")
+        await expect(self.page.get_by_test_id("live-status")).to_have_attribute(
+            "data-state", "live"
+        )
+        await no_script_ran(self.page)
