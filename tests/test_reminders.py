@@ -359,6 +359,8 @@ async def test_a_supervisors_reply_is_recorded_and_forwarded_to_the_holder(town,
             .first()
         )
         assert card.payload["purpose"] == "supervision"
+        # The table's one action for a supervisor on an assigned case: an instruction.
+        assert [b["data"] for row in card.payload["buttons"] for b in row] == [f"a:su:{n}"]
         # As the sender does on delivery: the card's message id now finds the case.
         await SqlChannelStore(session).link_message(
             "telegram", "7005", "900", n, "supervision", town["clock"].now()
@@ -380,6 +382,12 @@ async def test_a_supervisors_reply_is_recorded_and_forwarded_to_the_holder(town,
     # A photo alone is not an instruction.
     out = await bot.send("7005", reply_to_message_id="900", text="")
     assert "请用文字回复督办意见" in out[0].text
+    # The card's button asks for the instruction, and records it the same way.
+    await bot.press("7005", "a:su:")
+    out = await bot.send("7005", text="明天上午前办结")
+    assert out[0].text == f"✔️ 督办意见已记入 {n} 并转给承办单位。"
+    async with town["uow"]() as uow:
+        assert (await uow.cases.history(n))[-1].comment == "明天上午前办结"
 
 
 async def test_a_due_case_without_a_stage_deadline_is_let_go_not_failed(town):

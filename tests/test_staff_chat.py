@@ -106,3 +106,24 @@ async def test_a_step_for_enrolled_people_refuses_an_account_let_go_mid_dialogue
     async with world["sessions"]() as session:
         states = (await session.execute(select(CaseRow.state))).scalars().all()
     assert states == ["screening"]
+
+
+async def test_buttons_of_cards_sent_before_the_codes_changed_still_work_or_expire(world, tmp_path):
+    """'a:rt:' was the return button and 'rt:<case>:<s|b|d>' the rating buttons; cards already
+    out still carry them. Anything else unknown gets the expired-button answer."""
+    bot = Bot(world, tmp_path)
+    await bot.report("5001", "路灯不亮")
+    number = (await bot.button("7001", "a:sv:")).split(":")[2]
+    await bot.press("7001", "a:sv:")
+    await bot.press("7002", "a:pu:")
+    await bot.press("7003", "as:housing:")
+    out = await bot.send("7004", "-100", callback_data=f"a:rt:{number}", callback_id="old1")
+    assert out[0].force_reply  # asks for the reason, as the return button always did
+    out = await bot.send("7004", "-100", text="不归本部门管")
+    assert "退回" in out[0].text
+    async with world["sessions"]() as session:
+        assert (await case_view(session, number)).case.state.value == "returned"
+    stale = "这个按钮已经过期了，请按最新消息里的按钮操作。"
+    for data in (f"a:zz:{number}", f"a:sv:{number}:x", "as:housing", f"ra:{number}:x", "rc::"):
+        out = await bot.send("7003", callback_data=data, callback_id=f"bad-{data}")
+        assert [m.text for m in out] == [stale], data

@@ -181,3 +181,17 @@ class Case:
     version: int = 0
     attachment_ids: tuple[int, ...] = ()
     new_entries: list[TrailEntry] = field(default_factory=list, repr=False)
+
+    # What a state means is declared in workflow/states.py, which imports this module: read
+    # there at call time (templates such as case_show.txt.j2 ask a case these two questions).
+    @property
+    def is_open(self) -> bool:
+        from workflow.states import is_open
+
+        return is_open(self.state)
+
+    @property
+    def holder(self) -> Holder:
+        from workflow.states import holder_of
+
+        return holder_of(self.state, self.handled_by_township)
