@@ -150,3 +150,30 @@ async def test_the_template_link_opens_the_residents_web_chat_where_they_rate(wx
     async with wx.app.uow() as uow:
         case = await uow.cases.get(number)
     assert case.rating is not None and case.rating.value == "satisfied"
+
+
+async def test_a_row_another_sender_claimed_is_not_sent_twice(wx, monkeypatch):
+    from storage.outbox_queue import OutboxQueue
+
+    await wx.cb.follow(RESIDENT, scene="JL-XGC-01-G1")
+    await wx.channel.processor.process_pending()
+    sender = wx.channel.sender
+    now = wx.clock.now()
+    # Both senders read the row as due; the other one claims it first.
+    seen = await sender.queue.due_heads(now, 0, 10)
+    assert len(seen) == 1
+    assert await OutboxQueue(wx.app.sessions, "wechat").claim(
+        seen[0].id, now, now + timedelta(seconds=30)
+    )
+    calls = iter([seen])
+    monkeypatch.setattr(sender.queue, "due_heads", lambda *a: _async(next(calls, [])))
+    await wx.settle()
+    assert wx.fake.custom == []  # the other sender has it
+    monkeypatch.undo()
+    wx.clock.advance(seconds=31)  # it died: the claim ran out
+    await wx.settle()
+    assert len(wx.fake.custom) == 1 and await _rows(wx, "pending") == []
+
+
+async def _async(value):
+    return value

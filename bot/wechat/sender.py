@@ -49,6 +49,7 @@ CHAT_LIMITS = frozenset({45047})  # only this follower's chat waits
 # template id or message the code made.
 PERMANENT = frozenset({40003, 40037, 43004, 43019, 45002, 47001, 40008})
 PARTS_DONE = "_parts_done"
+CLAIM = timedelta(seconds=30)  # a row is another sender's to take again after this
 MAX_PASSES = 50  # due heads re-read per deliver_pending call (each sent row frees its chat)
 
 
@@ -133,14 +134,21 @@ class WeChatSender:
         return self.paused_until is not None and now < self.paused_until
 
     async def _deliver(self, row: OutboxRow) -> str:
-        """One row: sent, failed or retry."""
+        """One row: sent, failed, retry, or skipped (another sender has it)."""
         try:
             message = outgoing_from_payload(row.payload)
         except Exception as exc:  # a payload no message can be made of fails alone
             return await self._fail(row, f"unreadable message: {exc}")
         parts = parts_of(message)
-        if not parts:  # only a toast for a pressed button: WeChat has none to show
+        if not parts or message.edit_message_id:
+            # A toast for a pressed button, or an edit: WeChat shows neither (its messages
+            # cannot be changed; handlers/notify.py writes no edits for it anyway).
             return await self._sent(row)
+        # Claimed first, as the Telegram sender does: no second sender takes the row while
+        # this one is at it (the lease keeps it to one process; this holds without it too).
+        now = self.clock.now()
+        if not await self.queue.claim(row.id, now, now + CLAIM):
+            return "skipped"
         # Hints and template fields in the language the message itself was written in.
         r = Renderer(await self.store.language(row.chat_id) or self.locale)
         last = await self.store.last_inbound(row.chat_id)
