@@ -39,6 +39,8 @@ async def test_an_update_taken_before_a_crash_is_handled_after_the_restart(tmp_p
 
     async def stuck_the_first_time(self: Conversations, msg: Any, *args: Any) -> Any:
         nonlocal calls
+        if msg.channel != "telegram":  # the local demo greets its web chat people at start
+            return await handle(self, msg, *args)
         calls += 1
         if calls == 1:
             in_hand.set()
