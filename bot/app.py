@@ -70,13 +70,25 @@ async def open_app(settings: Settings, clock: Clock | None = None, *, migrate: b
             await uow.commit()
         if added:
             log.info("seeded the working-day calendar with %s years", added)
+    return assemble(settings, engine, sessions, clock)
+
+
+def assemble(
+    settings: Settings,
+    engine: Engine,
+    sessions: SessionFactory,
+    clock: Clock,
+    *,
+    media: MediaStore | None = None,
+) -> App:
+    """The App's parts wired from its settings, on an engine that is already open and upgraded."""
     return App(
         settings=settings,
         engine=engine,
         sessions=sessions,
         clock=clock,
-        uow=factory,
+        uow=UnitOfWorkFactory(sessions, clock),
         workflow=Workflow(settings.workflow.policy(), on_events=Notifier(settings.locale)),
-        media=MediaStore(settings.media_root),
+        media=media or MediaStore(settings.media_root),
         renderer=Renderer(settings.locale),
     )

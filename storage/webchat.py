@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import String, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.grid_boards import GridBoards
 from storage.outbox_queue import OutboxRows, is_edit
 from storage.rows import (
     AreaRow,
@@ -303,33 +304,17 @@ class WebChatStore:
 
     async def grids(self) -> list[GridChoice]:
         """Every active grid with its village and township, for "a new resident of a grid"."""
-        township = AreaRow.__table__.alias("township")
-        village = AreaRow.__table__.alias("village")
-        rows = await self.session.execute(
-            select(
-                AreaRow.code,
-                AreaRow.name_zh,
-                AreaRow.name_en,
-                village.c.name_zh,
-                village.c.name_en,
-                township.c.name_zh,
-                township.c.name_en,
-            )
-            .join(village, village.c.id == AreaRow.village_id)
-            .join(township, township.c.id == AreaRow.township_id)
-            .where(AreaRow.kind == "grid", AreaRow.active.is_(True))
-            .order_by(AreaRow.code)
-        )
+        boards = await GridBoards(self.session).boards()
         return [
             GridChoice(
-                code=code,
+                code=b.code,
                 names={
-                    "township": {"zh_CN": tz, "en": te},
-                    "village": {"zh_CN": vz, "en": ve},
-                    "grid": {"zh_CN": gz, "en": ge},
+                    "township": {"zh_CN": b.township_zh, "en": b.township_en},
+                    "village": {"zh_CN": b.village_zh, "en": b.village_en},
+                    "grid": {"zh_CN": b.name_zh, "en": b.name_en},
                 },
             )
-            for code, gz, ge, vz, ve, tz, te in rows.all()
+            for b in sorted(boards, key=lambda b: b.code)
         ]
 
     async def person_name(self, chat_id: str) -> tuple[str, list[str]] | None:

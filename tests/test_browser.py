@@ -22,29 +22,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.app import App, open_app
 from bot.config import load_settings
 from bot.runner import Running, serve
 from bot.web.dashboard.users import add_user
 from storage.org_file import load_org_file
 from tests.conftest import EXAMPLE_COUNTY, ROOT
-from tests.support.browser import ChatPage, no_script_ran
+from tests.support.browser import CHROMIUM, ChatPage, no_script_ran, playwright_or_skip
 from tests.support.net import free_port
 from tests.support.webchat import NUMBER, chat_text
 from workflow.clock import ManualClock
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.is_file():
-    pytest.skip(
-        f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
-        allow_module_level=True,
-    )
-playwright_api = pytest.importorskip(
-    "playwright.async_api",
-    reason="browser tests need the playwright package (pip install -e '.[dev]')",
-)
+playwright_api = playwright_or_skip()
 async_playwright = playwright_api.async_playwright
 expect = playwright_api.expect
 

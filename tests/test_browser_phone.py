@@ -20,7 +20,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 
 from bot.app import App, open_app
@@ -28,22 +27,13 @@ from bot.config import load_settings
 from bot.web.chat.app import setup_webchat
 from storage.org_file import load_org_file
 from tests.conftest import EXAMPLE_COUNTY, ROOT
-from tests.support.browser import ChatPage
+from tests.support.browser import CHROMIUM, ChatPage, playwright_or_skip
 from tests.support.images import jpeg
 from tests.support.net import free_port
 from tests.support.webchat import NUMBER, chat_text
 from workflow.clock import ManualClock
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.is_file():
-    pytest.skip(
-        f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
-        allow_module_level=True,
-    )
-playwright_api = pytest.importorskip(
-    "playwright.async_api",
-    reason="browser tests need the playwright package (pip install -e '.[dev]')",
-)
+playwright_api = playwright_or_skip()
 expect = playwright_api.expect
 expect.set_options(timeout=10_000)
 

@@ -202,21 +202,16 @@ async def test_web_chat_text_is_cleaned_and_a_bad_row_fails_alone(demo):
 
 async def test_long_polling_through_the_inbox_takes_hostile_text(engine, clock, tmp_path):
     """`shuoshi run` in polling mode: updates go through the inbox (stored as JSON first)."""
-    from bot.app import App
+    from bot.app import assemble
     from bot.config import load_settings
     from bot.runner import serve
-    from handlers.notify import Notifier
-    from handlers.render import Renderer
     from storage.calendar import seed_calendar
     from storage.db import session_factory
-    from storage.media import MediaStore
     from storage.org_file import load_org_file
     from storage.rows import InboxRow
-    from storage.uow import UnitOfWorkFactory
     from tests.conftest import EXAMPLE_COUNTY
     from tests.fake_telegram import FakeTelegram
     from tests.support.net import free_port
-    from workflow.services import Workflow
 
     sessions = session_factory(engine)
     async with sessions() as session:
@@ -229,12 +224,7 @@ async def test_long_polling_through_the_inbox_takes_hostile_text(engine, clock, 
             telegram={"token": fake.token, "api_base": fake.base_url},
             outbox={"chat_interval_seconds": 0},
         )  # fmt: skip
-        app = App(
-            settings=config, engine=engine, sessions=sessions, clock=clock,
-            uow=UnitOfWorkFactory(sessions, clock),
-            workflow=Workflow(config.workflow.policy(), on_events=Notifier(config.locale)),
-            media=MediaStore(config.media_root), renderer=Renderer(config.locale),
-        )  # fmt: skip
+        app = assemble(config, engine, sessions, clock)
         stop = asyncio.Event()
         task = asyncio.create_task(serve(app, stop))
         try:

@@ -23,23 +23,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from bot.app import App
+from bot.app import App, assemble
 from bot.config import load_settings
 from bot.runner import WEBHOOK_PATH, Running, serve
 from bot.telegram.sender import OutboxSender
-from handlers.notify import Notifier
-from handlers.render import Renderer
 from storage.calendar import seed_calendar
 from storage.db import create_engine, session_factory, upgrade_schema
-from storage.media import MediaStore
 from storage.org_file import load_org_file
 from storage.rows import OutboxRow
-from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY, PG_SKIP_REASON, PG_URL
 from tests.fake_telegram import FakeTelegram
 from tests.support.texts import BOUND_TO_G1
 from workflow.clock import SystemClock
-from workflow.services import Workflow
 
 SECRET = "fuzz-Secret_0123456789"
 BIG = 2**63 + 7
@@ -139,12 +134,7 @@ def server(
             outbox={"chat_interval_seconds": 0, "messages_per_second": 1000,
                     "group_messages_per_minute": 1000},
         )  # fmt: skip
-        app = App(
-            settings=config, engine=engine, sessions=sessions, clock=clock,
-            uow=UnitOfWorkFactory(sessions, clock),
-            workflow=Workflow(config.workflow.policy(), on_events=Notifier(config.locale)),
-            media=MediaStore(config.media_root), renderer=Renderer(config.locale),
-        )  # fmt: skip
+        app = assemble(config, engine, sessions, clock)
         task = asyncio.create_task(serve(app, stop, on_ready=ready.append))
         while not ready or not _sender(ready[0]).may_send():  # started, and holds the lease
             await asyncio.wait({task}, timeout=0.05)

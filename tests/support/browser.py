@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.images import jpeg
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def playwright_or_skip() -> Any:
+    """playwright.async_api, or skip the calling test module (with the reason printed) on a
+    machine without Debian's chromium or the playwright package."""
+    if not CHROMIUM.is_file():
+        pytest.skip(
+            f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
+            allow_module_level=True,
+        )
+    return pytest.importorskip(
+        "playwright.async_api",
+        reason="browser tests need the playwright package (pip install -e '.[dev]')",
+    )
 
 
 def expect(target: Any) -> Any:

@@ -15,20 +15,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import App
+from bot.app import App, assemble
 from bot.config import Settings
 from bot.web.chat.app import WebChat, setup_webchat
 from bot.web.chat.render import html_tree, keyboard_state, plain_text
-from handlers.notify import Notifier
 from handlers.render import Renderer
 from storage.calendar import seed_calendar
 from storage.db import session_factory
 from storage.media import MediaStore
 from storage.org_file import load_org_file
-from storage.uow import UnitOfWorkFactory
 from tests.support.images import jpeg
 from tests.support.paths import EXAMPLE_COUNTY
-from workflow.services import Workflow
 
 ZH = Renderer("zh_CN")
 XSS = "井盖破损 <script>alert(1)</script> <img src=x onerror=alert(2)>"
@@ -51,12 +48,7 @@ async def make_app(engine, tmp_path: Path, clock, *, max_photo_bytes: int | None
     media = MediaStore(tmp_path / "media")
     if max_photo_bytes is not None:
         media = MediaStore(tmp_path / "media", max_bytes=max_photo_bytes)
-    return App(
-        settings=settings, engine=engine, sessions=sessions, clock=clock,
-        uow=UnitOfWorkFactory(sessions, clock),
-        workflow=Workflow(settings.workflow.policy(), on_events=Notifier(settings.locale)),
-        media=media, renderer=Renderer(settings.locale),
-    )  # fmt: skip
+    return assemble(settings, engine, sessions, clock, media=media)
 
 
 class _Scripts(HTMLParser):
