@@ -163,9 +163,9 @@ async def note_to_reporter(event: ProgressNoted, telling: Telling) -> Told:
                               photos=card.last_photos)  # fmt: skip
 
 
-# What the reporter hears of, and with which template: the one place that decides it (the
-# receipt promises "you will hear of every step"). Internal moves (a return, a reclassification,
-# supervision) stay inside; a resolution asks for the rating instead (ask_for_rating).
+# How the reporter hears of each step workflow/table.py's REPORTER_NEWS says they are told of
+# (tests/test_events.py checks the keys are exactly that set); a resolution asks for the rating
+# (ask_for_rating).
 SHOWN_TO_REPORTER: dict[type[Event], NoticeHandler] = {
     CaseValidated: news_to_reporter("news_validated"),
     CaseRejected: news_to_reporter("news_rejected"),

@@ -18,12 +18,11 @@ from storage.rows import (
 )
 from workflow.cards import CaseCard, ProposedDepartment
 from workflow.model import Role
+from workflow.table import REPORTER_TIMELINE
 
-# Trail events a resident sees in /my; internal ones (returns, reclassification) stay inside.
-PUBLIC_ACTIONS = frozenset(
-    {"submit", "screen_valid", "screen_invalid", "mark_duplicate", "handle_locally", "assign",
-     "accept", "resolve", "rate", "close", "close_unrated"}
-)  # fmt: skip
+# Trail entries a reporter sees in /my: the steps they are told of (workflow/table.py decides);
+# internal ones (returns, reclassification, supervision) stay inside.
+PUBLIC_ACTIONS = frozenset(a.value for a in REPORTER_TIMELINE)
 
 
 class CaseCards:

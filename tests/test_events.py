@@ -8,7 +8,7 @@ from operator import attrgetter
 
 import pytest
 
-from handlers.notify import HANDLERS, UNTOLD, Notifier
+from handlers.notify import HANDLERS, SHOWN_TO_REPORTER, UNTOLD, Notifier
 from tests.fakes import calendar_2026, fake_card
 from workflow import events
 from workflow.bus import MessageBus
@@ -26,7 +26,7 @@ from workflow.events import (
 from workflow.machine import fire
 from workflow.model import Action, Actor, Case, DeadlineClass, Role, State, TrailEntry
 from workflow.policy import WorkflowPolicy
-from workflow.table import EMITTED_EVENTS, TRANSITIONS
+from workflow.table import EMITTED_EVENTS, REPORTER_NEWS, TRANSITIONS
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
 
@@ -103,6 +103,12 @@ def test_every_event_either_tells_someone_or_is_deliberately_untold():
     """A new row in the table forces a decision in handlers/notify.py about who hears of it."""
     assert not (set(HANDLERS) & UNTOLD)
     assert set(HANDLERS) | UNTOLD == EMITTED_EVENTS
+
+
+def test_the_reporter_is_told_exactly_of_the_news_the_table_declares():
+    """workflow/table.py REPORTER_NEWS decides (storage's /my timeline reads it too);
+    handlers/notify.py only says how each is told."""
+    assert set(SHOWN_TO_REPORTER) == REPORTER_NEWS
 
 
 def test_the_event_carries_the_very_trail_entry_the_transition_wrote():

@@ -7,6 +7,7 @@ import pytest
 from handlers.callbacks import AssignTo, CaseAction, LegacyRateAs, RateAs, ReclassifyTo
 from handlers.notify import HolderUnit, card_buttons, holder_unit, superior_unit
 from handlers.render import LOCALES, Renderer
+from storage.analytics.scope import UNRATED_ENDINGS
 from tests.fakes import fake_card
 from workflow.cards import ProposedDepartment
 from workflow.model import HUMAN_ROLES, Action, Holder, Role, State
@@ -18,6 +19,7 @@ from workflow.states import (
     RESULT_STATES,
     STATES,
     TERMINAL_STATES,
+    UNRATED_STATES,
     holder_of,
 )
 from workflow.table import (
@@ -130,6 +132,9 @@ def test_the_state_sets_are_derived_from_the_state_table():
     assert TERMINAL_STATES == {S.CLOSED, S.CLOSED_UNRATED, S.REJECTED, S.DUPLICATE}
     assert DISMISSED_STATES == {S.REJECTED, S.DUPLICATE}
     assert RESULT_STATES == {S.RESOLVED, S.CLOSED, S.CLOSED_UNRATED}
+    # The rates' "never satisfied" endings come from the same table, not a literal.
+    assert UNRATED_STATES == {S.CLOSED_UNRATED}
+    assert UNRATED_ENDINGS == ("closed_unrated",)
     assert REMINDED_STATES == {S.SCREENING, S.TOWNSHIP, S.COUNTY, S.RETURNED, S.ASSIGNED,
                                S.IN_PROGRESS}  # fmt: skip
     assert STAGE_STATES == {"screening": S.SCREENING, "township": S.TOWNSHIP,

@@ -56,6 +56,9 @@ async def test_the_loop_by_buttons_and_replies(world, tmp_path):
     assert view.case.state.value == "closed" and view.case.rating_comment == "修得很快"
     out = await bot.send("5001", callback_data=f"my:{number}", callback_id="my1")
     assert "住房和城乡建设局" in out[0].text  # the resident sees which unit handled it
+    # The steps the resident was told of are in the timeline too (workflow/table.py
+    # REPORTER_TIMELINE): the township passing it up, the department's note.
+    assert "上报上级" in out[0].text and "进展反馈" in out[0].text
     assert [t.action for t in view.timeline] == [
         "submit", "route", "screen_valid", "pass_up", "assign", "accept", "note", "resolve",
         "rate",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from workflow.guards import Guard
 from workflow.model import Role
-from workflow.states import OPEN_STATES, STATES, Phase
+from workflow.states import OPEN_STATES, STATES, Phase, StateInfo
 from workflow.table import TRANSITIONS, NextOnRoute, Same, Target, Transition
 
 
@@ -39,6 +39,11 @@ def _asks(row: Transition) -> str:
     return screen.asks.value if screen is not None and not row.roles <= {Role.SYSTEM} else "-"
 
 
+def _marks(info: StateInfo) -> str:
+    marks = [m for m, on in (("result", info.result), ("unrated", info.unrated)) if on]
+    return f" ({', '.join(marks)})" if marks else ""
+
+
 def describe_states() -> str:
     lines = [
         "| state | meaning | holder | stage limit | phase | reporter sees |",
@@ -50,7 +55,7 @@ def describe_states() -> str:
         seen = info.reporter_sees.value if info.reporter_sees else "(itself)"
         lines.append(
             f"| {state.value} | {info.meaning} | {info.holder.value} | {info.stage or '-'} "
-            f"| {info.phase.value}{' (result)' if info.result else ''} | {seen} |"
+            f"| {info.phase.value}{_marks(info)} | {seen} |"
         )
     return "\n".join(lines) + "\n"
 

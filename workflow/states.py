@@ -47,6 +47,9 @@ class StateInfo:
     # None: the reporter is shown this state by name. Otherwise internal steps (a department
     # returning the case, a routing in between) are shown to the reporter as this state.
     reporter_sees: State | None = None
+    # Ended without the reporter's rating (closed by the system when the rating window
+    # passed): a rating that somehow stayed on the case never counts as satisfied.
+    unrated: bool = False
     meaning: str = ""  # one line for docs/workflow.md
 
 
@@ -75,7 +78,7 @@ STATES: dict[State, StateInfo] = {
     S.CLOSED: StateInfo(HolderKind.NONE, Phase.CLOSED, result=True,
                         meaning="rated satisfied / basically satisfied, or closed by a "
                                 "supervisor"),
-    S.CLOSED_UNRATED: StateInfo(HolderKind.NONE, Phase.CLOSED, result=True,
+    S.CLOSED_UNRATED: StateInfo(HolderKind.NONE, Phase.CLOSED, result=True, unrated=True,
                                 meaning="resolved and not rated within "
                                         "`close_unrated_after_days`; never counts as satisfied"),
     S.REJECTED: StateInfo(HolderKind.NONE, Phase.DISMISSED,
@@ -94,6 +97,8 @@ TERMINAL_STATES = frozenset(
 DISMISSED_STATES = frozenset(s for s, i in STATES.items() if i.phase is Phase.DISMISSED)
 # A result was reported and stands (not reopened, not under supervision after a rejection).
 RESULT_STATES = frozenset(s for s, i in STATES.items() if i.result)
+# Ended without a rating that counts: left out of the satisfied figure whatever is stored.
+UNRATED_STATES = frozenset(s for s, i in STATES.items() if i.unrated)
 # Stage names as configured ([workflow.<class>] screening = "1wd" ...) -> the state they limit.
 STAGE_STATES: dict[str, State] = {i.stage: s for s, i in STATES.items() if i.stage}
 # Stages whose holder is a unit that is reminded and supervised when slow.

@@ -33,7 +33,7 @@ from workflow.model import Action, Level, Role, State
 from workflow.model import Action as A
 from workflow.model import Role as R
 from workflow.model import State as S
-from workflow.states import OPEN_STATES
+from workflow.states import OPEN_STATES, TERMINAL_STATES
 
 
 class Scope(StrEnum):
@@ -228,6 +228,33 @@ TRANSITIONS: tuple[Transition, ...] = (
 
 # Every event a case can announce: handlers and their tests take the set from here.
 EMITTED_EVENTS: frozenset[type[CaseEvent]] = frozenset(t.emits for t in TRANSITIONS)
+
+# What the reporter is told of (the receipt promises "you will hear of every step"): the one
+# place that decides it. handlers/notify.py gives each its message (SHOWN_TO_REPORTER, checked
+# against this set) and the reporter's /my timeline shows the same steps (REPORTER_TIMELINE).
+# Internal moves (a return, a reclassification, supervision) stay inside.
+REPORTER_NEWS: frozenset[type[CaseEvent]] = frozenset({
+    E.CaseValidated, E.CaseRejected, E.CaseMarkedDuplicate, E.CaseTakenByTownship,
+    E.CasePassedUp, E.CaseAssigned, E.CaseAccepted, E.ProgressNoted, E.CaseResolved,
+    E.CaseReopened, E.CaseClosed,
+})  # fmt: skip
+
+
+def _reporter_timeline() -> frozenset[Action]:
+    """The trail entries a reporter sees of their case: the steps they are told of, what a
+    reporter does themselves (the report, the rating), and every end, a quiet one included (an
+    unrated close tells nobody, but the case is over)."""
+    reporters = {R.RESIDENT, R.GRID_WORKER}
+    return frozenset(
+        t.action
+        for t in TRANSITIONS
+        if t.emits in REPORTER_NEWS
+        or t.roles & reporters
+        or (isinstance(t.target, State) and t.target in TERMINAL_STATES)
+    )
+
+
+REPORTER_TIMELINE: frozenset[Action] = _reporter_timeline()
 
 
 def transitions_for(action: Action, state: State) -> list[Transition]:

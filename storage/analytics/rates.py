@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.analytics.rankings import setbacks
 from storage.analytics.scope import (
     SATISFIED_RATINGS,
+    UNRATED_ENDINGS,
     base_filter,
     check_kind,
     units,
@@ -44,7 +45,7 @@ def _rate_columns(session: AsyncSession, as_of: datetime) -> list[ColumnElement[
     resolved = is_resolved()
     hours = _hours_between(session, CaseRow.created_at, CaseRow.resolved_at)
     # An unrated closure is never satisfied, even if a rating somehow stayed on it.
-    satisfied = and_(CaseRow.rating.in_(SATISFIED_RATINGS), CaseRow.state != "closed_unrated")
+    satisfied = and_(CaseRow.rating.in_(SATISFIED_RATINGS), CaseRow.state.not_in(UNRATED_ENDINGS))
     return [
         func.count().label("cases"),
         _count_if(CaseRow.accepted_at.is_not(None)).label("replied"),

@@ -14,13 +14,15 @@ from workflow.ports import (
     Period,
     UnitRef,
 )
-from workflow.states import DISMISSED_STATES, RESULT_STATES
+from workflow.states import DISMISSED_STATES, RESULT_STATES, UNRATED_STATES
 
 # Both derived from the state table (workflow/states.py), in a stable order for SQL:
 # reports that were never anybody's work to do: invalid (无效) and duplicates (重复);
 NOT_A_UNITS_WORK = tuple(sorted(s.value for s in DISMISSED_STATES))
 # a result was reported (办结) and stands: not reopened, not under supervision after a rejection.
 RESOLVED_STATES = tuple(sorted(s.value for s in RESULT_STATES))
+# and ended without the reporter's rating: never satisfied, whatever rating stayed on the row.
+UNRATED_ENDINGS = tuple(sorted(s.value for s in UNRATED_STATES))
 SATISFIED_RATINGS = ("satisfied", "basically_satisfied")
 TOWNSHIP_KINDS = ("township", "street")
 
