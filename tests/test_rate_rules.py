@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.web.dashboard.csv_export import COLUMNS, row_values
+from handlers.render import Renderer
 from storage import analytics
 from tests.support.weeks import AS_OF, W48, KnownWeek, at
 from workflow.commands import (
@@ -141,6 +143,15 @@ async def test_overdue_in_the_csv_the_overview_and_the_case_page_is_the_rates_ru
         totals = await overview(session, CaseFilter(W48.start, W48.end), judged)
     names = {number: letter for letter, number in week.n.items()}
     assert sorted(names[i.case.number] for i in exported if i.overdue) == ["C", "H", "I"]
+    # The CSV line says why C is overdue beside a later deadline: its original one.
+    r = Renderer("zh_CN")
+    words = r.env.get_template("web/dashboard_csv.j2").module
+    [c] = [dict(zip([words.columns[k] for k in COLUMNS], row_values(i, "zh_CN", r.labels,
+                                                                    words.words), strict=True))
+           for i in exported if names[i.case.number] == "C"]  # fmt: skip
+    assert (c["超期"], c["办理时限"], c["原办理时限"]) == (
+        "是", "2026-12-04 23:59:59", "2026-12-02 23:59:59"
+    )  # fmt: skip
     assert totals.overdue_now == 3
     async with week.uow() as uow:
         page = {x: analytics.case_is_late(await uow.cases.get(week.n[x]), judged) for x in "ACDHI"}

@@ -86,8 +86,10 @@ class ExportedCase:
     supervise_count: int
     rating_comment: str | None
     first_response_at: datetime | None
-    # Late by the rates' rule (storage/analytics/timeliness.py), judged at the export's time.
+    # Late by the rates' rule (storage/analytics/timeliness.py), judged at the export's time,
+    # against this deadline: the original one, which a reopening does not move.
     overdue: bool = False
+    original_due_at: datetime | None = None
     stages: dict[str, datetime | None] = field(default_factory=dict)
 
 
@@ -248,6 +250,7 @@ async def export_cases(
                 rating_comment=c.rating_comment,
                 first_response_at=aware(c.first_response_at),
                 overdue=bool(is_late),
+                original_due_at=aware(c.original_due_at or c.due_at),
                 stages=stages.get(c.id, {}),
             )
             for c, g, t, cat, dept, v, reporter_name, is_late in rows

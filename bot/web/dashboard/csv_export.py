@@ -19,8 +19,8 @@ COLUMNS: tuple[str, ...] = (
     "number", "state", "category", "deadline_class", "township", "village", "grid",
     "department", "handled_by_township", "description", "location", "reporter", "contact_phone",
     "created_at", *(name for name, _ in STAGE_COLUMNS), "first_response_at", "closed_at",
-    "due_at", "overdue", "rating", "rating_comment", "reopen_count", "supervise_count",
-    "delivery_failed",
+    "due_at", "original_due_at", "overdue", "rating", "rating_comment", "reopen_count",
+    "supervise_count", "delivery_failed",
 )  # fmt: skip
 
 
@@ -57,6 +57,8 @@ def row_values(item: ExportedCase, locale: str, labels: Any, words: dict[str, st
         "first_response_at": _time(item.first_response_at),
         "closed_at": _time(case.closed_at),
         "due_at": _time(case.due_at),
+        # What `overdue` is judged against: a reopened case's due_at is its fresh limit.
+        "original_due_at": _time(item.original_due_at),
         "overdue": words["yes"] if item.overdue else "",
         "rating": labels.ratings.get(case.rating, case.rating) if case.rating else "",
         "rating_comment": item.rating_comment,
