@@ -36,7 +36,8 @@ from workflow.commands import (
     SuperviseCase,
     ValidateCase,
 )
-from workflow.errors import IllegalTransition, NotFound, NotPermitted
+from workflow.errors import IllegalTransition, NotFound, NotPermitted, WorkflowError
+from workflow.machine import rows_open_to
 from workflow.model import Action, Case, Role
 from workflow.table import ACTION_OF_CODE, SCREENS, Ask, available_actions, transitions_for
 
@@ -70,11 +71,24 @@ async def _visible(turn: Turn, number: str) -> Case:
 
 
 async def _role_for(turn: Turn, number: str, action: Action) -> Role:
-    """Which of the person's roles may fire this action on the case as it is now."""
+    """Which of the person's roles may fire this action on the case as it is now, checked at
+    the press, before anything is asked: the state and role, and that the case is held by the
+    presser's unit (a department's old card for a case another department holds now is refused
+    here, not after its reason was typed). workflow/machine.py `rows_open_to` decides."""
     case = await _visible(turn, number)
+    refusal: WorkflowError | None = None
     for grant in turn.person.roles if turn.person else ():
-        if action in available_actions(case.state, grant.role):
-            return grant.role
+        if action not in available_actions(case.state, grant.role):
+            continue
+        actor = await turn.uow.org.actor(turn.enrolled_person.id, grant.role)
+        try:
+            rows_open_to(case, action, actor)
+        except WorkflowError as exc:
+            refusal = refusal or exc
+            continue
+        return grant.role
+    if refusal is not None:
+        raise refusal
     raise NotPermitted(
         "role_not_allowed",
         f"no role of this person may {action.value} now",

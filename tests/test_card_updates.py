@@ -144,6 +144,29 @@ async def test_a_stale_card_button_is_refused_before_a_reason_is_asked(world, tm
     assert number in stale
 
 
+async def test_a_departments_old_card_is_refused_at_the_press_once_another_holds_the_case(
+    world, tmp_path
+):
+    """Housing returns the case and the county assigns it to municipal: the case is `assigned`
+    again, a state in which a department may return it, but not housing. Housing's old 退回
+    (a WeChat card is never edited) is refused at the press, no reason asked for."""
+    bot = Bot(world, tmp_path)
+    number = await report(bot, photo=False)
+    await bot.press("7001", "a:sv:")
+    await bot.press("7002", "a:pu:")
+    await bot.send("7003", callback_data=f"as:housing:{number}", callback_id="h1")
+    stale = await bot.button("-100", "a:rn:")
+    await bot.send("7004", "-100", callback_data=stale, callback_id="h2")
+    await bot.send("7004", "-100", text="不是本部门的事")
+    await bot.send("7003", callback_data=f"as:municipal:{number}", callback_id="h3")
+    out = await bot.send("7004", "-100", callback_data=stale, callback_id="h4")
+    assert len(out) == 1 and not out[0].force_reply  # refused, no reason asked for
+    assert out[0].text == refusal("not_your_case", case=number, role="department_handler")
+    async with world["sessions"]() as session:
+        case = (await session.execute(select(CaseRow).where(CaseRow.number == number))).scalar_one()
+    assert case.state == "assigned"
+
+
 async def test_an_edit_telegram_refuses_fails_alone_and_blocks_nothing(
     world,
     tmp_path,

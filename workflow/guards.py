@@ -25,6 +25,9 @@ class Guard:
     name: str
     check: Callable[[GuardContext], bool]
     error_code: str
+    # Reads only the case and the actor (who holds it, how often it was reopened), nothing the
+    # person is asked for: a button it refuses is refused at the press (machine.rows_open_to).
+    case_only: bool = False
 
     def __call__(self, ctx: GuardContext) -> bool:
         return self.check(ctx)
@@ -72,15 +75,19 @@ rating_is_negative = Guard(
     "rating_required",
 )
 not_reopened_before = Guard(
-    "not_reopened_before", lambda c: c.case.reopen_count == 0, "already_reopened"
+    "not_reopened_before", lambda c: c.case.reopen_count == 0, "already_reopened", case_only=True
 )
-reopened_before = Guard("reopened_before", lambda c: c.case.reopen_count > 0, "not_reopened")
+reopened_before = Guard(
+    "reopened_before", lambda c: c.case.reopen_count > 0, "not_reopened", case_only=True
+)
 held_by_township = Guard(
-    "held_by_township", lambda c: c.case.handled_by_township, "not_held_by_township"
-)
+    "held_by_township", lambda c: c.case.handled_by_township, "not_held_by_township",
+    case_only=True,
+)  # fmt: skip
 held_by_department = Guard(
-    "held_by_department", lambda c: not c.case.handled_by_township, "not_held_by_department"
-)
+    "held_by_department", lambda c: not c.case.handled_by_township, "not_held_by_department",
+    case_only=True,
+)  # fmt: skip
 
 
 def _actor_holds_case(ctx: GuardContext) -> bool:
@@ -91,7 +98,7 @@ def _actor_holds_case(ctx: GuardContext) -> bool:
     return False
 
 
-actor_holds_case = Guard("actor_holds_case", _actor_holds_case, "not_holder")
+actor_holds_case = Guard("actor_holds_case", _actor_holds_case, "not_holder", case_only=True)
 
 
 def _rating_window_passed(ctx: GuardContext) -> bool:

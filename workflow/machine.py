@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from workflow.deadlines import WorkCalendar, deadline
 from workflow.errors import GuardFailed, IllegalTransition, NotPermitted
@@ -63,15 +63,11 @@ def may_see(actor: Actor, case: Case, history: Sequence[TrailEntry] = ()) -> boo
     )
 
 
-def select_transition(
-    case: Case,
-    action: Action,
-    actor: Actor,
-    params: dict[str, Any],
-    policy: WorkflowPolicy,
-    now: datetime,
-) -> Transition:
-    """Find the one row of the table that applies, or raise why none does."""
+def rows_open_to(case: Case, action: Action, actor: Actor) -> list[Transition]:
+    """The rows `actor` could fire on the case as it is now, before anything is asked of them:
+    the state, the role, the scope, and the guards that read only the case (who holds it, how
+    often it was reopened). A card's button is refused here, at the press, when it is stale:
+    another unit holds the case now, or the action no longer exists in its state."""
     rows = transitions_for(action, case.state)
     if not rows:
         raise IllegalTransition(
@@ -97,14 +93,18 @@ def select_transition(
             role=actor.role.value,
             case=case.number,
         )
-    ctx = GuardContext(case=case, actor=actor, params=params, policy=policy, now=now)
-    failures: list[Guard] = []
-    for row in rows:
-        failed = next((g for g in row.guards if not g(ctx)), None)
-        if failed is None:
-            return row
-        failures.append(failed)
-    # Refused above when no row is left, so every one of them failed a guard: failures[0] exists.
+    ctx = GuardContext(
+        case=case, actor=actor, params={}, policy=WorkflowPolicy(), now=case.created_at
+    )
+    open_rows = [t for t in rows if all(g(ctx) for g in t.guards if g.case_only)]
+    if not open_rows:
+        _refuse(
+            case, action, [next(g for g in t.guards if g.case_only and not g(ctx)) for t in rows]
+        )
+    return open_rows
+
+
+def _refuse(case: Case, action: Action, failures: list[Guard]) -> NoReturn:
     first_failure = failures[0]
     raise GuardFailed(
         first_failure.error_code,
@@ -113,6 +113,27 @@ def select_transition(
         guard=first_failure.name,
         case=case.number,
     )
+
+
+def select_transition(
+    case: Case,
+    action: Action,
+    actor: Actor,
+    params: dict[str, Any],
+    policy: WorkflowPolicy,
+    now: datetime,
+) -> Transition:
+    """Find the one row of the table that applies, or raise why none does."""
+    rows = rows_open_to(case, action, actor)
+    ctx = GuardContext(case=case, actor=actor, params=params, policy=policy, now=now)
+    failures: list[Guard] = []
+    for row in rows:
+        failed = next((g for g in row.guards if not g(ctx)), None)
+        if failed is None:
+            return row
+        failures.append(failed)
+    # rows_open_to refuses when no row is left, so every one of them failed a guard.
+    _refuse(case, action, failures)
 
 
 def resolve_target(row: Transition, case: Case, policy: WorkflowPolicy) -> State:
