@@ -276,7 +276,8 @@ async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
                 locales.setdefault((channel, chat_id), locale)
         for message in shown:
             key = (message.channel, message.chat_id)
-            r = Renderer(locales.get(key, telling.default_locale))
+            # The holder's chats as they are told; any other chat in its own person's language.
+            r = Renderer(locales.get(key) or message.locale or telling.default_locale)
             edit = Outgoing(
                 chat_id=message.chat_id, text="", edit_message_id=message.message_id,
                 edit_caption=message.caption, case_number=number, purpose=message.purpose,

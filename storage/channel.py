@@ -9,14 +9,21 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.case_cards import CaseCards
 from storage.channel_people import ChannelPeople
 from storage.channel_places import ChannelPlaces
 from storage.chat_locks import lock_chat
-from storage.rows import CaseRow, ConversationRow, MessageLinkRow, ProcessedUpdateRow
+from storage.rows import (
+    CaseRow,
+    ConversationRow,
+    IdentityRow,
+    MessageLinkRow,
+    PersonRow,
+    ProcessedUpdateRow,
+)
 from storage.sql import affected, upsert
 from workflow.channels import Conversation, ShownMessage
 from workflow.errors import ConcurrentUpdate, NotFound
@@ -164,12 +171,17 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
         self, number: str, purposes: frozenset[str], limit: int
     ) -> list[ShownMessage]:
         """The newest `limit` messages sent about a case for these purposes, oldest first."""
+        # A private chat's id is its person's id on the channel: the card is edited in that
+        # person's language. A group chat has no person (None: the default locale).
         rows = await self.session.execute(
             select(
                 MessageLinkRow.channel, MessageLinkRow.chat_id, MessageLinkRow.message_id,
-                MessageLinkRow.purpose, MessageLinkRow.caption,
+                MessageLinkRow.purpose, MessageLinkRow.caption, PersonRow.language,
             )
             .join(CaseRow, CaseRow.id == MessageLinkRow.case_id)
+            .outerjoin(IdentityRow, and_(IdentityRow.channel == MessageLinkRow.channel,
+                                         IdentityRow.external_id == MessageLinkRow.chat_id))
+            .outerjoin(PersonRow, PersonRow.id == IdentityRow.person_id)
             .where(CaseRow.number == number, MessageLinkRow.purpose.in_(sorted(purposes)))
             .order_by(MessageLinkRow.created_at.desc())
             .limit(limit)

@@ -8,12 +8,13 @@ import json
 
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.telegram.sender import OutboxSender
 from bot.web.chat.render import plain_text
 from handlers.messages import PhotoRef
-from storage.rows import CaseRow, OutboxRow
+from storage.channel import SqlChannelStore
+from storage.rows import CaseRow, OutboxRow, PersonRow
 from tests.support.chat import Bot
 from tests.support.images import jpeg
 from tests.support.texts import refusal, shown
@@ -165,6 +166,34 @@ async def test_a_departments_old_card_is_refused_at_the_press_once_another_holds
     async with world["sessions"]() as session:
         case = (await session.execute(select(CaseRow).where(CaseRow.number == number))).scalar_one()
     assert case.state == "assigned"
+
+
+def bot_now(world):
+    return world["uow"].clock.now()
+
+
+async def test_a_card_edited_where_the_case_no_longer_is_keeps_its_readers_language(
+    world, tmp_path
+):
+    """The grid leader reads English. Their card, edited once the case went on to the township
+    (no longer theirs: no buttons), is still in English, not the default Chinese."""
+    async with world["sessions"]() as session:
+        await session.execute(
+            update(PersonRow).where(PersonRow.code == "P-L-01").values(language="en")
+        )
+        await session.commit()
+    bot = Bot(world, tmp_path)
+    number = await report(bot, photo=False)
+    card = (await bot.outbox("7001"))[-1]
+    assert "Safety hazard" in card.payload["text"]  # sent in English
+    async with world["sessions"]() as session:
+        store = SqlChannelStore(session)
+        await store.link_message("telegram", "7001", "701", number, "case_card", bot_now(world))
+        await session.commit()
+    await bot.press("7001", "a:sv:")
+    [edit] = [r for r in await bot.outbox("7001") if r.payload.get("edit_message_id") == "701"]
+    assert f"{number}</b> · Safety hazards · township center" in edit.payload["text"]
+    assert edit.payload["buttons"] == []
 
 
 async def test_an_edit_telegram_refuses_fails_alone_and_blocks_nothing(

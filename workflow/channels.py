@@ -88,6 +88,7 @@ class ShownMessage:
     message_id: str
     purpose: str  # case_card | rating
     caption: bool = False  # the text is a photo's caption
+    locale: str | None = None  # the language of the person whose private chat it is
 
 
 class ChannelStore(Protocol):
