@@ -20,6 +20,7 @@ from bot.telegram import WEBHOOK_PATH  # noqa: F401 (re-exported for callers and
 from bot.web.chat.app import setup_webchat
 from bot.web.dashboard.app import dashboard_users_exist, setup_dashboard
 from bot.web.dashboard.context import is_loopback, login_required
+from storage.wakeups import RESYNC, Wakeups, listen, listens, outbox_topic
 
 if TYPE_CHECKING:
     from bot.telegram.service import TelegramService
@@ -70,6 +71,9 @@ async def serve(
         url=_url(settings.web.host, settings.web.port), demo=demo, login=login, roles=roles
     )
     tasks: list[asyncio.Task[Any]] = []
+    if (web_role or sender_role) and listens(app.engine):
+        # Commits of other processes wake this one's streams and senders (storage/wakeups.py).
+        tasks.append(asyncio.create_task(listen(app.engine, app.uow.wakeups), name="wakeups"))
     if web_role or sender_role:
         tasks.append(asyncio.create_task(webchat.run(), name="webchat"))
         running.wakers.append(webchat.wake)
@@ -83,6 +87,7 @@ async def serve(
         if settings.telegram.mode == "webhook" and web_role:
             telegram.register_webhook(web_app)
         running.wakers.append(telegram.sender.wake)
+        wake_on(app.uow.wakeups, "telegram", telegram.sender.wake)
         running.telegram = settings.telegram.mode
 
     wechat: WeChatChannel | None = None
@@ -94,6 +99,7 @@ async def serve(
         if web_role:
             wechat.register(web_app)
         running.wakers.append(wechat.sender.wake)
+        wake_on(app.uow.wakeups, "wechat", wechat.sender.wake)
         running.wechat = wechat
 
     runner = web.AppRunner(web_app, shutdown_timeout=SHUTDOWN_SECONDS)
@@ -141,6 +147,18 @@ async def serve(
         if wechat is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(wechat.close(), SHUTDOWN_SECONDS)
+
+
+def wake_on(hub: Wakeups, channel: str, wake: Callable[[], None]) -> Callable[[], None]:
+    """Call `wake` when a commit, here or in another process, wrote rows for `channel`
+    (and when the listener is back, for what it may have missed); returns the undo."""
+    wanted = {outbox_topic(channel), RESYNC}
+
+    def on_topic(topic: str) -> None:
+        if topic in wanted:
+            wake()
+
+    return hub.subscribe(on_topic)
 
 
 async def serve_telegram(app: App, stop: asyncio.Event) -> None:

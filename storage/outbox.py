@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.rows import OutboxRow, PersonRow
+from storage.wakeups import announce, outbox_topic
 from workflow.clock import Clock, ensure_aware
 from workflow.ports import OutgoingMessage
 
@@ -39,6 +40,7 @@ class SqlOutbox:
                 next_attempt_at=now,
             )
         )
+        announce(self.session, outbox_topic(message.channel))
 
 
 @dataclass(frozen=True)

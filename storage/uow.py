@@ -13,6 +13,7 @@ from storage.org import SqlOrgDirectory
 from storage.outbox import SqlOutbox
 from storage.reminders import SqlReminderStore
 from storage.reports import SqlReports
+from storage.wakeups import TOPICS, Wakeups, send_announced
 from storage.webchat import WebChatStore
 from workflow.clock import Clock
 
@@ -27,10 +28,12 @@ class SqlUnitOfWork:
         sessions: async_sessionmaker,
         clock: Clock,
         calendar_cache: CalendarCache | None = None,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self._sessions = sessions
         self.clock = clock
         self._calendar_cache = calendar_cache
+        self._wakeups = wakeups
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self.session = self._sessions()
@@ -53,9 +56,15 @@ class SqlUnitOfWork:
             await self.session.close()
 
     async def commit(self) -> None:
+        # Outbox rows and web chat messages written here wake their deliverers and streams:
+        # other processes through NOTIFY (sent on commit), this one right after the commit.
+        topics = await send_announced(self.session)
         await self.session.commit()
+        if topics and self._wakeups is not None:
+            self._wakeups.publish(topics)
 
     async def rollback(self) -> None:
+        self.session.info.pop(TOPICS, None)  # what was rolled back wakes nobody
         await self.session.rollback()
 
 
@@ -74,9 +83,10 @@ class UnitOfWorkFactory:
         self.sessions = sessions
         self.clock = clock
         self.calendar_cache = CalendarCache()
+        self.wakeups = Wakeups()  # told what each commit wrote (storage/wakeups.py)
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.sessions, self.clock, self.calendar_cache)
+        return SqlUnitOfWork(self.sessions, self.clock, self.calendar_cache, self.wakeups)
 
     def reading(self) -> SqlReading:
-        return SqlReading(self.sessions, self.clock, self.calendar_cache)
+        return SqlReading(self.sessions, self.clock, self.calendar_cache, self.wakeups)

@@ -24,6 +24,7 @@ from storage.rows import (
     WebMessageRow,
 )
 from storage.sql import affected, upsert
+from storage.wakeups import announce, chat_topic
 from workflow.model import HUMAN_ROLES, Role
 
 CHANNEL = "web"
@@ -115,6 +116,7 @@ class WebChatStore:
         )
         self.session.add(row)
         await self.session.flush()
+        announce(self.session, chat_topic(chat_id))
         return row
 
     async def add_photo(self, message_id: int, sha256: str) -> None:
@@ -175,6 +177,7 @@ class WebChatStore:
         )
         self.session.add(message)
         await self.session.flush()
+        announce(self.session, chat_topic(row.chat_id))
         # Replies to this message (progress notes on a card) find their case through it; a
         # message about a case that is not there still shows, without a link.
         await outbox.link(row, str(message.id), now)
@@ -206,6 +209,7 @@ class WebChatStore:
         )  # fmt: skip
         self.session.add(edit)
         await self.session.flush()
+        announce(self.session, chat_topic(row.chat_id))
         return edit
 
     async def deliver_alone(self, row: OutboxRow, now: datetime) -> WebMessageRow | None:

@@ -153,7 +153,8 @@ class OutboxSender:
 
     async def run(self, idle_seconds: float = 1.0) -> None:
         """Deliver forever: woken at once by new work, else when a chat or retry is due, and at
-        least every `idle_seconds` (rows written by other processes cannot wake us)."""
+        least every `idle_seconds` (what no wake-up announced: a CLI's rows on SQLite, or any
+        while the PostgreSQL listener of storage/wakeups.py reconnects)."""
         while True:
             sent = 0
             try:

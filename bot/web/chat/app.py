@@ -29,6 +29,7 @@ from bot.web import trust as web_trust
 from bot.web.chat.constants import (
     GRID_CODE,
     HISTORY_PAGE,
+    POLL_SECONDS,
     STATIC_DIR,
     STATIC_FILES,
     chat_pattern,
@@ -78,6 +79,7 @@ class WebChat(Inbound):
         )
         self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._closing = False
+        self._unsubscribe = app.uow.wakeups.subscribe(self.on_wakeup)
         self._static_version = {
             name: hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
             for name in STATIC_FILES
@@ -266,10 +268,14 @@ class WebChat(Inbound):
                     last = rows[-1].id
                 if len(rows) == 100:
                     continue
+                # Other processes' messages wake us through the database (storage/wakeups.py);
+                # while that listener is down, the history is reread every POLL_SECONDS.
+                wait = self.keepalive_seconds
+                if not self.app.uow.wakeups.live:
+                    wait = min(wait, POLL_SECONDS)
                 try:
-                    await asyncio.wait_for(listener.wait(), self.keepalive_seconds)
+                    await asyncio.wait_for(listener.wait(), wait)
                 except TimeoutError:
-                    # Also the moment to notice what another process delivered.
                     await response.write(b": keepalive\n\n")
         except ConnectionResetError:
             pass  # the browser went away; it reconnects with Last-Event-ID

@@ -21,6 +21,9 @@ GRID_CODE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # What a forged button press is turned into: data no flow takes, so it gets the "expired"
 # answer (or the step's "use the buttons"), exactly like an outdated Telegram button.
 STALE_PRESS = "stale"
+# Seconds between rereads of an open chat's history while the database's wake-ups from other
+# processes are not heard (storage/wakeups.py: the listener is reconnecting).
+POLL_SECONDS = 1.0
 
 
 def chat_pattern(demo: bool) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections.abc import Callable
 
 from bot.app import App
 from bot.web.chat.security import (
@@ -14,8 +15,13 @@ from bot.web.chat.security import (
 from bot.web.chat.uploads import WebPhotos
 from handlers.conversation import Conversations
 from storage.db import is_transient
+from storage.wakeups import RESYNC, outbox_topic
+from storage.webchat import CHANNEL
 
 log = logging.getLogger(__name__)
+
+OUTBOX_WEB = outbox_topic(CHANNEL)
+CHAT_PREFIX = "web:"  # storage.wakeups.chat_topic
 
 
 class Delivery:
@@ -34,9 +40,22 @@ class Delivery:
     _listeners: dict[str, set[asyncio.Event]]
     _closing: bool
     _static_version: dict[str, str]
+    _unsubscribe: Callable[[], None]
 
     def wake(self) -> None:
         self._wake.set()
+
+    def on_wakeup(self, topic: str) -> None:
+        """A commit here or in another process (storage/wakeups.py): web rows to deliver
+        wake the delivery loop, a chat's new message wakes that chat's open streams."""
+        if topic == RESYNC:  # the listener is back: what it missed is read again
+            self.wake()
+            for chat_id in list(self._listeners):
+                self._notify(chat_id)
+        elif topic == OUTBOX_WEB:
+            self.wake()
+        elif topic.startswith(CHAT_PREFIX):
+            self._notify(topic[len(CHAT_PREFIX) :])
 
     async def run(self, idle_seconds: float = 1.0) -> None:
         """Deliver forever; woken at once by new work, otherwise every `idle_seconds`."""
@@ -96,6 +115,7 @@ class Delivery:
     async def close(self) -> None:
         """End the live streams, so a stopping server does not wait for browsers."""
         self._closing = True
+        self._unsubscribe()
         for listeners in self._listeners.values():
             for listener in listeners:
                 listener.set()

@@ -1,0 +1,196 @@
+"""Wake-ups across processes (storage/wakeups.py, docs/scaling.md): on PostgreSQL a commit in
+one process wakes the web chat streams and the senders of another through LISTEN/NOTIFY, the
+listener comes back after losing its connection, and streams poll while it is away; on SQLite
+(one process) the same wake-ups stay in the process. Two processes are two App instances, each
+on its own engine (its own connections), as two `shuoshi run` processes would be."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import text
+
+from bot.app import App
+from bot.runner import wake_on
+from bot.telegram.sender import OutboxSender
+from storage.db import session_factory
+from storage.uow import UnitOfWorkFactory
+from storage.wakeups import Wakeups, listen, outbox_topic
+from tests.support.engines import another_engine
+from tests.support.outbox import queue
+from tests.support.webchat import Browser, make_app, serve
+
+# Far beyond every bounded wait below: a message that arrives came through a wake-up.
+NEVER = 3600.0
+
+
+def other_process(app: App, engine) -> App:
+    """The same deployment seen from another process: own engine, pool and wake-up hub."""
+    sessions = session_factory(engine)
+    return replace(app, engine=engine, sessions=sessions,
+                   uow=UnitOfWorkFactory(sessions, app.clock))  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def listening(engine, hub: Wakeups, **options: float) -> AsyncIterator[asyncio.Task[None]]:
+    """A process's listener, connected (its hub says so) before the block starts."""
+    task = asyncio.create_task(listen(engine, hub, **options))
+    try:
+        await until_live(hub, True)
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def until_live(hub: Wakeups, live: bool) -> None:
+    async with asyncio.timeout(10):
+        while hub.live != live:
+            hub.changed.clear()
+            await hub.changed.wait()
+
+
+def postgresql_only(engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY crosses processes on PostgreSQL; SQLite has one process")
+
+
+async def two_browsers(a_client, b_client) -> tuple[Browser, Browser, str]:
+    """A new resident's chat, made through B; A opens the same chat (another tab, served by
+    another process behind the load balancer)."""
+    b = Browser(b_client)
+    chat = await b.pick(grid="")
+    a = Browser(a_client)
+    await a.open(f"/chat/{chat}")
+    return a, b, chat
+
+
+async def test_a_stream_held_by_one_process_shows_a_message_taken_by_another(
+    engine, tmp_path, clock
+):
+    postgresql_only(engine)
+    app_a = await make_app(engine, tmp_path, clock)
+    other = await another_engine(engine)
+    app_b = other_process(app_a, other)
+    try:
+        async with listening(engine, app_a.uow.wakeups):
+            async for a_client, a_chat in serve(app_a, demo=True):
+                async for b_client, _ in serve(app_b, demo=True):
+                    a, b, _chat = await two_browsers(a_client, b_client)
+                    a_chat.keepalive_seconds = NEVER  # only a wake-up can bring it now
+                    stream = await a.stream(after=await a.last_id())
+                    started = time.perf_counter()
+                    await b.say("楼道灯坏了")  # taken, answered and delivered by B
+                    said = await asyncio.wait_for(stream.until(lambda v: v["direction"] == "in"), 5)
+                    answer = await asyncio.wait_for(
+                        stream.until(lambda v: v["direction"] == "out"), 5
+                    )
+                    elapsed = time.perf_counter() - started
+                    stream.close()
+    finally:
+        await other.dispose()
+    assert said["preview"] == "楼道灯坏了"
+    assert answer["id"] > said["id"]
+    assert elapsed < 5, elapsed
+
+
+async def test_streams_poll_while_the_listener_is_away(engine, tmp_path, clock, monkeypatch):
+    postgresql_only(engine)
+    monkeypatch.setattr("bot.web.chat.app.POLL_SECONDS", 0.2)
+    app_a = await make_app(engine, tmp_path, clock)
+    other = await another_engine(engine)
+    app_b = other_process(app_a, other)
+    try:
+        async for a_client, a_chat in serve(app_a, demo=True):
+            async for b_client, _ in serve(app_b, demo=True):
+                a, b, _chat = await two_browsers(a_client, b_client)
+                a_chat.keepalive_seconds = NEVER
+                app_a.uow.wakeups.set_live(False)  # as while the listener reconnects
+                stream = await a.stream(after=await a.last_id())
+                await b.say("还在吗")
+                said = await asyncio.wait_for(stream.until(lambda v: v["direction"] == "in"), 5)
+                stream.close()
+    finally:
+        await other.dispose()
+    assert said["preview"] == "还在吗"
+
+
+async def test_the_listener_comes_back_after_losing_its_connection(engine, world):
+    postgresql_only(engine)
+    other = await another_engine(engine)
+    here = world["uow"].wakeups
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    here.subscribe(heard.put_nowait)
+    there = UnitOfWorkFactory(session_factory(other), world["uow"].clock)
+    try:
+        async with listening(engine, here, retry_seconds=0.05, check_seconds=NEVER):
+            await heard.get()  # "*": connected, reread everything
+            async with other.begin() as conn:
+                killed = await conn.execute(TERMINATE_LISTENER)
+            assert killed.scalar_one() == 1
+            await until_live(here, False)
+            await until_live(here, True)  # reconnected by itself
+            assert await asyncio.wait_for(heard.get(), 5) == "*"
+            await queue({"uow": there}, "5001", "after the reconnect")
+            assert await asyncio.wait_for(heard.get(), 5) == outbox_topic("telegram")
+    finally:
+        await other.dispose()
+
+
+@contextlib.asynccontextmanager
+async def idle(sender: OutboxSender, hub: Wakeups) -> AsyncIterator[None]:
+    """The sender running as `shuoshi run` has it (woken by its channel's topic), its first
+    pass over (nothing to send), so it waits for a wake-up that only a commit can give."""
+    passes: asyncio.Queue[int] = asyncio.Queue()
+    one_pass = sender.deliver_pending
+
+    async def counted(limit: int | None = None) -> int:
+        sent = await one_pass(limit)
+        passes.put_nowait(sent)
+        return sent
+
+    sender.deliver_pending = counted  # type: ignore[method-assign]
+    running = asyncio.create_task(sender.run(idle_seconds=NEVER))
+    try:
+        assert await asyncio.wait_for(passes.get(), 5) == 0
+        stop = wake_on(hub, "telegram", sender.wake)
+        yield
+        stop()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+TERMINATE_LISTENER = text(
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+    "WHERE query LIKE 'LISTEN %shuoshi.' || current_schema() || '%' AND pid <> pg_backend_pid()"
+)
+
+
+async def test_rows_written_by_another_process_wake_the_sender_at_once(engine, world, fake, media):
+    postgresql_only(engine)
+    other = await another_engine(engine)
+    there = {"uow": UnitOfWorkFactory(session_factory(other), world["uow"].clock)}
+    sender = OutboxSender(fake.make_bot(), world["sessions"], media, world["uow"].clock)
+    try:
+        async with listening(engine, world["uow"].wakeups), idle(sender, world["uow"].wakeups):
+            await queue(there, "5001", "from the intake process")
+            sent = await fake.wait_sent(5001, 1, timeout=5)
+    finally:
+        await other.dispose()
+    assert [m["text"] for m in sent] == ["from the intake process"]
+
+
+async def test_one_process_wakes_its_own_streams_and_senders(engine, world, fake, media):
+    """SQLite and PostgreSQL alike: a commit wakes this process's subscribers right after it,
+    whatever wrote it (here a row for the Telegram sender, written outside any channel)."""
+    sender = OutboxSender(fake.make_bot(), world["sessions"], media, world["uow"].clock)
+    async with idle(sender, world["uow"].wakeups):
+        await queue(world, "5001", "from this process")
+        sent = await fake.wait_sent(5001, 1, timeout=5)
+    assert [m["text"] for m in sent] == ["from this process"]
