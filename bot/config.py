@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.config_channels import AES_KEY, WeChatSettings, WeComSettings
 from handlers.render import DEFAULT_LOCALE, LOCALES
 from workflow.deadlines import Limit
 from workflow.errors import WorkflowError
@@ -43,6 +44,9 @@ from workflow.policy import (
 )
 
 DEFAULT_CONFIG_FILE = "shuoshi.toml"
+
+
+__all__ = ["AES_KEY", "ConfigError", "Settings", "WeChatSettings", "WeComSettings", "load_settings"]
 
 
 class ConfigError(Exception):
@@ -166,54 +170,6 @@ class TelegramSettings(_Strict):
         return value
 
 
-# WeChat's EncodingAESKey: 43 characters of base64 (the AES key without its "=" padding).
-AES_KEY = re.compile(r"[A-Za-z0-9+/]{43}")
-
-
-class WeChatSettings(_Strict):
-    """The Official Account (服务号) residents follow; off while app_id is empty."""
-
-    app_id: str | None = None
-    app_secret: SecretStr | None = Field(None, validate_default=True)
-    # The callback token of the account's server settings: every callback is signed with it.
-    token: SecretStr | None = Field(None, validate_default=True)
-    # Safe mode (安全模式) when set: callbacks are AES-encrypted and plain ones are refused.
-    encoding_aes_key: SecretStr | None = None
-    api_base: str = "https://api.weixin.qq.com"
-    # Template messages (模板消息) reach a resident outside the 48-hour window: the result of
-    # their case, and the request to rate it; each links to the case in the web chat.
-    result_template_id: str | None = None
-    rating_template_id: str | None = None
-
-    @field_validator("app_secret", "token")
-    @classmethod
-    def _required(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if info.data.get("app_id") and not (value and value.get_secret_value()):
-            raise ValueError("required when wechat.app_id is set")
-        return value
-
-    @field_validator("encoding_aes_key")
-    @classmethod
-    def _aes_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() == "":
-            return None  # empty: plain mode
-        if value is not None and not AES_KEY.fullmatch(value.get_secret_value()):
-            raise ValueError("must be the 43 characters of the account's EncodingAESKey")
-        return value
-
-    @field_validator("api_base")
-    @classmethod
-    def _api_base(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// address with a host")
-        return value.rstrip("/")
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.app_id)
-
-
 class ScheduleSettings(_Strict):
     """The one periodic sweep and the times of the digests (Asia/Shanghai wall clock)."""
 
@@ -318,6 +274,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     process: ProcessSettings = ProcessSettings()
     wechat: WeChatSettings = WeChatSettings()
+    wecom: WeComSettings = WeComSettings()
     qr: QrSettings = QrSettings()
 
     @field_validator("locale")

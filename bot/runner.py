@@ -1,6 +1,7 @@
 """`shuoshi run`: one process with the web server (web chat, dashboard, Telegram webhook), the
 Telegram channel when a token is configured, the WeChat Official Account when an app id is
-(callbacks at /wechat/mp), the outbox senders and the periodic sweep; or a part of that, as
+(callbacks at /wechat/mp), the WeCom app when a corp id is (callbacks at /wecom/callback), the
+outbox senders and the periodic sweep; or a part of that, as
 `[process] roles` says (docs/scaling.md)."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from storage.wakeups import RESYNC, Wakeups, listen, listens, outbox_topic
 if TYPE_CHECKING:
     from bot.telegram.service import TelegramService
     from bot.wechat.channel import WeChatChannel
+    from bot.wecom.channel import WeComChannel
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Running:
     telegram: str | None = None  # polling | webhook
     roles: tuple[str, ...] = ("web", "sender", "sweeper")
     wechat: WeChatChannel | None = None  # the Official Account, when configured
+    wecom: WeComChannel | None = None  # the WeCom app, when configured
     wakers: list[Callable[[], Any]] = field(default_factory=list)
 
 
@@ -102,6 +105,16 @@ async def serve(
         wake_on(app.uow.wakeups, "wechat", wechat.sender.wake)
         running.wechat = wechat
 
+    wecom: WeComChannel | None = None
+    if settings.wecom.enabled and (web_role or sender_role):
+        from bot.wecom.channel import WeComChannel
+
+        wecom = WeComChannel(app)
+        if web_role:
+            wecom.register(web_app)
+        running.wakers.append(wecom.sender.wake)
+        running.wecom = wecom
+
     runner = web.AppRunner(web_app, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     scheduler = None
@@ -113,6 +126,8 @@ async def serve(
         if wechat is not None and sender_role:
             # WeChat's leased work is its sender and the processing of stored callbacks.
             await wechat.start()
+        if wecom is not None and sender_role:
+            await wecom.start()  # the same for WeCom: its sender and its stored callbacks
         if "sweeper" in roles:
             work = PeriodicWork(app, make_sweeper(app), make_digests(app), after=running.wakers)
             scheduler = start_scheduler(app, work)
@@ -126,6 +141,8 @@ async def serve(
             await telegram.stop_receiving()
         if wechat is not None:
             await wechat.stop_receiving()
+        if wecom is not None:
+            await wecom.stop_receiving()
         await runner.cleanup()
         # What was committed goes out before we stop; the rest waits in the outbox. Each flush
         # is bounded: a slow network or a locked database must not keep Ctrl-C from working.
@@ -138,6 +155,9 @@ async def serve(
         if wechat is not None:
             with contextlib.suppress(Exception):  # only while we hold the lease
                 await asyncio.wait_for(wechat.sender.deliver_pending(), SHUTDOWN_SECONDS)
+        if wecom is not None:
+            with contextlib.suppress(Exception):  # only while we hold the lease
+                await asyncio.wait_for(wecom.sender.deliver_pending(), SHUTDOWN_SECONDS)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -147,6 +167,9 @@ async def serve(
         if wechat is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(wechat.close(), SHUTDOWN_SECONDS)
+        if wecom is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(wecom.close(), SHUTDOWN_SECONDS)
 
 
 def wake_on(hub: Wakeups, channel: str, wake: Callable[[], None]) -> Callable[[], None]:

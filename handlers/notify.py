@@ -239,8 +239,11 @@ SHOWN_PURPOSES = frozenset({"case_card", "rating"})
 EDIT_LIMIT = 20
 # Channels that can change a message they sent. A WeChat message is final (a customer-service
 # or template message cannot be edited), so its cards are not edited; its buttons are checked
-# when pressed, like every outdated button.
-EDITABLE_CHANNELS = frozenset({"telegram", "web"})
+# when pressed, like every outdated button. WeCom updates its template cards in place.
+EDITABLE_CHANNELS = frozenset({"telegram", "web", "wecom"})
+# Channels whose group chats take no button presses (a WeCom app group chat shows text only):
+# such a chat gets the unit's messages, and its people still get their cards privately.
+NOTICE_ONLY_GROUPS = frozenset({"wecom"})
 
 
 def _moves_on(event: CaseEvent) -> bool:
@@ -342,13 +345,12 @@ async def unit_targets(
     chats: ChatStore, purpose: str, role: Role, area_id: int | None, department_id: int | None,
     default_locale: str,
 ) -> list[tuple[str, str, str]]:  # fmt: skip
-    """(channel, chat, locale) of a unit: its bound group chats, else its people's own chats."""
-    targets = [
-        (b.channel, b.chat_id, default_locale)
-        for b in await chats.chats_for(purpose, area_id=area_id, department_id=department_id)
-    ]
-    if not targets:
-        targets = await chats.private_chats_with_role(
+    """(channel, chat, locale) of a unit: its bound group chats, else its people's own chats
+    (also when its only group chats take no presses: NOTICE_ONLY_GROUPS)."""
+    groups = await chats.chats_for(purpose, area_id=area_id, department_id=department_id)
+    targets = [(b.channel, b.chat_id, default_locale) for b in groups]
+    if all(b.channel in NOTICE_ONLY_GROUPS for b in groups):
+        targets += await chats.private_chats_with_role(
             role, area_id=area_id, department_id=department_id
         )
     return list(targets)

@@ -1,19 +1,24 @@
-"""WeChat's callbacks: the signature, the AES envelope of safe mode and the XML, checked with
+"""WeChat's and WeCom's callbacks: the signature, the AES envelope and the XML, checked with
 wechatpy (no crypto of our own). Nothing here touches the database: a callback that fails a
 check is refused before anything is stored.
 
-Kept apart from the Official Account's specifics so the WeCom app's callback (same scheme,
-corp id instead of app id) can use the same `Callback` with its own crypto object.
+The Official Account signs the query (`signature`) and, in safe mode, the envelope too
+(`msg_signature`); the WeCom app signs only the envelope, always encrypted, with the corp id
+inside it in place of the app id (`Callback.wecom`: wechatpy's `enterprise` crypto and parser).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
+from wechatpy.enterprise import parse_message as parse_wecom_message
+from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
+from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
@@ -34,11 +39,17 @@ class Decrypter(Protocol):
     def decrypt_message(self, msg: str, signature: str, timestamp: str, nonce: str) -> str: ...
 
 
+class EchoDecrypter(Decrypter, Protocol):
+    """WeCom's URL check sends echostr encrypted and signed: opened like a message."""
+
+    def check_signature(self, signature: str, timestamp: str, nonce: str, echo_str: str) -> Any: ...
+
+
 @dataclass(frozen=True)
 class CallbackMessage:
     """One message or event, as the inbox stores it."""
 
-    openid: str
+    openid: str  # the sender: a follower's openid, a WeCom member's userid
     key: str  # MsgId, or FromUserName:CreateTime for events: WeChat's retries repeat it
     order: int  # inbox order: CreateTime first, so one follower's messages keep their order
     payload: dict[str, Any]  # the XML's fields as wechatpy's parser read them
@@ -48,16 +59,32 @@ class Callback:
     """Checks and opens callbacks signed with `token`; encrypted ones when `crypto` is given
     (safe mode: then plain ones are refused, so nobody without the key can post)."""
 
-    def __init__(self, token: str, crypto: Decrypter | None = None) -> None:
+    def __init__(
+        self, token: str, crypto: Decrypter | None = None, *,
+        envelope_only: EchoDecrypter | None = None,
+        parse: Callable[[str], Any] = parse_message,
+    ) -> None:  # fmt: skip
         self.token = token
-        self.crypto = crypto
+        self.crypto: Decrypter | None = envelope_only or crypto
+        # WeCom: no query signature, every body encrypted, echostr too (its crypto opens it).
+        self.envelope_only = envelope_only
+        self.parse = parse
 
     @classmethod
     def official_account(cls, token: str, aes_key: str | None, app_id: str) -> Callback:
         return cls(token, WeChatCrypto(token, aes_key, app_id) if aes_key else None)
 
+    @classmethod
+    def wecom(cls, token: str, aes_key: str, corp_id: str) -> Callback:
+        return cls(
+            token, envelope_only=WeComCrypto(token, aes_key, corp_id), parse=parse_wecom_message
+        )
+
     def verify_url(self, query: dict[str, str]) -> str:
-        """The URL check of the account's server settings: echostr back when signed by us."""
+        """The URL check of the account's server settings: echostr back when signed by us
+        (WeCom's: decrypted, which proves we hold the key)."""
+        if self.envelope_only is not None:
+            return self._open_echo(query)
         self._check_signature(query)
         echo = query.get("echostr", "")
         if not echo:
@@ -66,7 +93,10 @@ class Callback:
 
     def open(self, query: dict[str, str], body: bytes) -> CallbackMessage:
         """The message of a POST, after every check; raises Refused."""
-        self._check_signature(query)
+        if self.envelope_only is None:
+            self._check_signature(query)
+        elif not query.get("msg_signature"):
+            raise Refused(403, "no msg_signature")
         if len(body) > MAX_BODY_BYTES:
             raise Refused(413, "body too large")
         try:
@@ -74,18 +104,34 @@ class Callback:
         except UnicodeDecodeError:
             raise Refused(400, "body is not UTF-8") from None
         if self.crypto is not None:
-            if query.get("encrypt_type") != "aes":
+            if self.envelope_only is None and query.get("encrypt_type") != "aes":
                 raise Refused(403, "safe mode: plain callbacks are refused")
             try:
                 text = self.crypto.decrypt_message(
                     text, query.get("msg_signature", ""), query.get("timestamp", ""),
                     query.get("nonce", ""),
                 )  # fmt: skip
-            except (InvalidSignatureException, InvalidAppIdException):
+            except (InvalidSignatureException, InvalidAppIdException, InvalidCorpIdException):
                 raise Refused(403, "bad msg_signature or app id") from None
             except Exception:  # not XML, not base64, bad padding: not from WeChat
                 raise Refused(400, "undecryptable body") from None
-        return _message(text)
+        return _message(text, self.parse)
+
+    def _open_echo(self, query: dict[str, str]) -> str:
+        assert self.envelope_only is not None
+        echo = query.get("echostr", "")
+        if not echo:
+            raise Refused(400, "no echostr")
+        try:
+            opened = self.envelope_only.check_signature(
+                query.get("msg_signature", ""), query.get("timestamp", ""),
+                query.get("nonce", ""), echo,
+            )  # fmt: skip
+        except (InvalidSignatureException, InvalidCorpIdException):
+            raise Refused(403, "bad msg_signature or corp id") from None
+        except Exception:  # not base64, bad padding: not WeCom's
+            raise Refused(400, "undecryptable echostr") from None
+        return opened.decode("utf-8") if isinstance(opened, bytes) else str(opened)
 
     def _check_signature(self, query: dict[str, str]) -> None:
         try:
@@ -97,9 +143,9 @@ class Callback:
             raise Refused(403, "bad signature") from None
 
 
-def _message(xml: str) -> CallbackMessage:
+def _message(xml: str, parse: Callable[[str], Any]) -> CallbackMessage:
     try:
-        parsed = parse_message(xml)
+        parsed = parse(xml)
     except Exception:  # wechatpy raises whatever xmltodict and its fields raise
         raise Refused(400, "not a WeChat message") from None
     data = getattr(parsed, "_data", None)
@@ -112,8 +158,11 @@ def _message(xml: str) -> CallbackMessage:
         raise Refused(400, "a message without sender or time")
     msg_id = payload.get("MsgId", "")
     # An event has no MsgId: its sender and time name it (WeChat's documented dedupe), plus
-    # what it is, so a follow and a menu click in the same second are not taken for one.
+    # what it is, so a follow and a menu click in the same second are not taken for one (and
+    # for a WeCom card's button, which card: its TaskId).
     event = f"{payload.get('Event', '')}:{payload.get('EventKey', '')}"
+    if payload.get("TaskId"):
+        event += f":{payload['TaskId']}"
     key = f"m:{msg_id}" if msg_id else f"e:{openid}:{created}:{event}"[:200]
     # The inbox handles a chat's rows in this order; the key's hash only separates messages
     # of the same second (WeChat's times are whole seconds).

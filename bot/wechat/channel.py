@@ -32,6 +32,18 @@ log = logging.getLogger(__name__)
 PATH = "/wechat/mp"
 
 
+async def read_capped(request: web.Request) -> bytes | None:
+    """A callback's body, or None when it is larger than any of WeChat's or WeCom's."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return None
+    body = bytearray()
+    while chunk := await request.content.read(64 * 1024):  # one read may be a part only
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:  # a chunked body says no length in advance
+            return None
+    return bytes(body)
+
+
 class WeChatChannel:
     """Everything of the Official Account; built only when `wechat.app_id` is set."""
 
@@ -85,15 +97,11 @@ class WeChatChannel:
 
     async def receive(self, request: web.Request) -> web.StreamResponse:
         """Checked, stored, `success`: handled later from the inbox (WeChat waits 5 s)."""
-        if (request.content_length or 0) > MAX_BODY_BYTES:
+        body = await read_capped(request)
+        if body is None:
             return web.Response(status=413, text="refused")
-        body = bytearray()
-        while chunk := await request.content.read(64 * 1024):  # one read may be a part only
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:  # a chunked body says no length in advance
-                return web.Response(status=413, text="refused")
         try:
-            message = self.callback.open(dict(request.query), bytes(body))
+            message = self.callback.open(dict(request.query), body)
         except Refused as refused:
             log.info("WeChat callback refused: %s", refused.reason)
             return web.Response(status=refused.status, text="refused")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Protocol
 
-from bot.wechat.api import OfficialAccountApi, WeChatError
+from bot.wechat.client import WeChatError
 from handlers.messages import PRIVATE, Incoming, Location, PhotoRef
 from storage.media import MediaRefused, MediaStore
 from storage.wechat import WeChatStore
@@ -38,10 +38,17 @@ def option_id(row_id: int, index: int) -> str:
     return str(row_id * OPTION_BASE + index)
 
 
-class WeChatPhotos:
-    """Fetches a resident's image by its MediaId into the media store (a PhotoSaver)."""
+class MediaSource(Protocol):
+    """An API that hands out a sent image's bytes by its MediaId (Official Account, WeCom)."""
 
-    def __init__(self, api: OfficialAccountApi, media: MediaStore) -> None:
+    async def get_media(self, media_id: str) -> bytes: ...
+
+
+class WeChatPhotos:
+    """Fetches an image by its MediaId into the media store (a PhotoSaver); the WeCom app's
+    members' photos come the same way."""
+
+    def __init__(self, api: MediaSource, media: MediaStore) -> None:
         self.api = api
         self.media = media
 

@@ -16,28 +16,25 @@ what happens next:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 
 from bot.config import WeChatSettings
 from bot.wechat.api import OfficialAccountApi, WeChatError
+from bot.wechat.delivery import PARTS_DONE, QueueSender, Retry
 from bot.wechat.inbound import CHANNEL
 from bot.wechat.render import Part, custom_message, parts_of, template_message
 from handlers.messages import Outgoing, outgoing_from_payload
 from handlers.render import Renderer
 from storage.db import SessionFactory
-from storage.inbox import backoff
 from storage.media import MediaStore
-from storage.outbox_queue import OutboxQueue
 from storage.rows import OutboxRow
 from storage.wechat import WeChatStore
 from workflow.clock import Clock
+
+__all__ = ["Retry", "WeChatSender"]
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +45,12 @@ CHAT_LIMITS = frozenset({45047})  # only this follower's chat waits
 # What sending again cannot mend: an unknown or unfollowed openid, a blocked account, a bad
 # template id or message the code made.
 PERMANENT = frozenset({40003, 40037, 43004, 43019, 45002, 47001, 40008})
-PARTS_DONE = "_parts_done"
-CLAIM = timedelta(seconds=30)  # a row is another sender's to take again after this
-MAX_PASSES = 50  # due heads re-read per deliver_pending call (each sent row frees its chat)
 
 
-@dataclass(frozen=True)
-class Retry:
-    """When a failed send is tried again (as the Telegram sender: [outbox] settings)."""
-
-    max_attempts: int = 20
-    backoff_base: float = 5.0
-    backoff_cap: float = 900.0
-
-    def delay(self, failures: int) -> float:
-        return backoff(failures, self.backoff_base, self.backoff_cap).total_seconds()
-
-
-class WeChatSender:
+class WeChatSender(QueueSender):
     """Delivers pending WeChat outbox rows; never two passes at once."""
+
+    name = "WeChat"
 
     def __init__(
         self, api: OfficialAccountApi, store: WeChatStore, sessions: SessionFactory,
@@ -74,64 +58,13 @@ class WeChatSender:
         public_url: str | None, locale: str, retry: Retry | None = None,
         batch_size: int = 200,
     ) -> None:  # fmt: skip
+        super().__init__(sessions, CHANNEL, clock, retry=retry, batch_size=batch_size)
         self.api = api
         self.store = store
-        self.queue = OutboxQueue(sessions, CHANNEL)
         self.media = media
-        self.clock = clock
         self.settings = settings
         self.public_url = public_url.rstrip("/") if public_url else None
         self.locale = locale
-        self.retry = retry or Retry()
-        self.batch_size = batch_size
-        self.paused_until: datetime | None = None
-        self.wake_at: datetime | None = None
-        self.may_send: Callable[[], bool] = lambda: True
-        self._wake = asyncio.Event()
-        self._pass = asyncio.Lock()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self, idle_seconds: float = 1.0) -> None:
-        """Deliver until cancelled: when woken, when a retry is due, at least every second."""
-        while True:
-            try:
-                await self.deliver_pending()
-            except Exception:  # the database may be away for a moment; rows wait for us
-                log.exception("WeChat delivery failed")
-                self.wake_at = None
-            delay = idle_seconds
-            if self.wake_at is not None:
-                delay = min(delay, max(0.0, (self.wake_at - self.clock.now()).total_seconds()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(delay, 0.005))
-            self._wake.clear()
-
-    async def deliver_pending(self) -> int:
-        """Send every row that may go now, in order per chat; returns how many were sent."""
-        async with self._pass:
-            sent = 0
-            now = self.clock.now()
-            for _ in range(MAX_PASSES):
-                if not self.may_send() or self._paused(now):
-                    break
-                rows = await self.queue.due_heads(now, 0, self.batch_size)
-                progressed = 0
-                for row in rows:
-                    if not self.may_send() or self._paused(now):
-                        break
-                    outcome = await self._deliver(row)
-                    sent += outcome == "sent"
-                    progressed += outcome in ("sent", "failed")
-                if not progressed:
-                    break
-            wakes = [t for t in (await self.queue.next_retry_at(now), self.paused_until) if t]
-            self.wake_at = min(wakes) if wakes else None
-            return sent
-
-    def _paused(self, now: datetime) -> bool:
-        return self.paused_until is not None and now < self.paused_until
 
     async def _deliver(self, row: OutboxRow) -> str:
         """One row: sent, failed, retry, or skipped (another sender has it)."""
@@ -144,10 +77,7 @@ class WeChatSender:
             # A toast for a pressed button, or an edit: WeChat shows neither (its messages
             # cannot be changed; handlers/notify.py writes no edits for it anyway).
             return await self._sent(row)
-        # Claimed first, as the Telegram sender does: no second sender takes the row while
-        # this one is at it (the lease keeps it to one process; this holds without it too).
-        now = self.clock.now()
-        if not await self.queue.claim(row.id, now, now + CLAIM):
+        if not await self._claim(row):
             return "skipped"
         # Hints and template fields in the language the message itself was written in.
         r = Renderer(await self.store.language(row.chat_id) or self.locale)
@@ -207,32 +137,7 @@ class WeChatSender:
         if exc.errcode in PERMANENT:
             return await self._fail(row, reason)
         if exc.errcode in ACCOUNT_LIMITS:
-            wait = self.retry.delay(row.attempts + 1)
-            self.paused_until = self.clock.now() + timedelta(seconds=wait)
-            log.warning("WeChat: API quota reached (%s); deliveries wait %gs", exc.errcode, wait)
-            return await self._retry_later(row, reason, wait)
+            return await self._pause(row, reason)
         if exc.errcode in CHAT_LIMITS:  # later rows of this chat wait behind this one
             return await self._retry_later(row, reason, None)
         return await self._retry_later(row, reason, None)
-
-    async def _retry_later(self, row: OutboxRow, error: str, delay: float | None) -> str:
-        failures = row.attempts + 1
-        if failures >= self.retry.max_attempts:
-            return await self._fail(row, f"gave up after {failures} attempts: {error}")
-        wait = self.retry.delay(failures) if delay is None else delay
-        log.info("WeChat row %s to %s (attempt %s): %s; again in %gs",
-                 row.id, row.chat_id, failures, error, wait)  # fmt: skip
-        await self.queue.retry_later(
-            row.id, failures, error, self.clock.now() + timedelta(seconds=wait)
-        )
-        return "retry"
-
-    async def _fail(self, row: OutboxRow, reason: str) -> str:
-        await self.queue.fail(row, reason, self.clock.now())
-        log.warning("WeChat row %s to %s (case %s) failed for good: %s", row.id, row.chat_id,
-                    row.case_number or "-", reason)  # fmt: skip
-        return "failed"
-
-    async def _sent(self, row: OutboxRow) -> str:
-        await self.queue.mark_sent(row, str(row.id), self.clock.now())
-        return "sent"

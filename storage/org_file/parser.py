@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -43,6 +44,9 @@ _PHONE_CHARS = frozenset("0123456789+- ")
 # The county code prefixes case numbers (String(32)): prefix-YYYYMMDD-sequence.
 _COUNTYCODE_MAX = 12
 _PHONE_MAX = 32
+# A WeCom member's UserID (通讯录 → 成员 → 账号): 1-64 of letters, digits and _-@., the first
+# a letter or digit (WeCom's own rule).
+_WECOM_USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_@.-]{0,63}")
 
 
 class _Parser(YamlNodes):
@@ -223,11 +227,12 @@ class _Parser(YamlNodes):
     ) -> list[PersonSpec]:
         out: list[PersonSpec] = []
         seen: dict[str, int] = {}
+        wecom_seen: dict[str, str] = {}  # userid (WeCom ignores case) -> person code
         for item in self.seq(node, "people"):
             entries = self.mapping(
                 item,
                 "person",
-                ("code", "name", "phone", "language", "roles"),
+                ("code", "name", "phone", "language", "roles", "wecom_userid"),
                 ("code", "name"),
             )
             code_node = entries["code"][1]
@@ -253,6 +258,7 @@ class _Parser(YamlNodes):
                         f"bad language '{language}' for person '{code}' "
                         f"(allowed: {', '.join(_LANGUAGES)})",
                     )
+            wecom = self.wecom_userid(entries, code, wecom_seen)
             roles_node = entries["roles"][1] if "roles" in entries else None
             roles = self.roles(roles_node, code, areas, departments)
             out.append(
@@ -264,9 +270,27 @@ class _Parser(YamlNodes):
                     phone_given="phone" in entries,
                     roles=tuple(roles),
                     line=line_of(item),
+                    wecom_userid=wecom,
+                    wecom_given="wecom_userid" in entries,
                 )
             )
         return out
+
+    def wecom_userid(self, entries: Entries, person: str, seen: dict[str, str]) -> str | None:
+        """The person's WeCom UserID (optional; null: none), used by nobody else in the file."""
+        if "wecom_userid" not in entries or is_null(node := entries["wecom_userid"][1]):
+            return None
+        userid = self.text(node, f"wecom_userid of person '{person}'", 64)
+        if not _WECOM_USERID.fullmatch(userid):
+            self.fail(
+                node,
+                f"wecom_userid '{userid}' of person '{person}' must be WeCom's UserID: "
+                "1-64 letters, digits or _-@. starting with a letter or digit",
+            )
+        if userid.lower() in seen:
+            self.fail(node, f"wecom_userid '{userid}' is also person '{seen[userid.lower()]}''s")
+        seen[userid.lower()] = person
+        return userid
 
     def roles(
         self,

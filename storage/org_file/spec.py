@@ -63,6 +63,10 @@ class PersonSpec:
     phone_given: bool
     roles: tuple[RoleSpec, ...]
     line: int
+    # The person's WeCom UserID (cards reach them in the WeCom app); wecom_given False: the
+    # file does not say, so an identity linked otherwise is kept.
+    wecom_userid: str | None = None
+    wecom_given: bool = False
 
 
 @dataclass(frozen=True)

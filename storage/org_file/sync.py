@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.org_file.identities import sync_wecom_ids
 from storage.org_file.parser import KIND_LEVEL, read_org_file
 from storage.org_file.spec import AreaSpec, OrgSpec
 from storage.rows import (
@@ -372,6 +373,7 @@ async def apply_org(
         defaults={"phone": None, "language": "zh_CN", "created_at": now or datetime.now(UTC)},
     )
     await _sync_roles(session, spec, people, areas, departments, report.role_assignments)
+    await sync_wecom_ids(session, spec, people, now or datetime.now(UTC))
     await session.flush()
     return report
 

@@ -35,7 +35,7 @@ from storage.rows.org import (
     ResponsibilityRow,
     RoleAssignmentRow,
 )
-from storage.rows.wechat import WeChatContactRow, WeChatTokenRow
+from storage.rows.wechat import WeChatContactRow, WeChatTokenRow, WeComCardRow
 
 __all__ = [
     "NAMING",
@@ -69,5 +69,6 @@ __all__ = [
     "UtcDateTime",
     "WeChatContactRow",
     "WeChatTokenRow",
+    "WeComCardRow",
     "WebMessageRow",
 ]

@@ -1,4 +1,5 @@
-"""WeChat's state between processes: the API access token, and when each follower last wrote."""
+"""WeChat's and WeCom's state between processes: the API access token, when each follower last
+wrote, and the WeCom cards that can still be updated."""
 
 from __future__ import annotations
 
@@ -29,3 +30,18 @@ class WeChatContactRow(Base):
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
     openid: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_inbound_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WeComCardRow(Base):
+    """A WeCom template card a member was sent, and the code that lets us update it once.
+
+    WeCom gives a `response_code` when the card is sent and a new one with each press of its
+    buttons; each updates the card once (`update_template_card`), within 72 hours. The newest
+    unused one is kept here; `task_id` is the card's id, also its message id in message_links."""
+
+    __tablename__ = "wecom_cards"
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)  # wecom:<corp>:<agent>
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    userid: Mapped[str] = mapped_column(String(64))
+    response_code: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    code_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,0 +1,114 @@
+"""The loop in WeCom, encryption on: a resident reports in the Official Account; the grid
+leader, the township, the county center and the housing department act on interactive
+template cards (the transition table's buttons, as in Telegram); the department notes its
+progress and resolves with words and a photo sent as messages to the app; every card is
+updated in place as the case moves on, and a button on a card that moved on is refused."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.wechat.render import plain
+from bot.wecom.render import BUTTON_TEXT_LIMIT, STALE_KEY
+from handlers.notify import card_buttons
+from handlers.render import Renderer
+from storage.rows import AttachmentRow
+from tests.support.images import jpeg
+from tests.support.texts import refusal, said
+from tests.support.wechat import report_case
+from tests.support.wecom import STAFF
+from workflow.model import Role
+
+RESIDENT = "o-resident-1"
+LEADER, TOWNSHIP, COUNTY, HOUSING = (STAFF[c] for c in ("P-L-01", "P-T-01", "P-C-01", "P-H-02"))
+ZH = Renderer("zh_CN")
+
+
+def btn(macro: str) -> str:
+    """A button's label as the card shows it (cut like the card's)."""
+    text = plain(said(macro))
+    return text if len(text) <= BUTTON_TEXT_LIMIT else text[: BUTTON_TEXT_LIMIT - 1]
+
+
+async def _state(env, number: str) -> str:
+    async with env.app.uow() as uow:
+        return (await uow.cases.get(number)).state.value
+
+
+async def _table_keys(env, number: str, role: Role) -> list[str]:
+    async with env.app.uow() as uow:
+        card = await uow.channels.case_card(number)
+    return [b.data for row in card_buttons(ZH, card, role) for b in row]
+
+
+async def test_a_case_goes_round_the_wecom_cards_and_each_card_follows_it(wc):
+    number = await report_case(wc.wx, RESIDENT, photo=jpeg("red"))
+    await wc.settle()
+
+    # The grid leader's card: the report's photo, then the card with the table's buttons.
+    assert [m["msgtype"] for m in wc.fake.to(LEADER)] == ["image", "template_card"]
+    first = wc.fake.latest_card(LEADER)
+    assert number in first["main_title"]["title"] + first["sub_title_text"]
+    keys = [b["key"] for b in first["button_list"]]
+    assert keys == (await _table_keys(wc, number, Role.GRID_LEADER))[:6]
+    await wc.cb.press(LEADER, btn("btn_valid"))
+    await wc.settle()
+    assert await _state(wc, number) == "township"
+    # Updated in place: the same card, now showing the case with the township, no buttons.
+    versions = wc.fake.card_versions[first["task_id"]]
+    assert (
+        len(versions) == 2
+        and number in versions[1]["sub_title_text"] + versions[1]["main_title"]["title"]
+    )
+    assert [b["key"] for b in versions[1]["button_list"]] == [STALE_KEY]
+    assert wc.fake.card_tasks(LEADER) == [first["task_id"]]  # no second card
+
+    # A button of the card as it was (a phone that missed the update) is refused clearly.
+    await wc.cb.press(LEADER, btn("btn_valid"), card=first)
+    await wc.settle()
+    assert wc.fake.texts(LEADER)[-1] == plain(
+        refusal("role_not_allowed", action="screen_valid", role="grid_leader", state="township")
+    )
+    assert await _state(wc, number) == "township"
+
+    await wc.cb.press(TOWNSHIP, btn("btn_pass_up"))
+    await wc.settle()
+    assert await _state(wc, number) == "county"
+    await wc.cb.press(COUNTY, "住房")  # the department's own button on the county's card
+    await wc.settle()
+    assert await _state(wc, number) == "assigned"
+    await wc.cb.press(HOUSING, btn("btn_accept"))
+    await wc.settle()
+    assert await _state(wc, number) == "in_progress"
+    card = wc.fake.latest_card(HOUSING)
+    assert [b["key"] for b in card["button_list"]] == (
+        await _table_keys(wc, number, Role.DEPARTMENT_HANDLER)
+    )[:6]
+    # As in Telegram: a fresh card for the new stage, and the pressed one updated in place.
+    assigned_card = wc.fake.card_tasks(HOUSING)[0]
+    assert len(wc.fake.card_versions[assigned_card]) == 2
+
+    # A progress note: the button asks, the words come as a message.
+    await wc.cb.press(HOUSING, btn("btn_note"))
+    await wc.settle()
+    assert wc.fake.texts(HOUSING)[-1].startswith(plain(said("ask_note", number=number)))
+    await wc.cb.text(HOUSING, "已派人到场查看")
+    await wc.settle()
+    assert wc.fake.texts(HOUSING)[-1] == plain(said("done", action="note", number=number))
+
+    # Resolve: words, a photo, then the confirming card's button.
+    await wc.cb.press(HOUSING, btn("btn_resolve"))
+    await wc.settle()
+    await wc.cb.text(HOUSING, "已更换井盖")
+    await wc.settle()
+    await wc.cb.image(HOUSING, jpeg("green"))
+    await wc.settle()
+    await wc.cb.press(HOUSING, btn("btn_resolve"))
+    await wc.settle()
+    assert await _state(wc, number) == "resolved"
+    async with wc.app.sessions() as session:
+        photos = (await session.execute(select(AttachmentRow.channel))).scalars().all()
+    assert sorted(photos) == ["wechat", "wecom"]  # the report's and the result's
+    # The resident hears of it in the Official Account, with the result photo.
+    assert "已更换井盖" in wc.wx.fake.texts(RESIDENT)[-1]
+    assert wc.fake.refusals == [] and wc.wx.fake.refusals == []
