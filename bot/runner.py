@@ -113,6 +113,7 @@ async def serve(
         if web_role:
             wecom.register(web_app)
         running.wakers.append(wecom.sender.wake)
+        wake_on(app.uow.wakeups, "wecom", wecom.sender.wake)
         running.wecom = wecom
 
     runner = web.AppRunner(web_app, shutdown_timeout=SHUTDOWN_SECONDS)
