@@ -254,14 +254,15 @@ def _moves_on(event: CaseEvent) -> bool:
 async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
     """An edit for every message already showing a case that moved on: the card as it is now,
     with only the buttons that still work in that chat (those of the unit holding the case,
-    in the holder's chats; none elsewhere), and the rating buttons only while it can be rated."""
+    in the holder's chats; none elsewhere), and the rating buttons only while it can be rated.
+    A card still waiting in the outbox is rewritten the same way instead (any channel)."""
     out: Told = []
     last = {event.case_number: event for event in events if _moves_on(event)}
     for number, event in last.items():
         shown = [
             message
             for message in await telling.chats.messages_showing(number, SHOWN_PURPOSES, EDIT_LIMIT)
-            if message.channel in EDITABLE_CHANNELS
+            if message.channel in EDITABLE_CHANNELS or message.pending_row is not None
         ]
         if not shown:
             continue
@@ -291,6 +292,13 @@ async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
                 edit.text = r.macro("chat.html.j2", "case_card", card=card, event=event)
                 if holder is not None and key in held_by:
                     edit.buttons = card_buttons(r, card, holder.role)
+            if message.pending_row is not None:
+                # Not sent yet: it goes out as the case is now, and needs no edit.
+                changes = {"buttons": edit.payload()["buttons"]}
+                if edit.text:
+                    changes["text"] = edit.text
+                await telling.uow.outbox.rewrite(message.pending_row, changes)
+                continue
             out.append((message.channel, edit))
     return out
 

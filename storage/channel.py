@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.case_cards import CaseCards
@@ -21,6 +22,7 @@ from storage.rows import (
     ConversationRow,
     IdentityRow,
     MessageLinkRow,
+    OutboxRow,
     PersonRow,
     ProcessedUpdateRow,
 )
@@ -170,23 +172,49 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
     async def messages_showing(
         self, number: str, purposes: frozenset[str], limit: int
     ) -> list[ShownMessage]:
-        """The newest `limit` messages sent about a case for these purposes, oldest first."""
+        """The newest `limit` messages sent about a case for these purposes, oldest first, then
+        those still waiting in the outbox (not edits: they are rewritten before they go out)."""
+
         # A private chat's id is its person's id on the channel: the card is edited in that
         # person's language. A group chat has no person (None: the default locale).
+        def language_of(channel: Any, chat_id: Any) -> Any:
+            return (
+                select(PersonRow.language)
+                .join(IdentityRow, IdentityRow.person_id == PersonRow.id)
+                .where(IdentityRow.channel == channel, IdentityRow.external_id == chat_id)
+                .scalar_subquery()
+            )
+
         rows = await self.session.execute(
             select(
                 MessageLinkRow.channel, MessageLinkRow.chat_id, MessageLinkRow.message_id,
-                MessageLinkRow.purpose, MessageLinkRow.caption, PersonRow.language,
+                MessageLinkRow.purpose, MessageLinkRow.caption,
+                language_of(MessageLinkRow.channel, MessageLinkRow.chat_id),
             )
             .join(CaseRow, CaseRow.id == MessageLinkRow.case_id)
-            .outerjoin(IdentityRow, and_(IdentityRow.channel == MessageLinkRow.channel,
-                                         IdentityRow.external_id == MessageLinkRow.chat_id))
-            .outerjoin(PersonRow, PersonRow.id == IdentityRow.person_id)
             .where(CaseRow.number == number, MessageLinkRow.purpose.in_(sorted(purposes)))
             .order_by(MessageLinkRow.created_at.desc())
             .limit(limit)
         )  # fmt: skip
-        return [ShownMessage(*row) for row in reversed(rows.all())]
+        sent = [ShownMessage(*row) for row in reversed(rows.all())]
+        waiting = await self.session.execute(
+            select(
+                OutboxRow.id, OutboxRow.channel, OutboxRow.chat_id,
+                OutboxRow.payload["purpose"].as_string(),
+                language_of(OutboxRow.channel, OutboxRow.chat_id),
+            )
+            .where(
+                OutboxRow.status == "pending",
+                OutboxRow.case_number == number,
+                OutboxRow.payload["purpose"].as_string().in_(sorted(purposes)),
+                OutboxRow.payload["edit_message_id"].as_string().is_(None),
+            )
+            .order_by(OutboxRow.id)
+        )  # fmt: skip
+        return sent + [
+            ShownMessage(channel, chat_id, "", purpose, locale=locale, pending_row=row_id)
+            for row_id, channel, chat_id, purpose, locale in waiting.all()
+        ]
 
     async def lock_chat(self, channel: str, chat_id: str) -> None:
         """This chat's turns one at a time across processes, until this transaction ends

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.rows import OutboxRow, PersonRow
@@ -41,6 +42,25 @@ class SqlOutbox:
             )
         )
         announce(self.session, outbox_topic(message.channel))
+
+    async def rewrite(self, row_id: int, changes: dict[str, Any]) -> None:
+        """Change a pending row's message. A deliverer may be sending it right now: it then
+        finds the change when it marks the row sent and edits what it sent
+        (storage/outbox_queue.py `OutboxRows.link`)."""
+        row = (
+            await self.session.execute(
+                select(OutboxRow.payload)
+                .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            return
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
+            .values(payload={**row, **changes})
+        )
 
 
 @dataclass(frozen=True)

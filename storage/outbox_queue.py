@@ -20,7 +20,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 
 FROZEN = "frozen"  # message_links.purpose of a message that can no longer be edited
+REWRITTEN = ("text", "buttons")  # what a move changes in a card still waiting (Outbox.rewrite)
 
 
 def is_edit(payload: dict[str, Any]) -> bool:
@@ -154,12 +155,24 @@ class OutboxRows:
         )
 
     async def save_progress(self, row_id: int, payload: dict[str, Any]) -> None:
-        """A pending row's payload with what is already sent noted in it; the error cleared."""
+        """A pending row with what is already sent noted in it (the deliverer's own keys, `_`
+        first: `_parts_done`); the error cleared. The message itself stays as stored: the case
+        may have moved since the deliverer read it, and its card been rewritten."""
+        stored = await self._payload(row_id, lock=True)
+        if stored is None:
+            return
+        notes = {key: value for key, value in payload.items() if key.startswith("_")}
         await self.session.execute(
             update(OutboxRow)
             .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
-            .values(payload=payload, error=None)
+            .values(payload={**stored, **notes}, error=None)
         )
+
+    async def _payload(self, row_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+        query = select(OutboxRow.payload).where(OutboxRow.id == row_id)
+        if lock:
+            query = query.where(OutboxRow.status == "pending").with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def retry_later(
         self, row_id: int, attempts: int, error: str, next_attempt_at: datetime
@@ -197,7 +210,33 @@ class OutboxRows:
             )  # fmt: skip
         except NotFound:
             return False
+        await self._edit_if_rewritten(row, message_id, now, caption=caption)
         return True
+
+    async def _edit_if_rewritten(
+        self, row: OutboxRow, message_id: str, now: datetime, *, caption: bool
+    ) -> None:
+        """The case moved while this row was on its way (read by the deliverer, then rewritten
+        by the move: handlers/notify.py keep_cards_true): what went out is the old card, so
+        the message just sent is edited to what the row says now."""
+        stored = await self._payload(row.id)
+        if stored is None or all(stored.get(k) == row.payload.get(k) for k in REWRITTEN):
+            return
+        edit = {key: value for key, value in stored.items() if not key.startswith("_")}
+        edit.update(
+            photos=[], reply_to_message_id=None, force_reply=False, keyboard=[],
+            remove_keyboard=False, callback_answer=None, edit_message_id=message_id,
+            edit_caption=caption,
+            # Only the buttons of a rating change: its result's words stay.
+            text="" if stored.get("text") == row.payload.get("text") else stored.get("text"),
+        )  # fmt: skip
+        await self.session.execute(
+            insert(OutboxRow).values(
+                channel=self.channel, chat_id=row.chat_id, payload=edit,
+                case_number=row.case_number, person_id=row.person_id, status="pending",
+                attempts=0, created_at=now, next_attempt_at=now,
+            )
+        )  # fmt: skip
 
     async def stop_editing(self, chat_id: str, message_id: str) -> None:
         """A message Telegram would not edit (too old, deleted) is not tried again: its link

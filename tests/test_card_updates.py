@@ -14,6 +14,7 @@ from bot.telegram.sender import OutboxSender
 from bot.web.chat.render import plain_text
 from handlers.messages import PhotoRef
 from storage.channel import SqlChannelStore
+from storage.outbox_queue import OutboxQueue
 from storage.rows import CaseRow, OutboxRow, PersonRow
 from tests.support.chat import Bot
 from tests.support.images import jpeg
@@ -194,6 +195,45 @@ async def test_a_card_edited_where_the_case_no_longer_is_keeps_its_readers_langu
     [edit] = [r for r in await bot.outbox("7001") if r.payload.get("edit_message_id") == "701"]
     assert f"{number}</b> · Safety hazards · township center" in edit.payload["text"]
     assert edit.payload["buttons"] == []
+
+
+async def test_a_card_still_waiting_in_the_outbox_goes_out_as_the_case_is_now(world, tmp_path):
+    """The leader's card has not gone out yet (Telegram slow, the chat rate-limited) when the
+    leader screens the case from another device: the waiting row is rewritten, so it arrives
+    showing the township stage and no button, and no edit is queued for it."""
+    bot = Bot(world, tmp_path)
+    number = await report(bot, photo=False)
+    [card] = [r for r in await bot.outbox("7001") if r.payload["purpose"] == "case_card"]
+    assert data_of_row(card) == [f"a:sv:{number}", f"a:si:{number}", f"a:dp:{number}",
+                                 f"a:rc:{number}"]  # fmt: skip
+    await bot.press("7001", "a:sv:")
+    [again] = [r for r in await bot.outbox("7001") if r.id == card.id]
+    assert again.status == "pending" and data_of_row(again) == []
+    assert f"{number}</b> · 安全隐患 · 乡镇(街道)中心" in again.payload["text"]
+    assert not [r for r in await outbox(world) if r.payload.get("edit_message_id")]
+
+
+async def test_a_card_on_its_way_when_the_case_moves_is_edited_once_sent(world, tmp_path):
+    """A deliverer read the leader's card, then the case moved (the row is rewritten), then the
+    old card went out: marking it sent queues an edit to the card as it is now. Progress noted
+    by the deliverer meanwhile keeps the rewritten card."""
+    bot = Bot(world, tmp_path)
+    number = await report(bot, photo=False)
+    [read] = [r for r in await bot.outbox("7001") if r.payload["purpose"] == "case_card"]
+    await bot.press("7001", "a:sv:")
+    queue = OutboxQueue(world["sessions"], "telegram")
+    await queue.save_progress(read.id, {**read.payload, "_parts_done": 1})
+    [stored] = [r for r in await bot.outbox("7001") if r.id == read.id]
+    assert stored.payload["_parts_done"] == 1 and data_of_row(stored) == []
+    await queue.mark_sent(read, "900", bot_now(world))
+    [edit] = [r for r in await bot.outbox("7001") if r.payload.get("edit_message_id") == "900"]
+    assert edit.status == "pending" and data_of_row(edit) == [] and edit.payload["photos"] == []
+    assert f"{number}</b> · 安全隐患 · 乡镇(街道)中心" in edit.payload["text"]
+    assert "_parts_done" not in edit.payload
+
+
+def data_of_row(row: OutboxRow) -> list[str]:
+    return [b["data"] for line in row.payload["buttons"] for b in line]
 
 
 async def test_an_edit_telegram_refuses_fails_alone_and_blocks_nothing(

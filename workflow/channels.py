@@ -89,6 +89,8 @@ class ShownMessage:
     purpose: str  # case_card | rating
     caption: bool = False  # the text is a photo's caption
     locale: str | None = None  # the language of the person whose private chat it is
+    # An outbox row not sent yet (message_id is then empty): rewritten in place, not edited.
+    pending_row: int | None = None
 
 
 class ChannelStore(Protocol):

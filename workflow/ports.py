@@ -94,6 +94,10 @@ class CalendarStore(Protocol):
 class Outbox(Protocol):
     async def add(self, message: OutgoingMessage) -> None: ...
 
+    async def rewrite(self, row_id: int, changes: dict[str, Any]) -> None:
+        """A message still waiting to go out, changed (a card whose case moved before it was
+        sent); nothing when it is no longer pending."""
+
 
 class UnitOfWork(Protocol):
     """One transaction: everything a service does commits together or not at all."""
