@@ -19,6 +19,7 @@ from bot.app import App
 from bot.scheduler import PeriodicWork, make_digests, make_sweeper, start_scheduler
 from bot.telegram import WEBHOOK_PATH  # noqa: F401 (re-exported for callers and tests)
 from bot.web.chat.app import setup_webchat
+from bot.web.chat.staff import setup_staff_desk
 from bot.web.dashboard.app import dashboard_users_exist, setup_dashboard
 from bot.web.dashboard.context import is_loopback, login_required
 from storage.wakeups import RESYNC, Wakeups, listen, listens, outbox_topic
@@ -69,6 +70,8 @@ async def serve(
     web_app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     webchat = setup_webchat(web_app, app, demo=demo)
     setup_dashboard(web_app, app, require_login=login)
+    # Staff without Telegram or WeChat work their cards in the web chat, behind the same login.
+    setup_staff_desk(web_app, webchat, require_login=login)
     web_app.router.add_get("/", _home("/chat" if demo else "/dashboard"))
     running = Running(
         url=_url(settings.web.host, settings.web.port), demo=demo, login=login, roles=roles

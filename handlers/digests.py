@@ -166,14 +166,16 @@ class Digests:
         return fit(render, LIST_LIMITS, render(0))
 
     async def _chats(self, uow: UnitOfWork, unit: UnitRef) -> list[tuple[str, str, str]]:
-        """The unit's bound group chats, else the private chats of the people who serve it."""
+        """The unit's bound group chats (and the web workspaces of its people who have no other
+        chat), else the private chats of the people who serve it (as notify.unit_targets)."""
         purpose, role = _UNIT_CHATS[unit.kind]
         ids: dict[str, int] = (
             {"department_id": unit.id} if unit.kind == "department" else {"area_id": unit.id}
         )
         groups = await uow.channels.chats_for(purpose, **ids)
         if groups:
-            return [(b.channel, b.chat_id, self.default_locale) for b in groups]
+            desks = await uow.channels.desk_chats_with_role(role, **ids)
+            return [(b.channel, b.chat_id, self.default_locale) for b in groups] + list(desks)
         return list(await uow.channels.private_chats_with_role(role, **ids))
 
     # Weekly analysis -----------------------------------------------------------------------

@@ -354,14 +354,17 @@ async def unit_targets(
     default_locale: str,
 ) -> list[tuple[str, str, str]]:  # fmt: skip
     """(channel, chat, locale) of a unit: its bound group chats, else its people's own chats
-    (also when its only group chats take no presses: NOTICE_ONLY_GROUPS)."""
-    groups = await chats.chats_for(purpose, area_id=area_id, department_id=department_id)
+    (also when its only group chats take no presses: NOTICE_ONLY_GROUPS).
+
+    A unit with group chats also reaches the staff web workspaces of its people who have no
+    other chat account at all (a clerk at a desk): no group can put the card in front of them.
+    """
+    ids = {"area_id": area_id, "department_id": department_id}
+    groups = await chats.chats_for(purpose, **ids)
     targets = [(b.channel, b.chat_id, default_locale) for b in groups]
     if all(b.channel in NOTICE_ONLY_GROUPS for b in groups):
-        targets += await chats.private_chats_with_role(
-            role, area_id=area_id, department_id=department_id
-        )
-    return list(targets)
+        return targets + list(await chats.private_chats_with_role(role, **ids))
+    return targets + list(await chats.desk_chats_with_role(role, **ids))
 
 
 def unit_of(holder: Holder, card: CaseCard) -> HolderUnit | None:

@@ -62,6 +62,12 @@ class ChatStore(ChannelStore, Protocol):
         self, role: Role, *, area_id: int | None = None, department_id: int | None = None
     ) -> list[Chat]: ...
 
+    async def desk_chats_with_role(
+        self, role: Role, *, area_id: int | None = None, department_id: int | None = None
+    ) -> list[Chat]:
+        """The staff web workspaces of people holding `role` there who have no chat account
+        on any other channel (a unit's group chat cannot reach them)."""
+
 
 class UnitOfWork(SweepUnitOfWork, Protocol):
     """The handlers' unit of work: the workflow's, its reminder records, chats and reports."""

@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.rows import DashboardSessionRow, DashboardUserRow, PersonRow
+from storage.rows import DashboardSessionRow, DashboardUserRow, IdentityRow, PersonRow
+from storage.sql import upsert
+from storage.webchat import CHANNEL, person_chat_id
 
 
 class SqlAccounts:
@@ -31,9 +33,70 @@ class SqlAccounts:
         return taken.first() is not None
 
     async def person_id(self, code: str) -> int | None:
-        """The person of the org file with this code."""
-        result = await self.session.execute(select(PersonRow.id).where(PersonRow.code == code))
+        """The active person of the org file with this code (one the file dropped is not)."""
+        result = await self.session.execute(
+            select(PersonRow.id).where(PersonRow.code == code, PersonRow.active.is_(True))
+        )
         return result.scalar_one_or_none()
+
+    async def set_person(self, user_id: int, person_id: int | None) -> int | None:
+        """Link the account to a person (None: to nobody); the person it was linked to."""
+        row = await self.session.get(DashboardUserRow, user_id)
+        if row is None:
+            return None
+        before, row.person_id = row.person_id, person_id
+        await self.session.flush()
+        return before
+
+    async def desk_chat(self, person_id: int) -> str | None:
+        """The web chat of the person's staff workspace ("p-<code>"), if the person is active
+        and has a code that can name a chat."""
+        code = (
+            await self.session.execute(
+                select(PersonRow.code).where(PersonRow.id == person_id, PersonRow.active.is_(True))
+            )
+        ).scalar_one_or_none()
+        return person_chat_id(code) if code else None
+
+    async def sync_desk(self, person_id: int | None, now: datetime) -> str | None:
+        """Keep a person's workspace chat account in step with the accounts linked to them:
+        while an active account is linked, the chat "p-<code>" is theirs (so the notifier
+        reaches it before they ever open it); once none is, it goes (nobody could read what
+        arrived there). Returns the chat while it is theirs."""
+        if person_id is None:
+            return None
+        code = (
+            await self.session.execute(select(PersonRow.code).where(PersonRow.id == person_id))
+        ).scalar_one_or_none()
+        chat_id = person_chat_id(code) if code else None
+        if chat_id is None:
+            return None
+        linked = await self.session.execute(
+            select(DashboardUserRow.id)
+            .join(PersonRow, PersonRow.id == DashboardUserRow.person_id)
+            .where(
+                DashboardUserRow.person_id == person_id,
+                DashboardUserRow.active.is_(True),
+                PersonRow.active.is_(True),
+            )
+            .limit(1)
+        )
+        if linked.first() is None:
+            await self.session.execute(
+                delete(IdentityRow).where(
+                    IdentityRow.channel == CHANNEL, IdentityRow.external_id == chat_id
+                )
+            )
+            return None
+        await self.session.execute(
+            # Two logins at once may both find it missing: the second insert does nothing.
+            upsert(self.session, IdentityRow)
+            .values(channel=CHANNEL, external_id=chat_id, person_id=person_id, created_at=now)
+            .on_conflict_do_update(
+                index_elements=["channel", "external_id"], set_={"person_id": person_id}
+            )
+        )
+        return chat_id
 
     async def add(
         self, username: str, password_hash: str, display_name: str | None,
@@ -83,7 +146,7 @@ class SqlAccounts:
         return result.scalar_one_or_none()
 
     async def deactivate(self, user_id: int) -> None:
-        """Inactive, and signed out everywhere."""
+        """Inactive, and signed out everywhere (the caller syncs the person's desk)."""
         await self.session.execute(
             update(DashboardUserRow).where(DashboardUserRow.id == user_id).values(active=False)
         )

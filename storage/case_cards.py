@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.queries import case_view
 from storage.rows import (
@@ -20,6 +21,10 @@ from workflow.cards import CaseCard, ProposedDepartment
 from workflow.model import Role
 from workflow.table import REPORTER_TIMELINE
 
+# A staff member's web chat (storage/webchat.py's CHANNEL and PERSON_PREFIX, repeated here:
+# importing that module from this one would be circular).
+WEB_CHANNEL = "web"
+PERSON_PREFIX = "p-"
 # Trail entries a reporter sees in /my: the steps they are told of (workflow/table.py decides);
 # internal ones (returns, reclassification, supervision) stay inside.
 PUBLIC_ACTIONS = frozenset(a.value for a in REPORTER_TIMELINE)
@@ -156,4 +161,39 @@ class CaseCards:
         seen: dict[tuple[str, str], str] = {}
         for c, e, lang in (await self.session.execute(stmt)).all():
             seen.setdefault((c, e), lang)  # one person may hold the role over several grids
+        return [(c, e, lang) for (c, e), lang in seen.items()]
+
+    async def desk_chats_with_role(
+        self, role: Role, *, area_id: int | None = None, department_id: int | None = None
+    ) -> list[tuple[str, str, str]]:
+        """The staff web workspaces (web chats "p-<code>") of people holding `role` over that
+        area or department who have no chat account on any other channel: a unit's bound
+        group chat does not reach a clerk who has no Telegram or WeChat, so their workspace
+        gets the unit's cards too."""
+        other = aliased(IdentityRow)
+        elsewhere = (
+            select(other.id)
+            .where(other.person_id == PersonRow.id, other.channel != WEB_CHANNEL)
+            .exists()
+        )
+        stmt = (
+            select(IdentityRow.channel, IdentityRow.external_id, PersonRow.language)
+            .join(PersonRow, PersonRow.id == IdentityRow.person_id)
+            .join(RoleAssignmentRow, RoleAssignmentRow.person_id == PersonRow.id)
+            .where(
+                IdentityRow.channel == WEB_CHANNEL,
+                IdentityRow.external_id.startswith(PERSON_PREFIX),
+                RoleAssignmentRow.role == role.value,
+                PersonRow.active.is_(True),
+                ~elsewhere,
+            )
+            .order_by(IdentityRow.id)
+        )
+        if area_id is not None:
+            stmt = stmt.where(RoleAssignmentRow.area_id == area_id)
+        if department_id is not None:
+            stmt = stmt.where(RoleAssignmentRow.department_id == department_id)
+        seen: dict[tuple[str, str], str] = {}
+        for c, e, lang in (await self.session.execute(stmt)).all():
+            seen.setdefault((c, e), lang)
         return [(c, e, lang) for (c, e), lang in seen.items()]

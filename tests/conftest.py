@@ -18,6 +18,7 @@ from tests.support.chat import harness  # noqa: F401  (fixtures shared by severa
 from tests.support.dashboard import site  # noqa: F401
 from tests.support.outbox import fake, media  # noqa: F401
 from tests.support.paths import EXAMPLE_COUNTY, ROOT  # noqa: F401  (re-exported)
+from tests.support.staff import desk  # noqa: F401
 from tests.support.webchat import demo  # noqa: F401
 from tests.support.wechat import wx, wx_plain  # noqa: F401
 from tests.support.wecom import wc  # noqa: F401

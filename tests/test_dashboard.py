@@ -147,7 +147,7 @@ async def test_a_disabled_account_is_signed_out(site: Site):
         await login(client)
         await page(client, "/dashboard")
         async with site.app.uow() as uow:
-            await disable_user(uow.accounts, "leader")
+            await disable_user(uow.accounts, "leader", now=site.clock.now())
             await uow.commit()
         assert (await client.get("/dashboard", allow_redirects=False)).status == 303
         assert (await login(client)).status == 401

@@ -1,4 +1,4 @@
-"""`shuoshi user add|list|disable` and the password hashing behind the dashboard's login."""
+"""`shuoshi user add|link|unlink|list|disable` and the password hashing behind the login."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from bot.cli.main import main
 from bot.web.dashboard import passwords as passwords
 from bot.web.dashboard.passwords import hash_password, verify_password, weakness
 from storage.db import create_engine, session_factory
-from storage.rows import DashboardUserRow
+from storage.rows import DashboardUserRow, IdentityRow, PersonRow
 
 GOOD = "grid-screen-2026"
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,3 +144,54 @@ def test_duplicate_username_and_english(workdir, capsys, monkeypatch):
     assert code == 2 and err.strip() == "error: The username 'leader' is taken."
     _, out, _ = run(capsys, monkeypatch, "user", "list")
     assert "Leader: active" in out
+
+
+def web_chats(workdir) -> list[tuple[str, str | None]]:
+    """The web chat accounts ("p-<code>") and whose they are."""
+
+    async def read() -> list[tuple[str, str | None]]:
+        engine = create_engine(f"sqlite+aiosqlite:///{workdir / 'data' / 'shuoshi.db'}")
+        try:
+            async with session_factory(engine)() as session:
+                rows = await session.execute(
+                    select(IdentityRow.external_id, PersonRow.code)
+                    .join(PersonRow, PersonRow.id == IdentityRow.person_id)
+                    .where(IdentityRow.channel == "web")
+                    .order_by(IdentityRow.external_id)
+                )
+                return [(chat, code) for chat, code in rows.all()]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_link_and_unlink_give_and_take_the_workspace_chat(workdir, capsys, monkeypatch):
+    run(capsys, monkeypatch, "init")
+    assert run(capsys, monkeypatch, "user", "add", "clerk", "--password-stdin",
+               stdin=GOOD + "\n")[0] == 0  # fmt: skip
+    assert web_chats(workdir) == []
+    code, out, err = run(capsys, monkeypatch, "user", "link", "clerk", "P-H-02")
+    assert (code, err) == (0, "") and "P-H-02" in out and "/dashboard/staff" in out
+    # The chat exists at once: the department's cards reach it before the first sign-in.
+    assert web_chats(workdir) == [("p-P-H-02", "P-H-02")]
+    for args, expected in (
+        (("user", "link", "clerk", "P-NOPE"), "P-NOPE"),
+        (("user", "link", "ghost", "P-H-02"), "ghost"),
+        (("user", "unlink", "ghost"), "ghost"),
+    ):
+        code, out, err = run(capsys, monkeypatch, *args)
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert err.startswith("错误：") and expected in err and "Traceback" not in err
+    assert web_chats(workdir) == [("p-P-H-02", "P-H-02")]
+    assert run(capsys, monkeypatch, "user", "link", "clerk", "P-H-03")[0] == 0
+    assert web_chats(workdir) == [("p-P-H-03", "P-H-03")]  # moved: nobody reads P-H-02's
+    code, out, _ = run(capsys, monkeypatch, "user", "unlink", "clerk")
+    assert code == 0 and "clerk" in out and web_chats(workdir) == []
+    assert "人员" not in run(capsys, monkeypatch, "user", "list")[1]
+    # Disabling the last account linked to a person takes the chat away too.
+    run(capsys, monkeypatch, "user", "add", "desk2", "--person", "P-H-04", "--password-stdin",
+        stdin=GOOD + "\n")  # fmt: skip
+    assert web_chats(workdir) == [("p-P-H-04", "P-H-04")]
+    assert run(capsys, monkeypatch, "user", "disable", "desk2")[0] == 0
+    assert web_chats(workdir) == []

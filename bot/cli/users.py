@@ -1,4 +1,5 @@
-"""`shuoshi user add|list|disable`: the accounts that may open the dashboard."""
+"""`shuoshi user add|link|unlink|list|disable`: the accounts that may open the dashboard (and,
+linked to a person, the staff web workspace)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bot.web.dashboard.users import (
     add_user,
     check_new_password,
     disable_user,
+    link_user,
     list_users,
 )
 from handlers.render import Renderer
@@ -33,6 +35,13 @@ def add_user_parser(sub: argparse._SubParsersAction) -> None:
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin (scripts)"
     )
+    link = cmds.add_parser(
+        "link", help="link an account to a person (their staff web workspace, /dashboard/staff)"
+    )
+    link.add_argument("username")
+    link.add_argument("person", help="code of a person in the org file")
+    unlink = cmds.add_parser("unlink", help="an account no longer acts as a person")
+    unlink.add_argument("username")
     cmds.add_parser("list", help="every account, active or not")
     disable = cmds.add_parser("disable", help="deactivate an account and sign it out")
     disable.add_argument("username")
@@ -79,10 +88,16 @@ async def user_command(app: App, args: argparse.Namespace, renderer: Renderer) -
                 )
                 await uow.commit()
                 print(renderer.macro("cli.j2", "user_added", username=row.username))
+            elif args.user_command in ("link", "unlink"):
+                person = args.person if args.user_command == "link" else None
+                await link_user(uow.accounts, args.username, person, now=app.clock.now())
+                await uow.commit()
+                print(renderer.macro("cli.j2", "user_linked", username=args.username,
+                                     person=person))  # fmt: skip
             elif args.user_command == "list":
                 print(renderer.macro("cli.j2", "user_list", users=await list_users(uow.accounts)))
             else:
-                await disable_user(uow.accounts, args.username)
+                await disable_user(uow.accounts, args.username, now=app.clock.now())
                 await uow.commit()
                 print(renderer.macro("cli.j2", "user_disabled", username=args.username))
     except AccountRefused as exc:

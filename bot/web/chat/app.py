@@ -19,7 +19,8 @@ import logging
 import secrets
 import weakref
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -37,7 +38,7 @@ from bot.web.chat.constants import (
 from bot.web.chat.grid_qr import grid_qr_route
 from bot.web.chat.inbound import Inbound
 from bot.web.chat.render import SHA256, keyboard_state, message_view, views_with_edits
-from bot.web.chat.requests import Refused, form_field, query_int
+from bot.web.chat.requests import ChatAt, Refused, form_field, query_int
 from bot.web.chat.security import (
     CHAT_COOKIE,
     PAGE_HEADERS,
@@ -182,20 +183,25 @@ class WebChat(Inbound):
         raise response
 
     async def chat_page(self, request: web.Request) -> web.StreamResponse:
-        chat_id = await self._chat(request)
+        return await self.chat_page_of(request, await self._chat(request))
+
+    async def chat_page_of(
+        self, request: web.Request, at: ChatAt, **extra: Any
+    ) -> web.StreamResponse:
+        """The chat's page; `extra` goes to the template (the staff workspace's header)."""
+        chat_id = at.chat_id
         async with self.app.uow.reading() as uow:
             store = uow.webchat
             rows = await store.history(chat_id, limit=HISTORY_PAGE)
             owner = await store.person_name(chat_id)
         placeholder = await self._placeholder(request, chat_id)
-        views = [message_view(row, self._photo_url(request, chat_id)) for row in rows]
+        views = [message_view(row, self._photo_url(request, at)) for row in rows]
         browser = self.guard.browser(request)
-        csrf = self.guard.token(browser, "chat:" + chat_id)
+        csrf = self.guard.token(browser, at.scope)
         reply_to = request.query.get("reply_to", "")
         replying = next((v for v in views if str(v["id"]) == reply_to), None)
         urls = {
-            name: self._url(request, f"webchat.{name}", chat_id=chat_id)
-            for name in ("send", "press", "events", "history", "chat")
+            name: at.url(request, name) for name in ("send", "press", "events", "history", "chat")
         }
         config = {
             "chat": chat_id, "csrf": csrf, "urls": urls, "last": rows[-1].id if rows else 0,
@@ -206,7 +212,7 @@ class WebChat(Inbound):
             keyboard=config["keyboard"], urls=urls, csrf=csrf, config=config,
             nonce=secrets.token_hex(6), replying=replying, placeholder=placeholder,
             resident_link=chat_id.startswith(TOKEN_PREFIX),
-            link=self._public_link(request, urls["chat"]),
+            link=self._public_link(request, urls["chat"]), **extra,
         )  # fmt: skip
 
     def _public_link(self, request: web.Request, path: str) -> str:
@@ -215,18 +221,20 @@ class WebChat(Inbound):
             return base.rstrip("/") + path
         return str(request.url.with_path(path).with_query(None))
 
-    def _photo_url(self, request: web.Request, chat_id: str) -> Callable[[str], str]:
-        route = request.app.router["webchat.photo"]
-        return lambda sha: str(route.url_for(chat_id=chat_id, sha=sha))
+    def _photo_url(self, request: web.Request, at: ChatAt) -> Callable[[str], str]:
+        return lambda sha: at.url(request, "photo", sha=sha)
 
     async def history(self, request: web.Request) -> web.StreamResponse:
+        return await self.history_of(request, await self._chat(request))
+
+    async def history_of(self, request: web.Request, at: ChatAt) -> web.StreamResponse:
         """The chat's messages after ?after=ID as JSON (what the page's script catches up with)."""
-        chat_id = await self._chat(request)
+        chat_id = at.chat_id
         after = query_int(request.query.get("after"))
         async with self.app.uow.reading() as uow:
             rows = await uow.webchat.history(chat_id, after=after, limit=HISTORY_PAGE)
             edited = await uow.webchat.edited(chat_id, rows)
-        url = self._photo_url(request, chat_id)
+        url = self._photo_url(request, at)
         return web.json_response(
             {
                 "messages": views_with_edits(rows, edited, url),
@@ -236,8 +244,17 @@ class WebChat(Inbound):
         )
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: each message after Last-Event-ID (or ?after=), then new ones live."""
-        chat_id = await self._chat(request)
+        return await self.events_of(request, await self._chat(request))
+
+    async def events_of(
+        self, request: web.Request, at: ChatAt,
+        still_allowed: Callable[[], Awaitable[bool]] | None = None,
+    ) -> web.StreamResponse:  # fmt: skip
+        """Server-sent events: each message after Last-Event-ID (or ?after=), then new ones live.
+
+        `still_allowed`, asked before each read, ends the stream once it says no (a staff
+        member signed out, or their account was disabled, while the page was open)."""
+        chat_id = at.chat_id
         last = query_int(request.headers.get("Last-Event-ID") or request.query.get("after"))
         response = web.StreamResponse(
             headers={
@@ -249,10 +266,12 @@ class WebChat(Inbound):
         await response.prepare(request)
         listener = asyncio.Event()
         self._listeners[chat_id].add(listener)
-        url = self._photo_url(request, chat_id)
+        url = self._photo_url(request, at)
         try:
             await response.write(b"retry: 2000\n\n")
             while not self._closing:
+                if still_allowed is not None and not await still_allowed():
+                    break
                 listener.clear()  # before reading, so a delivery during the read is not missed
                 async with self.app.uow.reading() as uow:
                     rows = await uow.webchat.history(chat_id, after=last, limit=100)
@@ -286,8 +305,11 @@ class WebChat(Inbound):
         return response
 
     async def photo(self, request: web.Request) -> web.StreamResponse:
+        return await self.photo_of(request, await self._chat(request))
+
+    async def photo_of(self, request: web.Request, at: ChatAt) -> web.StreamResponse:
         """A photo this chat was sent (the location-free copy); nothing else is served."""
-        chat_id = await self._chat(request)
+        chat_id = at.chat_id
         sha = request.match_info["sha"]
         async with self.app.uow.reading() as uow:
             mime = await uow.webchat.shown_photo_mime(chat_id, sha)

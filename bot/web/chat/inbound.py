@@ -19,6 +19,7 @@ from bot.web.chat.constants import (
 )
 from bot.web.chat.render import quote_of
 from bot.web.chat.requests import (
+    ChatAt,
     ChatRequests,
     Refused,
     as_float,
@@ -41,21 +42,25 @@ class Inbound(ChatRequests):
     """The routes that take input: send (form or multipart) and press."""
 
     async def send(self, request: web.Request) -> web.StreamResponse:
+        return await self.send_to(request, await self._chat(request))
+
+    async def send_to(self, request: web.Request, at: ChatAt) -> web.StreamResponse:
         """Text (optionally replying to a message), photos, a location or a phone number."""
-        chat_id = await self._chat(request)
+        chat_id = at.chat_id
         try:
             if request.content_type.startswith("multipart/"):
-                await self._send_multipart(request, chat_id)
+                await self._send_multipart(request, at)
             else:
                 form = await request.post()
                 fields = {name: form_field(form, name) for name in form if name != "photo"}
-                await self._send_fields(request, chat_id, self._checked(request, chat_id, fields))
+                await self._send_fields(request, chat_id, self._checked(request, at, fields))
         except Refused as refused:
             return self._refusal(request, refused)
-        return self._done(request, chat_id)
+        return self._done(request, at)
 
-    async def _send_multipart(self, request: web.Request, chat_id: str) -> None:
+    async def _send_multipart(self, request: web.Request, at: ChatAt) -> None:
         """Fields first, then each photo as it arrives: one photo in memory at a time."""
+        chat_id = at.chat_id
         reader = await request.multipart()
         fields: dict[str, str] = {}
         checked: dict[str, str] | None = None
@@ -69,7 +74,7 @@ class Inbound(ChatRequests):
                     fields[part.name] = value
                 continue
             if checked is None:
-                checked = self._checked(request, chat_id, fields)
+                checked = self._checked(request, at, fields)
             data, size = await self._read_file(part)
             if not part.filename and size == 0:
                 continue  # a form's empty file box
@@ -78,7 +83,7 @@ class Inbound(ChatRequests):
                 continue
             await self._send_photo(request, chat_id, checked, data, size, part.filename, count)
         if checked is None:
-            await self._send_fields(request, chat_id, self._checked(request, chat_id, fields))
+            await self._send_fields(request, chat_id, self._checked(request, at, fields))
         elif count == 0:
             await self._send_fields(request, chat_id, checked)
 
@@ -97,10 +102,8 @@ class Inbound(ChatRequests):
                     raise Refused(413, "upload_too_large")
         return (b"".join(chunks) if size <= limit else None), size
 
-    def _checked(
-        self, request: web.Request, chat_id: str, fields: dict[str, str]
-    ) -> dict[str, str]:
-        if not self.guard.check(request, "chat:" + chat_id, fields.get("csrf")):
+    def _checked(self, request: web.Request, at: ChatAt, fields: dict[str, str]) -> dict[str, str]:
+        if not self.guard.check(request, at.scope, fields.get("csrf")):
             raise Refused(403, "csrf_refused")
         if not KEY.fullmatch(fields.get("key", "")):
             raise Refused(400, "bad_request")
@@ -170,12 +173,15 @@ class Inbound(ChatRequests):
             self.photos.release(file_id)
 
     async def press(self, request: web.Request) -> web.StreamResponse:
+        return await self.press_in(request, await self._chat(request))
+
+    async def press_in(self, request: web.Request, at: ChatAt) -> web.StreamResponse:
         """A button under a bot message; only data that message offered is passed on."""
-        chat_id = await self._chat(request)
+        chat_id = at.chat_id
         form = await request.post()
         fields = {name: form_field(form, name) for name in form}
         try:
-            checked = self._checked(request, chat_id, fields)
+            checked = self._checked(request, at, fields)
         except Refused as refused:
             return self._refusal(request, refused)
         message_id = query_int(checked.get("message_id"))
@@ -191,7 +197,7 @@ class Inbound(ChatRequests):
             chat_id, checked["key"], record, self._locale(request), callback_data=data,
             callback_id=checked["key"], message_id=str(message_id) if row else None,
         )  # fmt: skip
-        return self._done(request, chat_id)
+        return self._done(request, at)
 
     async def _take(
         self, chat_id: str, key: str, record: dict[str, Any] | None, locale: str, **fields: Any

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -36,6 +37,28 @@ class Refused(Exception):
         super().__init__(label)
         self.status = status
         self.label = label
+
+
+@dataclass(frozen=True)
+class ChatAt:
+    """A chat as one family of routes serves it: a resident's (or the demo's) at
+    /chat/{chat_id}, where the address names the chat, or a staff member's at /dashboard/staff,
+    where the signed-in session does (bot/web/chat/staff.py)."""
+
+    chat_id: str
+    routes: str  # route names are "<routes>.<page>": webchat.send, staff.send, ...
+    scope: str  # what the page's form token is bound to (security.Guard)
+    in_url: bool = True  # whether the routes' paths hold {chat_id}
+
+    def url(self, request: web.Request, page: str, /, **parts: str) -> str:
+        if self.in_url:
+            parts["chat_id"] = self.chat_id
+        return str(request.app.router[f"{self.routes}.{page}"].url_for(**parts))
+
+
+def resident_chat(chat_id: str) -> ChatAt:
+    """A chat whose address is its key (residents; in the demo, anyone's)."""
+    return ChatAt(chat_id, "webchat", "chat:" + chat_id)
 
 
 class ChatRequests(Delivery):
@@ -89,7 +112,7 @@ class ChatRequests(Delivery):
     def _valid_chat(self, chat_id: str) -> bool:
         return re.fullmatch(chat_pattern(self.demo), chat_id) is not None
 
-    async def _chat(self, request: web.Request) -> str:
+    async def _chat(self, request: web.Request) -> ChatAt:
         """The chat of the URL, when it exists (has an account or a message); else 404."""
         chat_id = request.match_info["chat_id"]
         if not self._valid_chat(chat_id):
@@ -100,17 +123,17 @@ class ChatRequests(Delivery):
             raise web.HTTPNotFound(
                 text=self._label(request, "chat_not_found"), content_type="text/plain"
             )
-        return chat_id
+        return resident_chat(chat_id)
 
     @staticmethod
     def _wants_json(request: web.Request) -> bool:
         return "application/json" in request.headers.get("Accept", "")
 
-    def _done(self, request: web.Request, chat_id: str) -> web.StreamResponse:
+    def _done(self, request: web.Request, at: ChatAt) -> web.StreamResponse:
         if self._wants_json(request):
             return web.json_response({"ok": True}, headers=PAGE_HEADERS)
         # A page without script posts the form and comes back to the chat's newest message.
-        raise web.HTTPSeeOther(self._url(request, "webchat.chat", chat_id=chat_id) + "#end")
+        raise web.HTTPSeeOther(at.url(request, "chat") + "#end")
 
     def _refusal(self, request: web.Request, refused: Refused) -> web.StreamResponse:
         text = self._label(request, refused.label)

@@ -41,6 +41,7 @@ class SignedIn:
     username: str
     display_name: str | None
     expires_at: datetime
+    person_id: int | None = None  # the person of the org file the account is linked to
 
 
 def token_hash(token: str) -> str:
@@ -71,13 +72,35 @@ async def add_user(
     check_new_password(username, password)
     if await accounts.username_taken(username):
         raise AccountRefused("user_exists", username=username)
-    person_id = None
-    if person_code:
-        person_id = await accounts.person_id(person_code)
-        if person_id is None:
-            raise AccountRefused("person_unknown", code=person_code)
+    person_id = await _person(accounts, person_code) if person_code else None
     name = (display_name or "").strip() or None
-    return await accounts.add(username, hash_password(password), name, person_id, now)
+    row = await accounts.add(username, hash_password(password), name, person_id, now)
+    await accounts.sync_desk(person_id, now)
+    return row
+
+
+async def _person(accounts: SqlAccounts, code: str) -> int:
+    """The active person with this code, whose workspace chat the code can name."""
+    person_id = await accounts.person_id(code.strip())
+    if person_id is None:
+        raise AccountRefused("person_unknown", code=code)
+    if await accounts.desk_chat(person_id) is None:
+        raise AccountRefused("person_code_unusable", code=code)
+    return person_id
+
+
+async def link_user(
+    accounts: SqlAccounts, username: str, person_code: str | None, *, now: datetime
+) -> None:
+    """Link an account to a person (None: unlink it); the workspace chats follow (the caller
+    commits). The account's sessions stay: the next request opens the new person's chat."""
+    user_id = await accounts.user_id(username.strip())
+    if user_id is None:
+        raise AccountRefused("user_unknown", username=username)
+    person_id = await _person(accounts, person_code) if person_code else None
+    before = await accounts.set_person(user_id, person_id)
+    await accounts.sync_desk(before, now)
+    await accounts.sync_desk(person_id, now)
 
 
 async def list_users(accounts: SqlAccounts) -> list[dict[str, Any]]:
@@ -85,12 +108,13 @@ async def list_users(accounts: SqlAccounts) -> list[dict[str, Any]]:
     return await accounts.listing()
 
 
-async def disable_user(accounts: SqlAccounts, username: str) -> None:
+async def disable_user(accounts: SqlAccounts, username: str, *, now: datetime) -> None:
     """Deactivate an account and sign it out everywhere; the caller commits."""
-    user_id = await accounts.user_id(username.strip())
-    if user_id is None:
+    row = await accounts.by_username(username.strip())
+    if row is None:
         raise AccountRefused("user_unknown", username=username)
-    await accounts.deactivate(user_id)
+    await accounts.deactivate(row.id)
+    await accounts.sync_desk(row.person_id, now)
 
 
 async def users_exist(accounts: SqlAccounts) -> bool:
@@ -133,7 +157,7 @@ async def session_user(accounts: SqlAccounts, token: str, now: datetime) -> Sign
     row, user = found
     if row.expires_at <= now or not user.active:
         return None
-    return SignedIn(user.id, user.username, user.display_name, row.expires_at)
+    return SignedIn(user.id, user.username, user.display_name, row.expires_at, user.person_id)
 
 
 async def end_session(accounts: SqlAccounts, token: str) -> None:
