@@ -8,16 +8,22 @@ import asyncio
 import re
 
 import pytest
-from aiohttp import FormData
+from aiohttp import FormData, web
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from bot.web.chat.app import setup_webchat
 from bot.web.chat.render import plain_text
+from bot.web.chat.staff import setup_staff_desk
+from bot.web.dashboard.app import setup_dashboard
 from handlers.render import Renderer
+from storage.channel import SqlChannelStore
+from storage.invites import create_invite
 from storage.queries import case_view
-from storage.rows import OutboxRow, PersonRow
+from storage.rows import DepartmentRow, OutboxRow, PersonRow
 from tests.support.images import jpeg
 from tests.support.staff import ORIGIN, Desk, login, open_desk, report
-from tests.support.webchat import Browser, chat_text, new_key
+from tests.support.webchat import Browser, chat_text, make_app, new_key
 from workflow.commands import ActorRef, AssignCase, PassUp, ValidateCase
 from workflow.model import Role
 
@@ -245,3 +251,41 @@ def csrf_of(html: str) -> str:
     form = re.search(r'class="signout"><input type="hidden" name="csrf" value="([^"]+)"', html)
     assert form, "no sign-out form"
     return form.group(1)
+
+
+async def test_a_group_reaches_the_desk_of_only_those_without_another_chat(desk: Desk):
+    await desk.account("clerk", person="P-H-02")
+    await desk.bind_group("-1001", "housing")
+    async with desk.app.sessions() as session:
+        housing = (
+            await session.execute(select(DepartmentRow.id).where(DepartmentRow.code == "housing"))
+        ).scalar_one()
+        store = SqlChannelStore(session)
+        role = Role.DEPARTMENT_HANDLER
+        assert await store.desk_chats_with_role(role, department_id=housing) == [
+            ("web", CLERK, "zh_CN")
+        ]
+        # Once the clerk is in Telegram too, the group (or their own chat) reaches them there.
+        invite = await create_invite(session, purpose="enrol", person_code="P-H-02",
+                                     now=desk.app.clock.now())  # fmt: skip
+        await store.redeem_invite(invite.code, "telegram", "4242", "罗斌", "4242",
+                                  desk.app.clock.now())  # fmt: skip
+        assert await store.desk_chats_with_role(role, department_id=housing) == []
+        assert ("web", CLERK, "zh_CN") in await store.private_chats_with_role(
+            role, department_id=housing
+        )
+
+
+async def test_without_any_login_the_workspace_says_how_to_get_one(engine, tmp_path, clock):
+    """A loopback demo with no account: the dashboard asks for no login, so nobody can be
+    signed in; the page says how to create a linked account (and offers the picker)."""
+    app = await make_app(engine, tmp_path, clock)
+    web_app = web.Application()
+    chat = setup_webchat(web_app, app, demo=True)
+    setup_dashboard(web_app, app, require_login=False)
+    setup_staff_desk(web_app, chat, require_login=False)
+    async with TestClient(TestServer(web_app)) as client:
+        page = await client.get("/dashboard/staff", allow_redirects=False)
+        assert page.status == 401
+        text = await page.text()
+        assert label("staff_no_login") in text and 'href="/chat"' in text
