@@ -10,7 +10,7 @@ import re
 import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.web.chat.app import setup_webchat
 from bot.web.chat.render import plain_text
@@ -20,7 +20,7 @@ from handlers.render import Renderer
 from storage.channel import SqlChannelStore
 from storage.invites import create_invite
 from storage.queries import case_view
-from storage.rows import DepartmentRow, OutboxRow, PersonRow
+from storage.rows import DepartmentRow, IdentityRow, OutboxRow, PersonRow
 from tests.support.images import jpeg
 from tests.support.staff import ORIGIN, Desk, login, open_desk, report
 from tests.support.webchat import Browser, chat_text, make_app, new_key
@@ -159,10 +159,17 @@ async def test_without_a_session_the_workspace_sends_to_the_login(desk: Desk):
             )  # fmt: skip
             assert response.status == 401, path
             assert (await response.json())["error"] == label("staff_signed_out")
+        # An account linked before workspaces existed has no chat yet: its first visit makes it.
+        async with desk.app.sessions() as session:
+            await session.execute(delete(IdentityRow).where(IdentityRow.external_id == CLERK))
+            await session.commit()
         # Signing in comes back to the workspace.
         response = await login(client, "clerk", next_path="/dashboard/staff")
         assert response.headers["Location"] == "/dashboard/staff"
         assert (await client.get("/dashboard/staff")).status == 200
+        async with desk.app.sessions() as session:
+            chats = (await session.execute(select(IdentityRow.external_id))).scalars().all()
+        assert CLERK in chats
     async with desk.app.sessions() as session:
         rows = (await session.execute(select(OutboxRow.chat_id))).scalars().all()
     assert rows == [CLERK]  # the greeting; nothing the anonymous posts said was taken

@@ -60,7 +60,11 @@ class StaffDesk:
             return user, await uow.accounts.desk_chat(user.person_id)
 
     async def _at(self, request: web.Request) -> ChatAt:
-        """The workspace of the signed-in person; else Refused (signed out, or not linked)."""
+        return (await self._whose(request))[1]
+
+    async def _whose(self, request: web.Request) -> tuple[SignedIn, ChatAt]:
+        """The signed-in account and its person's workspace; else Refused (signed out, or not
+        linked to a person)."""
         user, chat_id = await self._signed_in(request)
         if user is None:
             raise Refused(401, "staff_signed_out")
@@ -68,7 +72,7 @@ class StaffDesk:
             raise Refused(403, "staff_not_linked")
         # The form token names the session too: a page of an earlier login is refused.
         session = token_hash(request.cookies.get(SESSION_COOKIE, ""))[:16]
-        return ChatAt(chat_id, "staff", f"staff:{chat_id}:{session}", in_url=False)
+        return user, ChatAt(chat_id, "staff", f"staff:{chat_id}:{session}", in_url=False)
 
     async def _api_at(self, request: web.Request) -> ChatAt | web.StreamResponse:
         try:
@@ -80,14 +84,13 @@ class StaffDesk:
 
     async def page(self, request: web.Request) -> web.StreamResponse:
         try:
-            at = await self._at(request)
+            user, at = await self._whose(request)
         except Refused as refused:
             return self._notice(request, refused)
         app = self.chat.app
         async with app.uow() as uow:
-            user, _ = await self._signed_in(request)
             # An account linked before workspaces existed gets its chat on the first visit.
-            await uow.accounts.sync_desk(user.person_id if user else None, app.clock.now())
+            await uow.accounts.sync_desk(user.person_id, app.clock.now())
             await uow.commit()
         async with app.uow.reading() as uow:
             said = any(row.direction == "in" for row in await uow.webchat.history(at.chat_id))
