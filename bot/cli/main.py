@@ -1,8 +1,9 @@
 """The `shuoshi` command line: init, org, calendar, case, demo, invite, user, report, qr, wechat,
-run.
+wecom, run.
 
 The arguments are in parser.py, the commands in county_setup.py, operations.py, users.py,
-demo.py, qr.py and wechat.py; here are settings, the one-line errors, the dispatch and `run`.
+demo.py, qr.py, wechat.py and wecom.py; here are settings, the one-line errors, the dispatch
+and `run`.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, renderer: Rend
             from bot.cli.wechat import wechat_command
 
             return await wechat_command(app, args, renderer)
+        if args.command == "wecom":
+            from bot.cli.wecom import wecom_command
+
+            return await wecom_command(app, args, renderer)
     finally:
         await app.close()
     return 2

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli.wechat import add_wechat_parser
 
     add_wechat_parser(sub)
+    from bot.cli.wecom import add_wecom_parser
+
+    add_wecom_parser(sub)
     _config_after_every_command(parser)
     return parser
 
