@@ -6,7 +6,8 @@ call, with WeCom's rules, and the encrypted callbacks WeCom posts to /wecom/call
 - message/send reaches known members only (81013), checks the agent id (301002) and, for a
   template card, its type, task id (unique in the app), 1-6 buttons with keys of at most 1,024
   bytes, and answers the card's `response_code`;
-- update_template_card spends a response code (once each, within 72 hours: 40078 otherwise);
+- update_template_card spends a response code (once each, within 72 hours; the fake answers
+  40078 for a spent, unknown or expired one);
 - appchat/create needs 2-2000 known members and a new chat id (86215 when it exists);
   appchat/send a known chat (86003);
 - limits: after `quota` calls, 45009 until `reset_quota()`; `busy` calls answered 45033.
