@@ -9,8 +9,8 @@ test_a_card_offers_exactly_what_the_table_allows (every state x role, both local
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import func, select
@@ -20,12 +20,13 @@ from storage.invites import create_invite
 from storage.rows import CaseRow, OutboxRow, PersonRow
 from tests.support.chat import COUNTY, DEPT_GROUP, HANDLER, LEADER, RESIDENT, TOWNSHIP, Harness
 from tests.support.images import jpeg
-from tests.support.reach import PLAYERS, Setup, target_state, walk
+from tests.support.reach import PLAYERS, Setup, supervision_reminder, target_state, walk
 from tests.support.webchat import Browser
 from workflow.guards import held_by_township
 from workflow.model import Action, Role, State
 from workflow.policy import WorkflowPolicy
-from workflow.table import TRANSITIONS, Transition
+from workflow.states import OPEN_STATES, TERMINAL_STATES
+from workflow.table import SAME, TRANSITIONS, Transition
 
 A, R, S = Action, Role, State
 
@@ -45,14 +46,16 @@ NOT_ON_A_CARD: dict[tuple[Action, Role], str] = {
 
 def cells() -> Iterator[tuple[Transition, Role, State]]:
     """Every row x role x source state a card offers. A supervisor's instruction is walked from
-    `supervision`, the state whose card a supervisor holds; from the other open states the
-    supervision reminder card offers the same button (tests/test_reminders.py)."""
+    every open state: from `supervision` on the card the escalation brings, from the others on
+    the supervision card the sweep sends when a stage is overdue (and from `resolved` on the one
+    sent while the case was still in progress). `reported` is left out: routing moves a case
+    on in the transaction that reports it, so no case ever rests there to be instructed."""
     for row in TRANSITIONS:
         for role in sorted(row.roles):
             if (row.action, role) in NOT_ON_A_CARD:
                 continue
-            sources = [S.SUPERVISION] if row.action is A.SUPERVISE else sorted(row.sources)
-            for source in sources:
+            sources = row.sources - {S.REPORTED} if row.action is A.SUPERVISE else row.sources
+            for source in sorted(sources):
                 yield row, role, source
 
 
@@ -60,43 +63,107 @@ def test_every_cell_is_walked_or_excluded_with_a_reason():
     every = {(row.action, role) for row in TRANSITIONS for role in row.roles}
     walked = {(row.action, role) for row, role, _ in cells()}
     assert walked | set(NOT_ON_A_CARD) == every and not walked & set(NOT_ON_A_CARD)
-    assert len(list(cells())) == 34
+    supervised = sorted(source for row, _, source in cells() if row.action is A.SUPERVISE)
+    assert supervised == sorted(OPEN_STATES - {S.REPORTED})
+    assert len(list(cells())) == 41
 
 
-async def _walk_all(setup: Setup, driver, state_of, ready) -> list[str]:
-    """Every cell on a case of its own: all cases set up first (their cards delivered), then
-    each walked and its state compared with the row's target."""
+class Facts(NamedTuple):
+    """What decides which cells a case can be walked through next."""
+
+    state: State
+    township_holds: bool
+    reopened: bool
+    reporter: Role
+    category_id: int
+
+
+def _township_cell(row: Transition, role: Role, source: State) -> bool:
+    return held_by_township in row.guards or (
+        role is R.TOWNSHIP_OPERATOR and source is S.IN_PROGRESS
+    )
+
+
+def _fits(cell: tuple[Transition, Role, State], case: Facts, category_id: int) -> bool:
+    """Whether the cell can be walked on this case as it is now."""
+    row, role, source = cell
+    if case.state is not source:
+        return False
+    if _township_cell(row, role, source) and not case.township_holds:
+        return False
+    if role is R.DEPARTMENT_HANDLER and case.township_holds:
+        return False
+    if row.action is A.RATE:
+        escalates = row.emits.__name__ == "CaseEscalated"
+        reopens = row.emits.__name__ == "CaseReopened"
+        if case.reporter is not role or (escalates and not case.reopened):
+            return False
+        if reopens and case.reopened:
+            return False
+    # Assigning presses the category's housing button; reclassifying picks another category.
+    return row.action not in (A.ASSIGN, A.RECLASSIFY) or case.category_id == category_id
+
+
+_ROUTE = [S.SCREENING, S.TOWNSHIP, S.COUNTY, S.RETURNED, S.ASSIGNED, S.IN_PROGRESS,
+          S.RESOLVED, S.SUPERVISION]  # fmt: skip
+
+
+def _rank(row: Transition) -> int:
+    if isinstance(row.target, State) and row.target in TERMINAL_STATES:
+        return 3
+    if row.action is A.RECLASSIFY:
+        return 2
+    return 0 if row.target is SAME else 1
+
+
+async def _walk_all(setup: Setup, driver, facts, ready) -> list[str]:
+    """Every cell walked, with as few cases as the table allows: a case is set up (through the
+    workflow, as its holders would) for a cell, and where that cell leaves it, the next cell
+    that fits it is walked on it too (screened valid, it is the township's to handle; resolved,
+    it is the resident's to rate...), until it ends or nothing fits. Each cell's end state is
+    compared with the row's target. Every case got the supervisors' supervision card when it
+    was set up, as the sweep sends it when a stage is overdue: its instruction button works in
+    every open state, so the instruction cells are walked on whatever case is open there."""
     policy = WorkflowPolicy()
     other = await setup.case(S.SCREENING)  # the original a duplicate points to
-    cases = []
-    for row, role, source in cells():
-        township = held_by_township in row.guards or (
-            role is R.TOWNSHIP_OPERATOR and source is S.IN_PROGRESS
-        )
+    # Cells that keep a case going first, those that end it (or, reclassifying, change what
+    # its card offers) last; cases start as early on the route as a cell allows.
+    todo = sorted(cells(), key=lambda c: (_rank(c[0]), _ROUTE.index(c[2])))
+    failures: list[str] = []
+    while todo:
+        row, role, source = todo.pop(0)
         reporter = R.GRID_WORKER if role is R.GRID_WORKER else R.RESIDENT
-        number = await setup.case(source, by=reporter, township_holds=township,
-                                  reopened=row.emits.__name__ == "CaseEscalated")  # fmt: skip
-        assert await state_of(number) is source, (row, role, source)
-        cases.append((row, role, source, number))
-    await ready()
-    failures = []
-    for row, role, source, number in cases:
-        cell = f"{row.action.value} by {role.value} from {source.value} ({row.emits.__name__})"
-        try:
-            await walk(driver, row, role, number, other=other)
-        except AssertionError as e:
-            failures.append(f"{cell}: {str(e)[:300]}")
-            continue
-        expected = target_state(row, source, policy)
-        if (found := await state_of(number)) is not expected:
-            failures.append(f"{cell}: ended in {found.value}, expected {expected.value}")
+        number = await setup.case(
+            source, by=reporter, township_holds=_township_cell(row, role, source),
+            reopened=row.emits.__name__ == "CaseEscalated", supervised=True,
+        )  # fmt: skip
+        category_id = (await facts(number)).category_id
+        await ready()
+        cell: tuple[Transition, Role, State] | None = (row, role, source)
+        while cell is not None:
+            row, role, source = cell
+            name = f"{row.action.value} by {role.value} from {source.value} ({row.emits.__name__})"
+            try:
+                await walk(driver, row, role, number, other=other)
+            except AssertionError as e:
+                failures.append(f"{name}: {str(e)[:300]}")
+                break
+            expected = target_state(row, source, policy)
+            now = await facts(number)
+            if now.state is not expected:
+                failures.append(f"{name}: ended in {now.state.value}, expected {expected.value}")
+                break
+            cell = next((c for c in todo if _fits(c, now, category_id)), None)
+            if cell is not None:
+                todo.remove(cell)
     return failures
 
 
-async def _state_of(sessions, number: str) -> State:
+async def _facts(sessions, number: str) -> Facts:
     async with sessions() as session:
-        found = await session.execute(select(CaseRow.state).where(CaseRow.number == number))
-        return State(found.scalar_one())
+        case = (await session.execute(select(CaseRow).where(CaseRow.number == number))).scalar_one()
+        return Facts(State(case.state), case.handled_by_township, case.reopen_count > 0,
+                     Role(case.reporter_role), case.category_id)  # fmt: skip
 
 
 # Telegram ------------------------------------------------------------------------------------
@@ -125,6 +192,7 @@ class TelegramDriver:
 
     async def press(self, role: Role, data: str) -> None:
         chat, user = self.chats[role]
+        await _delivered(self.sessions, self.h)  # every card shows its case as it is now
         while True:
             sent = self.fake.sent(chat)
             shown = (self.fake.current(chat, m["message_id"]) for m in reversed(sent))
@@ -145,18 +213,18 @@ class TelegramDriver:
 
 
 async def _delivered(sessions, h: Harness) -> None:
-    """Until the sender has sent every queued message: a card pressed must be the newest one
-    for its case (an older card of the case carries the same button)."""
-    while True:
-        async with sessions() as session:
-            pending = await session.scalar(
-                select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "pending")
-            )
-        if not pending:
-            return
-        calls = len(h.fake.calls_of("sendMessage"))
-        with contextlib.suppress(AssertionError):  # the last one may already have gone out
-            await h.fake.wait_calls("sendMessage", calls + 1, timeout=0.1)
+    """Until every queued message is out: passes of the harness's sender (they wait for its
+    own loop's pass, so nothing is sent twice), never a wait on a timer."""
+    while await _pending(sessions):
+        if not await h.sender.deliver_pending() and await _pending(sessions):
+            raise AssertionError("outbox rows pending that the sender does not deliver")
+
+
+async def _pending(sessions) -> int:
+    async with sessions() as session:
+        return await session.scalar(
+            select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "pending")
+        )
 
 
 def _buttons(message: dict) -> list[str]:
@@ -179,15 +247,10 @@ async def test_every_cell_is_reachable_through_telegram(harness: Harness, world)
     wf, uow = world["wf"], world["uow"]
 
     sessions = world["sessions"]
-
-    async def handle(cmd):
-        # Each step's cards out before the next: a card is edited only once it was sent.
-        await wf.handle(uow(), cmd)
-        await _delivered(sessions, harness)
-
-    setup = Setup(lambda cmd: wf.submit(uow(), cmd), handle, people)
+    setup = Setup(lambda cmd: wf.submit(uow(), cmd), lambda cmd: wf.handle(uow(), cmd), people,
+                  supervision_reminder(uow))  # fmt: skip
     failures = await _walk_all(
-        setup, TelegramDriver(harness, sessions), lambda n: _state_of(sessions, n),
+        setup, TelegramDriver(harness, sessions), lambda n: _facts(sessions, n),
         lambda: _delivered(sessions, harness),
     )  # fmt: skip
     assert failures == []
@@ -224,19 +287,17 @@ async def test_every_cell_is_reachable_through_the_web_chat(demo):
         ids = dict((await session.execute(select(PersonRow.code, PersonRow.id))).all())
     people = {role: ids[code] for role, code in PLAYERS.items()}
 
-    async def submit(cmd):
-        number = await app.workflow.submit(app.uow(), cmd)
-        await chat.deliver_pending()
-        return number
+    async def delivered() -> None:
+        while await chat.deliver_pending():
+            pass
 
-    async def handle(cmd):
-        await app.workflow.handle(app.uow(), cmd)
-        await chat.deliver_pending()
-
+    setup = Setup(lambda cmd: app.workflow.submit(app.uow(), cmd),
+                  lambda cmd: app.workflow.handle(app.uow(), cmd), people,
+                  supervision_reminder(app.uow))  # fmt: skip
     failures = await _walk_all(
-        Setup(submit, handle, people),
+        setup,
         WebDriver(browsers),
-        lambda n: _state_of(app.sessions, n),
-        chat.deliver_pending,
+        lambda n: _facts(app.sessions, n),
+        delivered,
     )
     assert failures == []

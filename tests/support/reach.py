@@ -20,6 +20,7 @@ from handlers.callbacks import (
     ReclassifyTo,
     SkipComment,
 )
+from handlers.reminders import ReminderNotifier
 from workflow.commands import (
     AcceptCase,
     ActorRef,
@@ -33,6 +34,7 @@ from workflow.commands import (
     SubmitCase,
     ValidateCase,
 )
+from workflow.events import ReminderDue
 from workflow.model import LEVEL_STATE, DeadlineClass, Rating, Role, State
 from workflow.policy import WorkflowPolicy
 from workflow.table import SAME, Ask, NextOnRoute, Transition
@@ -54,6 +56,25 @@ class Driver(Protocol):
     async def photo(self, role: Role) -> None: ...
 
 
+def supervision_reminder(uow_factory: Callable[[], Any]) -> Callable[[str], Awaitable[None]]:
+    """The sweeper's supervision notice (督办) for a case, through its hook as the sweep sends
+    it when a stage is overdue: the supervisors get the case's supervision card, whose
+    instruction button works in every open state."""
+
+    async def remind(number: str) -> None:
+        async with uow_factory() as uow:
+            case = await uow.cases.get(number)
+            due = case.stage_due_at or case.due_at
+            reminder = ReminderDue(
+                case_number=number, threshold="supervise:1", audience="supervisors", level=1,
+                state=case.state, stage_due_at=due, due_at=due,
+            )  # fmt: skip
+            await ReminderNotifier()(uow, [reminder])
+            await uow.commit()
+
+    return remind
+
+
 @dataclass
 class Setup:
     """How to run workflow commands as the county's people, outside any chat."""
@@ -61,13 +82,16 @@ class Setup:
     submit: Callable[[SubmitCase], Awaitable[str]]
     handle: Callable[[CaseCommand], Awaitable[Any]]
     people: dict[Role, int]  # the person playing each role
+    remind: Callable[[str], Awaitable[None]]  # supervision_reminder
 
     def actor(self, role: Role) -> ActorRef:
         return ActorRef(self.people[role], role)
 
     async def case(self, state: State, *, by: Role = R.RESIDENT, township_holds: bool = False,
-                   reopened: bool = False) -> str:  # fmt: skip
-        """A new case brought to `state` the ordinary way (each step tells its holder)."""
+                   reopened: bool = False, supervised: bool = False) -> str:  # fmt: skip
+        """A new case brought to `state` the ordinary way (each step tells its holder).
+        `supervised`: the supervisors got its supervision card on the way (while it was
+        overdue in progress, for a case brought on to `resolved`)."""
         n = await self.submit(SubmitCase(
             actor=self.actor(by), grid_code="JL-XGC-01-G1", category_code="safety",
             description="路灯不亮，晚上看不清",
@@ -96,8 +120,12 @@ class Setup:
             steps.append(ResolveCase(case_number=n, actor=holder, text="已修好"))
             if i < rounds - 1 or state is State.SUPERVISION:
                 steps.append(RateCase(case_number=n, actor=a(by), rating=Rating.DISSATISFIED))
-        for cmd in steps:
+        for i, cmd in enumerate(steps):
+            if supervised and state is State.RESOLVED and i == len(steps) - 1:
+                await self.remind(n)
             await self.handle(cmd)
+        if supervised and state is not State.RESOLVED:
+            await self.remind(n)
         return n
 
 
