@@ -112,3 +112,27 @@ async def test_a_case_goes_round_the_wecom_cards_and_each_card_follows_it(wc):
     # The resident hears of it in the Official Account, with the result photo.
     assert "已更换井盖" in wc.wx.fake.texts(RESIDENT)[-1]
     assert wc.fake.refusals == [] and wc.wx.fake.refusals == []
+
+
+async def test_more_choices_than_six_buttons_are_numbered_and_a_typed_number_picks_one(wc):
+    from handlers.messages import Button, Outgoing
+    from workflow.ports import OutgoingMessage
+
+    choices = [[Button(f"部门{i}", f"x{i}")] for i in range(1, 9)]
+    async with wc.app.uow() as uow:
+        message = Outgoing(chat_id=LEADER, text="选择部门\n请选择", buttons=choices)
+        await uow.outbox.add(OutgoingMessage(channel="wecom", chat_id=LEADER,
+                                             payload=message.payload()))  # fmt: skip
+        await uow.commit()
+    await wc.settle()
+    card = wc.fake.latest_card(LEADER)
+    assert [b["key"] for b in card["button_list"]] == [f"x{i}" for i in range(1, 7)]
+    assert "8. 部门8" in card["sub_title_text"]
+
+    def typed(text: str) -> dict:
+        return {"FromUserName": LEADER, "MsgType": "text", "Content": text, "MsgId": "1",
+                "key": "m:1"}  # fmt: skip
+
+    picked = await wc.channel.builder.build(typed("8"))
+    assert picked is not None and picked.callback_data == "x8"
+    assert (await wc.channel.builder.build(typed("9"))).text == "9"  # type: ignore[union-attr]

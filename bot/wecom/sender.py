@@ -3,10 +3,10 @@ images, interactive template cards), card updates in place, and app group chat m
 
 Rows come from the shared outbox queue through `QueueSender` (`bot/wechat/delivery.py`, as the
 Official Account's): claimed before the first call, one row's parts (photos, then the text or
-card) in order with the progress saved between calls. A card is sent with task id `r<row id>`,
-which is also its message id in message_links, so the edit rows `handlers/notify.py` writes
-when its case moves on name it; the edit spends the card's newest response code
-(`update_template_card`). WeCom's answers decide the rest:
+card) in order with the progress saved between calls. A card is sent with task id
+`r<row id>-<created>`, which is also its message id in message_links, so the edit rows
+`handlers/notify.py` writes when its case moves on name it; the edit spends the card's newest
+response code (`update_template_card`). WeCom's answers decide the rest:
 
 - 45009 (the app's API frequency or daily quota), 45033 (too many calls at once) and 45047
   pause every delivery with the `[outbox]` backoff; 40014/42001 (token) are refreshed once by
@@ -55,7 +55,9 @@ CODE_LIFETIME = timedelta(hours=72)
 
 
 def task_id_of(row: OutboxRow) -> str:
-    return f"r{row.id}"
+    """The card's task id: WeCom refuses one the app used before, so the row's creation time
+    goes with its id (a database restored or started afresh numbers rows from 1 again)."""
+    return f"r{row.id}-{int(row.created_at.timestamp() * 1000):x}"
 
 
 class WeComSender(QueueSender):
