@@ -21,7 +21,7 @@ from tests.support.paths import EXAMPLE_COUNTY, ROOT  # noqa: F401  (re-exported
 from tests.support.staff import desk  # noqa: F401
 from tests.support.webchat import demo  # noqa: F401
 from tests.support.wechat import wx, wx_plain  # noqa: F401
-from tests.support.wecom import wc  # noqa: F401
+from tests.support.wecom import wc, wc_pg  # noqa: F401
 from tests.support.world import world  # noqa: F401
 from workflow.clock import SHANGHAI, ManualClock
 

@@ -42,6 +42,14 @@ async def _table_keys(env, number: str, role: Role) -> list[str]:
 
 
 async def test_a_case_goes_round_the_wecom_cards_and_each_card_follows_it(wc):
+    await _round(wc)
+
+
+async def test_the_same_round_on_postgresql(wc_pg):
+    await _round(wc_pg)
+
+
+async def _round(wc) -> None:
     number = await report_case(wc.wx, RESIDENT, photo=jpeg("red"))
     await wc.settle()
 

@@ -7,6 +7,7 @@ loop (grid leader, township, county center, housing): `STAFF`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,12 +83,15 @@ class WeComEnv:
                 return
 
 
-async def make_env(tmp_path: Path, **wecom: Any) -> AsyncIterator[WeComEnv]:
+async def make_env(
+    tmp_path: Path, database_url: str | None = None, **wecom: Any
+) -> AsyncIterator[WeComEnv]:
     clock = ManualClock(datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI))
     county = county_with_wecom(tmp_path, STAFF)
     async with FakeWeChat(clock.now) as wx_fake, FakeWeCom(clock.now, set(STAFF.values())) as fake:
         settings = load_settings(
             data_dir=tmp_path / "data",
+            database_url=database_url,
             example_county=county,
             web={"port": free_port()},
             wechat={"app_id": APP_ID, "app_secret": APP_SECRET, "token": WX_TOKEN,
@@ -125,3 +129,25 @@ async def make_env(tmp_path: Path, **wecom: Any) -> AsyncIterator[WeComEnv]:
 async def wc(tmp_path: Path) -> AsyncIterator[WeComEnv]:
     async for env in make_env(tmp_path):
         yield env
+
+
+@pytest.fixture
+async def wc_pg(tmp_path: Path) -> AsyncIterator[WeComEnv]:
+    """The same on PostgreSQL: a database of its own, dropped afterwards."""
+    from tests.conftest import PG_SKIP_REASON, PG_URL
+
+    if PG_SKIP_REASON:
+        pytest.skip(PG_SKIP_REASON)
+    import asyncpg
+
+    name = f"wecom_{uuid.uuid4().hex[:12]}"
+    admin_url = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+        async for env in make_env(tmp_path, url):
+            yield env
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
