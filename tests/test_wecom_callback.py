@@ -81,3 +81,52 @@ async def test_voice_video_and_files_get_a_clear_answer(wc):
         await wc.cb.other(LEADER, kind)
         await wc.settle()
         assert wc.fake.texts(LEADER)[-1] == plain(said("unsupported", kind=shown, step=""))
+
+
+async def test_shuoshi_run_serves_the_callback_and_answers_from_its_sender(tmp_path, monkeypatch):
+    """The whole process: the route on the web server, the inbox and the sender under the
+    lease, on the real clock."""
+    import asyncio
+
+    from bot.app import open_app
+    from bot.config import load_settings
+    from bot.runner import serve
+    from storage.org_file import load_org_file
+    from tests.fake_wechat.wecom import (
+        AES_KEY,
+        AGENT_ID,
+        CORP_ID,
+        SECRET,
+        TOKEN,
+        FakeWeCom,
+        WeComCallbacks,
+    )
+    from tests.support.net import free_port
+    from tests.support.wecom import county_with_wecom
+    from workflow.clock import SystemClock
+
+    monkeypatch.chdir(tmp_path)
+    county = county_with_wecom(tmp_path, STAFF)
+    async with FakeWeCom(SystemClock().now, set(STAFF.values())) as fake:
+        port = free_port()
+        settings = load_settings(
+            data_dir=tmp_path / "data", example_county=county, web={"port": port},
+            wecom={"corp_id": CORP_ID, "agent_id": AGENT_ID, "secret": SECRET, "token": TOKEN,
+                   "encoding_aes_key": AES_KEY, "api_base": fake.base_url},
+        )  # fmt: skip
+        app = await open_app(settings)
+        await load_org_file(app.sessions, county)
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(serve(app, stop, on_ready=lambda running: ready.set()))
+        cb = WeComCallbacks(fake, f"http://127.0.0.1:{port}/wecom/callback")
+        try:
+            await asyncio.wait_for(ready.wait(), 30)
+            assert (await cb.verify_url("echo-1")).text == "echo-1"
+            assert (await cb.post_xml(cb.xml(LEADER, cb._msg("text", Content="hi")))).status == 200
+            (answer,) = await fake.wait_sent(LEADER, 1, timeout=15)
+            assert answer["text"]["content"] == ZH.macro(TEMPLATE, "staff_help")
+        finally:
+            await cb.close()
+            stop.set()
+            await asyncio.wait_for(task, 15)
+            await app.close()

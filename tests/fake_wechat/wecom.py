@@ -15,6 +15,7 @@ call, with WeCom's rules, and the encrypted callbacks WeCom posts to /wecom/call
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -61,6 +62,7 @@ class FakeWeCom:
         self.busy = 0
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._arrived = asyncio.Event()
         self.base_url = ""
 
     async def __aenter__(self) -> FakeWeCom:
@@ -89,6 +91,19 @@ class FakeWeCom:
     def expire_tokens(self) -> None:
         for token in self.tokens:
             self.tokens[token] = self.now() - timedelta(seconds=1)
+
+    async def wait_sent(
+        self,
+        userid: str,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - an upper bound, the wait ends on the send
+    ) -> list[dict[str, Any]]:
+        """The messages to `userid` once there are `count` (a real process sends them)."""
+        async with asyncio.timeout(timeout):
+            while len(self.to(userid)) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.to(userid)
 
     def to(self, userid: str) -> list[dict[str, Any]]:
         return [m for m in self.sent if m["touser"] == userid]
@@ -187,6 +202,7 @@ class FakeWeCom:
         elif kind != "text" and kind != "image":
             return self._error(40008, "invalid message type")
         self.sent.append(body)
+        self._arrived.set()
         return web.json_response(answer)
 
     async def _update(self, request: web.Request) -> web.Response:
