@@ -106,3 +106,23 @@ async def test_reminders_and_supervision_notices_arrive_as_app_messages(wc):
     # The unit above hears of it as an app message (text).
     (notice,) = wc.fake.to(STAFF["P-T-01"])
     assert notice["msgtype"] == "text" and number in notice["text"]["content"]
+
+
+async def test_the_morning_digest_arrives_as_an_app_message(wc):
+    from bot.wechat.render import plain
+    from bot.wecom.render import BUTTON_TEXT_LIMIT
+    from tests.support.texts import said
+
+    number = await report_case(wc.wx, RESIDENT)
+    await wc.settle()
+    await wc.cb.press(LEADER, plain(said("btn_valid"))[:BUTTON_TEXT_LIMIT])
+    await wc.settle()
+    township = STAFF["P-T-01"]
+    before = len(wc.fake.to(township))
+    work = PeriodicWork(wc.app, make_sweeper(wc.app), make_digests(wc.app))
+    wc.clock.advance(days=2)  # Wednesday, after the morning digest's time
+    await work()
+    await wc.settle()
+    texts = [m["text"]["content"] for m in wc.fake.to(township)[before:] if m["msgtype"] == "text"]
+    # The township's digest (overdue and waiting: the case), as a text message.
+    assert any(number in t and "2026-11-25" in t for t in texts)
