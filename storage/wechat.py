@@ -1,5 +1,6 @@
 """WeChat's SQL: the shared access token, the 48-hour window of each follower, the options a
-chat was last offered, and the web chat a follower's case links open.
+chat was last offered, and the web chat a follower's case links open. The WeCom app uses the
+token, the options and the language too (account `wecom:<corp>:<agent>`, channel "wecom").
 
 Each method is a short transaction of its own (the WeChat channel calls them outside turns).
 """
