@@ -15,86 +15,29 @@ Screenshots of the dashboard are saved under tests/artifacts/ (ignored by git).
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-from bot.app import App, open_app
-from bot.config import load_settings
-from bot.runner import Running, serve
-from bot.web.dashboard.users import add_user
-from storage.org_file import load_org_file
-from tests.conftest import EXAMPLE_COUNTY, ROOT
-from tests.support.browser import CHROMIUM, ChatPage, no_script_ran, playwright_or_skip
-from tests.support.net import free_port
+from tests.conftest import ROOT
+from tests.support.browser import (
+    PASSWORD,
+    TIMEOUT_MS,
+    ChatPage,
+    browser_page,
+    no_script_ran,
+    playwright_or_skip,
+    running_server,
+)
 from tests.support.webchat import NUMBER, chat_text
-from workflow.clock import ManualClock
 
 playwright_api = playwright_or_skip()
 async_playwright = playwright_api.async_playwright
 expect = playwright_api.expect
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-TIMEOUT_MS = 10_000  # per wait; a step that never shows fails instead of hanging
 XSS = '井盖破损 <script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
-PASSWORD = "grid-screen-2026"
 GRID = "JL-XGC-01-G1"
 expect.set_options(timeout=TIMEOUT_MS)  # auto-waiting assertions wait as long as actions do
-
-
-@asynccontextmanager
-async def running_server(
-    tmp_path: Path, clock: ManualClock, *, user: str | None = None
-) -> AsyncIterator[tuple[App, Running]]:
-    """`shuoshi run`'s server on a free loopback port; stopped and closed whatever happens."""
-    settings = load_settings(
-        data_dir=tmp_path / "data", example_county=EXAMPLE_COUNTY,
-        web={"port": free_port()}, locale="zh_CN",
-    )  # fmt: skip
-    app = await open_app(settings, clock)
-    stop = asyncio.Event()
-    task: asyncio.Task[None] | None = None
-    try:
-        await load_org_file(app.sessions, EXAMPLE_COUNTY)
-        if user is not None:
-            # What `shuoshi user add` does; an account makes even a loopback dashboard ask.
-            async with app.uow() as uow:
-                await add_user(uow.accounts, user, PASSWORD, now=clock.now(), display_name="县领导")
-                await uow.commit()
-        ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(serve(app, stop, on_ready=ready.set_result))
-        await asyncio.wait({ready, task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            task.result()  # raises what stopped the server before it was ready
-        assert ready.done(), "the server did not start within 30 s"
-        yield app, ready.result()
-    finally:
-        stop.set()
-        if task is not None:
-            await asyncio.wait_for(task, 30)
-        await app.close()
-
-
-@asynccontextmanager
-async def browser_page() -> AsyncIterator[Any]:
-    """One headless chromium page; page errors (uncaught script exceptions) fail the test."""
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            context = await browser.new_context(
-                locale="zh-CN", viewport={"width": 1280, "height": 900}
-            )
-            page = await context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            yield page
-            assert errors == [], f"script errors on the pages: {errors}"
-        finally:
-            await browser.close()
 
 
 async def test_the_whole_loop_in_chromium_then_the_dashboard(workdir, clock):

@@ -14,7 +14,14 @@ from bot.web.dashboard.users import add_user
 from storage.queries import case_view
 from storage.rows import PersonRow
 from tests.conftest import ROOT
-from tests.support.browser import ChatPage, no_script_ran, playwright_or_skip
+from tests.support.browser import (
+    PASSWORD,
+    ChatPage,
+    browser_page,
+    no_script_ran,
+    playwright_or_skip,
+    running_server,
+)
 from tests.support.images import jpeg
 from tests.support.webchat import chat_text
 from workflow.commands import ActorRef, AssignCase, PassUp, SubmitCase, ValidateCase
@@ -22,8 +29,6 @@ from workflow.model import Role
 
 playwright_api = playwright_or_skip()
 expect = playwright_api.expect
-
-from tests.test_browser import PASSWORD, browser_page, running_server  # noqa: E402
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
