@@ -34,11 +34,13 @@ from workflow.events import (
     Event,
     ProgressNoted,
 )
-from workflow.model import Holder, Rating, Role, State
+from workflow.model import Action, Holder, Rating, Role, State
 from workflow.ports import OutgoingMessage, UnitOfWork
 from workflow.states import holder_of, superior_of
-from workflow.table import SCREENS, Ask, offered_actions
+from workflow.table import SCREENS, TRANSITIONS, Ask, offered_actions
 
+# Who may rate a result (the table's rate rows): anyone else who reported is told it only.
+RATERS = frozenset(r for t in TRANSITIONS if t.action is Action.RATE for r in t.roles)
 # The rating buttons' codes, in the order they are shown.
 RATING_CODES: dict[str, Rating] = {
     "s": Rating.SATISFIED,
@@ -95,8 +97,14 @@ def news_to_reporter(template: str) -> NoticeHandler:
 
 
 async def ask_for_rating(event: CaseResolved, telling: Telling) -> Told:
-    """The reporter sees the result, its photos, and the three rating buttons."""
+    """The reporter sees the result, its photos, and the three rating buttons; a reporter the
+    table does not let rate (staff who took a report by phone) the result alone, to pass on."""
     card = await telling.card(event.case_number)
+    rates = card.reporter_role is None or Role(card.reporter_role) in RATERS
+    if not rates:
+        return await _to_reporter(
+            telling.chats, card, "news_resolved", event, photos=card.result_photos
+        )
     return await _to_reporter(telling.chats, card, "news_resolved", event, rating=True)
 
 
@@ -319,7 +327,8 @@ async def _to_reporter(
     for channel, chat_id, locale in await chats.private_chats_of(card.reporter_id):
         r = Renderer(locale)
         buttons = rating_buttons(r, card.number) if rating else []
-        text = r.macro("chat.html.j2", template, card=card, event=event)
+        extra = {"rating": False} if template == "news_resolved" and not rating else {}
+        text = r.macro("chat.html.j2", template, card=card, event=event, **extra)
         out.append((channel, Outgoing(chat_id=chat_id, text=text, buttons=buttons,
                                       photos=card.result_photos if rating else photos or [],
                                       case_number=card.number,

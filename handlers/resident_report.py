@@ -6,6 +6,13 @@ from handlers.conversation import Turn
 from handlers.messages import Button
 from handlers.resident_enrol import ask_township
 from handlers.resident_keys import REPORT_STEPS, button_rows, main_menu, parse_callback
+from handlers.staff_report import (
+    PLACE_STEP,
+    caller_phone,
+    on_place,
+    staff_reporter_role,
+    start_staff_report,
+)
 from workflow.commands import ActorRef, SubmitCase
 from workflow.model import Role
 
@@ -23,12 +30,19 @@ async def route_report(turn: Turn) -> bool:
         if turn.conv.step not in REPORT_STEPS:
             return False
     elif (msg.text or "").strip() in (turn.text("menu_report"), "/report"):
+        if (staff := staff_reporter_role(turn.person)) is not None:
+            await start_staff_report(turn, staff)  # a report taken by phone or at the counter
+            return True
         if turn.person is None or not turn.person.has(Role.RESIDENT):
             await ask_township(turn)
             return True
         await _ask_category(turn)
         return True
     step = turn.conv.step
+    if step == PLACE_STEP and msg.is_private:
+        if await on_place(turn) is not None:
+            await _ask_category(turn, keep=True)
+        return True
     if step not in REPORT_STEPS:
         return False
     handler = {
@@ -57,7 +71,10 @@ async def _start_group_report(turn: Turn, rest: str) -> bool:
 
 
 def _reporter(turn: Turn) -> Role:
-    """Residents report from private chats; grid workers from their grid's group."""
+    """Residents report from private chats; grid workers from their grid's group; staff on
+    someone's behalf from their private chat (handlers/staff_report.py)."""
+    if on_behalf := turn.conv.draft.get("reporter_role"):
+        return Role(on_behalf)
     return Role.RESIDENT if turn.msg.is_private else Role.GRID_WORKER
 
 
@@ -161,6 +178,12 @@ async def _on_location(turn: Turn) -> None:
 
 async def _on_contact(turn: Turn) -> None:
     draft = turn.conv.draft
+    typed = caller_phone(turn.msg.text or "") if draft.get("reporter_role") else None
+    if typed is not None:  # staff type the caller's number; their own is on file
+        draft["phone"] = typed
+        draft["anonymous"] = False
+        await _next(turn, "confirm")
+        return
     if turn.msg.contact_phone:
         if not turn.msg.contact_is_own:
             turn.reply("contact_not_own")
@@ -210,7 +233,9 @@ async def _on_confirm(turn: Turn) -> None:
     draft = turn.conv.draft
     role = _reporter(turn)
     grant = person.grant(role)
-    grid_code = await grid_code_of(turn, grant.area_ids if grant else frozenset())
+    grid_code = draft.get("grid_code") or await grid_code_of(
+        turn, grant.area_ids if grant else frozenset()
+    )
     number = await turn.workflow.submit_in(
         turn.uow,
         SubmitCase(
@@ -264,6 +289,10 @@ def _ask(turn: Turn, step: str) -> None:
         turn.reply("ask_location", request_location=True,
                    keyboard=[[turn.text("btn_share_location")]],
                    buttons=[[turn.button("btn_skip", f"loc:{d}:skip")]])  # fmt: skip
+    elif step == "contact" and turn.conv.draft.get("reporter_role"):
+        turn.reply("ask_caller_contact",
+                   buttons=[[turn.button("btn_no_phone", f"ct:{d}:none"),
+                             turn.button("btn_anonymous", f"ct:{d}:anon")]])  # fmt: skip
     elif step == "contact":
         turn.reply("ask_contact", request_contact=True,
                    keyboard=[[turn.text("btn_share_phone")]],

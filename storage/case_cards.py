@@ -75,6 +75,7 @@ class CaseCards:
             contact_phone=None if case.anonymous else case.contact_phone,
             reporter_name=None if case.anonymous else view.reporter_name,
             reporter_id=case.reporter_id,
+            reporter_role=case.reporter_role.value if case.reporter_role else None,
             created_at=case.created_at,
             due_at=case.due_at,
             stage_due_at=case.stage_due_at,

@@ -52,3 +52,4 @@ class CaseCard:
     rating: str | None
     proposed_departments: list[ProposedDepartment]
     last_photos: list[str] = field(default_factory=list)  # of the newest trail entry (a note)
+    reporter_role: str | None = None  # the role the reporter reported in (staff cannot rate)
