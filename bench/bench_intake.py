@@ -17,6 +17,7 @@ import asyncio
 import io
 import itertools
 import resource
+import sqlite3
 import sys
 import tempfile
 import time
@@ -24,10 +25,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiosqlite
 from aiogram import Dispatcher, Router
 from aiogram.types import Message, Update
 from PIL import Image
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -147,8 +150,10 @@ class Shuoshi:
 
 
 async def anchor(updates: list[Update], bot, url: str) -> float:
-    """aiogram to a handler doing one SQLAlchemy insert per update: the floor to compare with."""
-    engine = create_engine(url)
+    """aiogram to a handler doing one SQLAlchemy insert per update: the floor to compare with
+    (WAL as shuoshi's, but SQLAlchemy's stock aiosqlite adapter rather than shuoshi's
+    one-hop one, storage/sqlite_driver.py, so that the floor stays where it was)."""
+    engine = create_engine(url, module=AsyncAdapt_aiosqlite_dbapi(aiosqlite, sqlite3))
     meta = MetaData()
     table = Table("anchor", meta, Column("id", Integer, primary_key=True), Column("text", String))
     async with engine.begin() as conn:

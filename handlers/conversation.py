@@ -178,8 +178,7 @@ class Conversations:
             return None
         if record is not None and (message_id := await record(uow)) is not None:
             msg = replace(msg, message_id=message_id)
-        person = await uow.channels.person_for(msg.channel, msg.user_id)
-        conv = await uow.channels.conversation(msg.channel, msg.chat_id, msg.user_id)
+        person, conv = await uow.channels.turn_state(msg.channel, msg.chat_id, msg.user_id)
         locale = person.language if person else _locale_of(msg.language, self.default_locale)
         return Turn(
             msg=msg,

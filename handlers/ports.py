@@ -46,6 +46,11 @@ class ChatStore(ChannelStore, Protocol):
         """Hold this chat's turns to one at a time (across processes) until the transaction
         ends; the turn's first statement."""
 
+    async def turn_state(
+        self, channel: str, chat_id: str, user_id: str
+    ) -> tuple[Person | None, Conversation]:
+        """person_for and conversation at once: what every turn reads first."""
+
     async def nearest_grid(
         self, latitude: float, longitude: float, max_km: float = ...
     ) -> Place | None: ...

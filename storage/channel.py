@@ -10,11 +10,13 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import BindParameter, Select, Update, bindparam, delete, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.case_cards import CaseCards
-from storage.channel_people import ChannelPeople
+from storage.channel_people import ChannelPeople, grants
 from storage.channel_places import ChannelPlaces
 from storage.chat_locks import lock_chat
 from storage.rows import (
@@ -25,10 +27,77 @@ from storage.rows import (
     OutboxRow,
     PersonRow,
     ProcessedUpdateRow,
+    RoleAssignmentRow,
 )
-from storage.sql import affected, upsert
-from workflow.channels import Conversation, ShownMessage
+from storage.sql import affected, dialect_of, table_of, upsert
+from workflow.channels import Conversation, Person, ShownMessage
 from workflow.errors import ConcurrentUpdate, NotFound
+
+
+def _turn_state_statement() -> Select[Any]:
+    """Who writes and where they stand, in one round trip: the conversation and the linked
+    active person with one row per role grant, left-joined to a one-row base so that a
+    stranger without a draft still gets a row. Core tables, built once: every update runs it."""
+    one = select(literal(1).label("one")).subquery("one")
+    channel: BindParameter[str] = bindparam("channel")
+    chat_id: BindParameter[str] = bindparam("chat_id")
+    user_id: BindParameter[str] = bindparam("user_id")
+    conv, identity = table_of(ConversationRow).c, table_of(IdentityRow).c
+    person, role = table_of(PersonRow).c, table_of(RoleAssignmentRow).c
+    return (
+        select(
+            conv.step, conv.draft, conv.version, person.id, person.name, person.language,
+            role.role, role.area_id, role.department_id,
+        )
+        .select_from(one)
+        .outerjoin(
+            table_of(ConversationRow),
+            (conv.channel == channel) & (conv.chat_id == chat_id) & (conv.user_id == user_id),
+        )
+        .outerjoin(
+            table_of(IdentityRow),
+            (identity.channel == channel) & (identity.external_id == user_id),
+        )
+        .outerjoin(
+            table_of(PersonRow), (person.id == identity.person_id) & person.active.is_(True)
+        )
+        .outerjoin(table_of(RoleAssignmentRow), role.person_id == person.id)
+    )  # fmt: skip
+
+
+def _conversation_update() -> Update:
+    table = table_of(ConversationRow)
+    conv = table.c
+    return (
+        update(table)
+        .where(
+            conv.channel == bindparam("k_channel"),
+            conv.chat_id == bindparam("k_chat_id"),
+            conv.user_id == bindparam("k_user_id"),
+            conv.version == bindparam("k_version"),
+        )
+        .values(
+            step=bindparam("step"),
+            draft=bindparam("draft"),
+            version=bindparam("version"),
+            updated_at=bindparam("updated_at"),
+        )
+    )
+
+
+def _processed_marks() -> dict[str, Any]:
+    """The processed-mark insert per dialect: a repeat inserts nothing."""
+    table = table_of(ProcessedUpdateRow)
+    keys = [table.c.channel, table.c.key]
+    return {
+        "sqlite": sqlite_insert(table).on_conflict_do_nothing(index_elements=keys),
+        "postgresql": pg_insert(table).on_conflict_do_nothing(index_elements=keys),
+    }
+
+
+_TURN_STATE = _turn_state_statement()
+_CONVERSATION_UPDATE = _conversation_update()
+_PROCESSED_MARK = _processed_marks()
 
 
 def processed_key(key: str) -> str:
@@ -58,6 +127,25 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             draft=dict(row.draft or {}),
             version=row.version,
         )
+
+    async def turn_state(
+        self, channel: str, chat_id: str, user_id: str
+    ) -> tuple[Person | None, Conversation]:
+        """The person behind the account (as person_for) and the conversation (as
+        conversation), read in one statement: the fixed cost every update pays."""
+        rows = (
+            await self.session.execute(
+                _TURN_STATE, {"channel": channel, "chat_id": chat_id, "user_id": user_id}
+            )
+        ).all()
+        step, draft, version, person_id, name, language = rows[0][:6]
+        conv = Conversation(channel=channel, chat_id=chat_id, user_id=user_id)
+        if version is not None:
+            conv.step, conv.draft, conv.version = step, dict(draft or {}), version
+        if person_id is None:
+            return None, conv
+        roles = grants([tuple(r[6:]) for r in rows if r[6] is not None])
+        return Person(id=person_id, name=name, language=language, roles=roles), conv
 
     async def save_conversation(self, conversation: Conversation, now: datetime) -> None:
         """Insert, or update the version that was read; an idle conversation is deleted."""
@@ -93,10 +181,13 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             result = await self.session.execute(stmt)
         else:
             result = await self.session.execute(
-                update(ConversationRow)
-                .where(*key, ConversationRow.version == c.version)
-                .values(step=c.step, draft=c.draft, version=c.version + 1, updated_at=now)
-            )
+                _CONVERSATION_UPDATE,
+                {
+                    "k_channel": c.channel, "k_chat_id": c.chat_id, "k_user_id": c.user_id,
+                    "k_version": c.version, "step": c.step, "draft": c.draft,
+                    "version": c.version + 1, "updated_at": now,
+                },
+            )  # fmt: skip
         if affected(result) != 1:
             raise self._stale(c)
         c.version += 1
@@ -223,12 +314,8 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
 
     async def mark_processed(self, channel: str, key: str, now: datetime) -> bool:
         """True the first time an update is seen; False for a redelivery (even a concurrent one)."""
-        stmt = (
-            upsert(self.session, ProcessedUpdateRow)
-            .values(channel=channel, key=processed_key(key), at=now)
-            .on_conflict_do_nothing(
-                index_elements=[ProcessedUpdateRow.channel, ProcessedUpdateRow.key]
-            )
+        result = await self.session.execute(
+            _PROCESSED_MARK[dialect_of(self.session)],
+            {"channel": channel, "key": processed_key(key), "at": now},
         )
-        result = await self.session.execute(stmt)
         return affected(result) == 1

@@ -34,7 +34,7 @@ def _binding(row: ChatBindingRow) -> ChatBinding:
     )
 
 
-def _grants(rows: list[tuple[Any, ...]]) -> tuple[RoleGrant, ...]:
+def grants(rows: list[tuple[Any, ...]]) -> tuple[RoleGrant, ...]:
     """(role, area id, department id) rows -> one grant per role, highest role first."""
     scopes: dict[Role, tuple[set[int], set[int]]] = {}
     for role_name, area_id, department_id in rows:
@@ -88,8 +88,8 @@ class ChannelPeople:
         if not rows:
             return None
         person_id, name, language = rows[0][:3]
-        grants = [(role, area, dept) for *_, role, area, dept in rows if role is not None]
-        return Person(id=person_id, name=name, language=language, roles=_grants(grants))
+        held = [(role, area, dept) for *_, role, area, dept in rows if role is not None]
+        return Person(id=person_id, name=name, language=language, roles=grants(held))
 
     async def _linked_person(self, channel: str, external_id: str) -> PersonRow | None:
         return (
@@ -114,7 +114,7 @@ class ChannelPeople:
             id=person.id,
             name=person.name,
             language=person.language,
-            roles=_grants([tuple(row) for row in rows]),
+            roles=grants([tuple(row) for row in rows]),
         )
 
     async def _new_person(self, name: str, language: str, now: datetime) -> PersonRow:

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.sqlite_driver import OneHopDBAPI
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,6 +39,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+        if "module" not in kwargs:
+            # statements of a write transaction run on the loop's thread (sqlite_driver.py)
+            kwargs["module"] = OneHopDBAPI()
+            kwargs["connect_args"].setdefault("check_same_thread", False)
         engine = create_async_engine(url, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -48,7 +54,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it was a round trip before every checkout, i.e. every transaction. A
+    # connection the server dropped (a PostgreSQL restart) fails its first statement instead;
+    # SQLAlchemy then discards the pool's connections, so only that one transaction fails
+    # (a turn answers with its error in a fresh one; a sender pass runs again).
     return create_async_engine(url, **kwargs)
 
 

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from storage.rows import OutboxRow, PersonRow
+from storage.sql import table_of
 from storage.wakeups import announce, outbox_topic
 from workflow.clock import Clock, ensure_aware
 from workflow.ports import OutgoingMessage
@@ -21,25 +23,32 @@ from workflow.ports import OutgoingMessage
 SNIPPET_CHARS = 120  # enough of a message's text for an operator to recognise it
 
 
+_INSERT = insert(table_of(OutboxRow))
+_PENDING = "outbox_pending"  # the session.info key of the rows not yet written
+
+
 class SqlOutbox:
+    """Rows are kept on the session and written in one INSERT when the transaction commits
+    (a turn that answers and sends cards to three groups pays one statement, not four)."""
+
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self.session = session
         self.clock = clock
 
     async def add(self, message: OutgoingMessage) -> None:
         now = self.clock.now()
-        await self.session.execute(
-            insert(OutboxRow).values(
-                channel=message.channel,
-                chat_id=message.chat_id,
-                payload=message.payload,
-                case_number=message.case_number,
-                person_id=message.person_id,
-                status="pending",
-                attempts=0,
-                created_at=now,
-                next_attempt_at=now,
-            )
+        self.session.info.setdefault(_PENDING, []).append(
+            {
+                "channel": message.channel,
+                "chat_id": message.chat_id,
+                "payload": message.payload,
+                "case_number": message.case_number,
+                "person_id": message.person_id,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
         )
         announce(self.session, outbox_topic(message.channel))
 
@@ -61,6 +70,32 @@ class SqlOutbox:
             .where(OutboxRow.id == row_id, OutboxRow.status == "pending")
             .values(payload={**row, **changes})
         )
+
+    def discard(self) -> None:
+        """Forget the buffered rows: the transaction is rolled back (a rollback before anything
+        was written begins no transaction, so SQLAlchemy's rollback events do not see it)."""
+        self.session.info.pop(_PENDING, None)
+
+    async def flush(self) -> None:
+        """Write the buffered rows now (before reading the outbox in the same transaction)."""
+        await self.session.run_sync(_write_pending)
+
+
+def _write_pending(session: Session) -> None:
+    rows: list[dict[str, Any]] = session.info.pop(_PENDING, None) or []
+    if rows:
+        session.execute(_INSERT, rows)
+
+
+# Whoever commits the session (a unit of work, or code holding the session itself), the rows
+# go in with the transaction; a rollback drops them with everything else.
+event.listen(Session, "before_commit", _write_pending)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous: SessionTransaction) -> None:
+    if not previous.nested:  # a savepoint's rollback keeps the transaction's rows
+        session.info.pop(_PENDING, None)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result
+from sqlalchemy import CursorResult, Result, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.dialects.sqlite.dml import Insert
@@ -29,3 +29,9 @@ def upsert(session: AsyncSession, table: Any) -> Insert:
 def affected(result: Result[Any]) -> int:
     """Rows an UPDATE, DELETE or INSERT ... ON CONFLICT changed."""
     return cast(CursorResult[Any], result).rowcount
+
+
+def table_of(row: Any) -> Table:
+    """A mapped class's Table, for Core statements built once at import (no ORM bookkeeping
+    per execution)."""
+    return cast(Table, row.__table__)

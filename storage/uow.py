@@ -51,6 +51,7 @@ class SqlUnitOfWork:
 
     async def __aexit__(self, *exc: object) -> None:
         try:
+            self.outbox.discard()
             await self.session.rollback()
         finally:
             await self.session.close()
@@ -65,6 +66,7 @@ class SqlUnitOfWork:
 
     async def rollback(self) -> None:
         self.session.info.pop(TOPICS, None)  # what was rolled back wakes nobody
+        self.outbox.discard()
         await self.session.rollback()
 
 

@@ -1,0 +1,138 @@
+"""The fixed cost of an update: how many SQL statements a plain text message pays.
+
+Every update pays these, so they bound intake throughput (bench/bench_intake.py). Counted with
+SQLAlchemy's cursor hook on the real engine: a statement added to the path fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from handlers.conversation import Conversations
+from handlers.messages import Incoming, Outgoing
+from handlers.routes import ALL_ROUTES
+from storage.calendar import seed_calendar
+from storage.db import session_factory
+from storage.media import MediaStore
+from storage.org_file import load_org_file
+from storage.rows import OutboxRow
+from storage.uow import UnitOfWorkFactory
+from tests.conftest import EXAMPLE_COUNTY
+from tests.support.chat import Photos
+from workflow.policy import WorkflowPolicy
+from workflow.ports import OutgoingMessage
+from workflow.services import Workflow
+
+# processed mark, conversation + person (one read), conversation write, outbox rows
+PLAIN_TEXT_STATEMENTS = 4
+
+
+class Resident:
+    """A resident typing into the bot's private chat."""
+
+    def __init__(self, engine: AsyncEngine, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        self.n = 0
+        self.bot = Conversations(
+            UnitOfWorkFactory(session_factory(engine), clock), Workflow(WorkflowPolicy()),
+            Photos(MediaStore(tmp_path / "media")), ALL_ROUTES,
+        )  # fmt: skip
+
+    async def send(self, **kw) -> list[Outgoing]:  # type: ignore[no-untyped-def]
+        self.n += 1
+        return await self.bot.handle(
+            Incoming(
+                channel="telegram", chat_id="5001", chat_type="private", user_id="5001",
+                user_name="李秀兰", language="zh-hans", message_id=str(self.n),
+                update_key=f"u{self.n}", **kw,
+            )
+        )  # fmt: skip
+
+    async def press(self, out: list[Outgoing], prefix: str) -> list[Outgoing]:
+        data = next(
+            b.data for m in out for row in m.buttons for b in row if b.data.startswith(prefix)
+        )
+        return await self.send(callback_data=data, callback_id=f"cb{self.n}")
+
+
+@pytest.fixture
+async def resident(engine, clock, tmp_path):  # type: ignore[no-untyped-def]
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await seed_calendar(session, clock.now())
+        await session.commit()
+    await load_org_file(sessions, EXAMPLE_COUNTY)
+    return Resident(engine, clock, tmp_path)
+
+
+@contextmanager
+def counting(engine: AsyncEngine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def hook(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", hook)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", hook)
+
+
+def expected(engine: AsyncEngine) -> int:
+    # PostgreSQL adds the chat's advisory lock (storage/chat_locks.py) and the NOTIFY that
+    # wakes other processes' senders (storage/wakeups.py); SQLite needs neither.
+    return PLAIN_TEXT_STATEMENTS + 2 * (engine.dialect.name == "postgresql")
+
+
+async def test_a_plain_text_update_costs_four_statements(engine, resident: Resident):
+    await resident.send(text="/start JL-XGC-01-G1")
+    out = await resident.send(text="📝 我要说事")
+    await resident.press(out, "cat:")
+    with counting(engine) as statements:
+        out = await resident.send(text="东门井盖破损，夜里有人踩空")
+    assert "照片" in out[0].text  # the description was taken: the dialogue moved on
+    assert len(statements) == expected(engine), statements
+    with counting(engine) as statements:
+        await resident.send(text="不留电话")  # anything at the photo step: asked again
+    assert len(statements) == expected(engine), statements
+
+
+def _message(n: int) -> OutgoingMessage:
+    return OutgoingMessage(channel="telegram", chat_id=f"c{n}", payload={"text": f"m{n}"})
+
+
+async def _stored(engine: AsyncEngine) -> list[str]:
+    async with session_factory(engine)() as session:
+        rows = await session.execute(select(OutboxRow.payload).order_by(OutboxRow.id))
+        return [payload["text"] for payload in rows.scalars()]
+
+
+async def test_a_turns_outbox_rows_go_in_with_one_statement(engine, clock):
+    """Three messages queued in one transaction: one INSERT when it commits, all three stored
+    in order, also when the session is committed directly rather than through the unit of
+    work; a rollback writes none."""
+    uows = UnitOfWorkFactory(session_factory(engine), clock)
+    with counting(engine) as statements:
+        async with uows() as uow:
+            for n in range(3):
+                await uow.outbox.add(_message(n))
+            await uow.commit()
+    assert [s.split("(")[0].strip() for s in statements] == ["INSERT INTO outbox"]
+    assert await _stored(engine) == ["m0", "m1", "m2"]
+
+    async with uows() as uow:
+        await uow.outbox.add(_message(3))
+        await uow.session.commit()
+    async with uows() as uow:
+        await uow.outbox.add(_message(4))
+        await uow.rollback()
+        await uow.outbox.add(_message(5))
+        await uow.commit()
+    async with uows() as uow:
+        await uow.outbox.add(_message(6))  # left without commit: rolled back
+    assert await _stored(engine) == ["m0", "m1", "m2", "m3", "m5"]

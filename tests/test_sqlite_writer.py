@@ -1,0 +1,103 @@
+"""SQLite's one writer, taken in turn inside the process (storage/sqlite_driver.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+
+from storage.db import create_engine, session_factory
+
+meta = MetaData()
+notes = Table("notes", meta, Column("id", Integer, primary_key=True), Column("text", String))
+
+
+async def until(condition) -> None:  # type: ignore[no-untyped-def]
+    """Yield to the loop until the condition holds (connecting takes aiosqlite's thread)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never held")
+
+
+@pytest.fixture
+async def sqlite(tmp_path: Path):
+    # No busy timeout at all: a second writer SQLite itself let in would fail at once.
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/w.db", connect_args={"timeout": 0})
+    async with engine.begin() as conn:
+        await conn.run_sync(meta.create_all)
+    yield engine
+    await engine.dispose()
+
+
+async def test_concurrent_write_transactions_wait_their_turn_in_order(sqlite):
+    sessions = session_factory(sqlite)
+    first = sessions()
+    await first.execute(insert(notes).values(text="first"))  # holds the writer
+    order: list[str] = []
+
+    async def write(text: str) -> None:
+        async with sessions() as session:
+            await session.execute(insert(notes).values(text=text))
+            order.append(text)
+            await session.commit()
+
+    lock = sqlite.sync_engine.dialect.dbapi.write_lock
+    waiting = []
+    for n, text in enumerate(("second", "third"), start=1):
+        waiting.append(asyncio.create_task(write(text)))
+        await until(lambda n=n: lock.waiting == n)  # queued behind the open transaction
+    assert order == [] and not any(task.done() for task in waiting)  # waiting, not failed
+    await first.commit()
+    await first.close()
+    await asyncio.gather(*waiting)
+    assert order == ["second", "third"]
+    async with sessions() as session:
+        texts = (await session.execute(select(notes.c.text).order_by(notes.c.id))).scalars()
+        assert list(texts) == ["first", "second", "third"]
+
+
+async def test_a_failed_write_gives_the_writer_back(sqlite):
+    sessions = session_factory(sqlite)
+    async with sessions() as session:
+        await session.execute(insert(notes).values(id=1, text="a"))
+        await session.commit()
+    async with sessions() as session:
+        with pytest.raises(Exception, match="UNIQUE"):
+            await session.execute(insert(notes).values(id=1, text="again"))
+        await session.rollback()
+    async with sessions() as session:  # would wait forever if the lock were still held
+        await asyncio.wait_for(session.execute(insert(notes).values(text="b")), 5)
+        await session.commit()
+        count = (await session.execute(select(func.count()).select_from(notes))).scalar_one()
+    assert count == 2
+
+
+async def test_a_write_transaction_runs_its_statements_without_thread_hops(sqlite, monkeypatch):
+    """Inside the write transaction statements run on the loop's thread; only the commit goes
+    to aiosqlite's thread."""
+    sessions = session_factory(sqlite)
+    async with sessions() as session:  # warm the pool: connecting is a hop of its own
+        await session.execute(select(notes.c.id))
+    hops = 0
+    real = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal hops
+        hops += 1
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with sessions() as session:
+        for n in range(3):
+            await session.execute(insert(notes).values(text=str(n)))
+            await session.execute(select(func.count()).select_from(notes))
+        await session.commit()
+    assert hops == 1
+    async with sessions() as session:  # a read outside a write transaction: in the thread
+        await session.execute(select(func.count()).select_from(notes))
+    assert hops == 2
