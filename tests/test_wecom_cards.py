@@ -144,3 +144,20 @@ async def test_more_choices_than_six_buttons_are_numbered_and_a_typed_number_pic
     picked = await wc.channel.builder.build(typed("8"))
     assert picked is not None and picked.callback_data == "x8"
     assert (await wc.channel.builder.build(typed("9"))).text == "9"  # type: ignore[union-attr]
+
+
+async def test_a_reason_is_asked_by_the_button_and_sent_as_a_message(wc):
+    number = await report_case(wc.wx, RESIDENT)
+    await wc.settle()
+    await wc.cb.press(LEADER, btn("btn_invalid"))
+    await wc.settle()
+    assert wc.fake.texts(LEADER)[-1].startswith(plain(said("ask_reason", number=number)))
+    await wc.cb.other(LEADER, "voice")  # not words: said so, the question stays
+    await wc.settle()
+    assert await _state(wc, number) == "screening"
+    await wc.cb.text(LEADER, "重复反映，已在处理")
+    await wc.settle()
+    assert await _state(wc, number) == "rejected"
+    async with wc.app.uow() as uow:
+        trail = await uow.cases.history(number)
+    assert trail[-1].comment == "重复反映，已在处理"
