@@ -23,8 +23,12 @@ class CallbackData:
 
     prefix: ClassVar[str]
 
-    def __init_subclass__(cls, *, prefix: str, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, prefix: str | None = None, **kwargs: Any) -> None:
+        """`prefix` names a kind of button; a class without one is a shape several kinds
+        share (CaseChoice, RatingButton), never packed itself."""
         super().__init_subclass__(**kwargs)
+        if prefix is None:
+            return
         if not prefix or SEP in prefix:
             raise ValueError(f"bad callback prefix {prefix!r}")
         cls.prefix = prefix
@@ -69,35 +73,51 @@ class CaseAction(CallbackData, prefix="a"):
 
 
 @dataclasses.dataclass(frozen=True)
-class AssignTo(CallbackData, prefix="as"):
+class CaseChoice(CallbackData):
+    """A choice a screen offers for a case: `<prefix>:<code of the choice>:<case number>`."""
+
+    choice: str
+    number: str
+
+
+class AssignTo(CaseChoice, prefix="as"):
     """A department choice of the assign screen: `as:<department code>:<case number>`."""
 
-    department: str
-    number: str
+    @property
+    def department(self) -> str:
+        return self.choice
 
 
-@dataclasses.dataclass(frozen=True)
-class ReclassifyTo(CallbackData, prefix="rc"):
+class ReclassifyTo(CaseChoice, prefix="rc"):
     """A category choice of the reclassify screen: `rc:<category code>:<case number>`."""
 
-    category: str
-    number: str
+    @property
+    def category(self) -> str:
+        return self.choice
 
 
 @dataclasses.dataclass(frozen=True)
-class RateAs(CallbackData, prefix="ra"):
+class RatingButton(CallbackData):
+    """A rating button: `<prefix>:<case number>:<s|b|d>`."""
+
+    number: str
+    value: str
+
+    @staticmethod
+    def read(data: str | None) -> RatingButton | None:
+        """The rating a button carries, in today's form or an old one; None: no rating."""
+        for kind in (RateAs, LegacyRateAs):
+            if kind.matches(data):
+                return kind.unpack(data or "")
+        return None
+
+
+class RateAs(RatingButton, prefix="ra"):
     """A rating button: `ra:<case number>:<s|b|d>`."""
 
-    number: str
-    value: str
 
-
-@dataclasses.dataclass(frozen=True)
-class LegacyRateAs(CallbackData, prefix="rt"):
+class LegacyRateAs(RatingButton, prefix="rt"):
     """Rating buttons sent before the codes were made unique: `rt:<case number>:<s|b|d>`."""
-
-    number: str
-    value: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ from handlers.callbacks import (
     ConfirmResult,
     LegacyRateAs,
     RateAs,
+    RatingButton,
     ReclassifyTo,
     SkipComment,
 )
@@ -126,8 +127,7 @@ async def route_card_buttons(turn: Turn) -> bool:
         turn.reply("not_enrolled_staff")
         return True
     try:
-        if RateAs.matches(data) or LegacyRateAs.matches(data):
-            rated = RateAs.unpack(data) if RateAs.matches(data) else LegacyRateAs.unpack(data)
+        if (rated := RatingButton.read(data)) is not None:
             return await _rate(turn, rated.number, rated.value)
         if AssignTo.matches(data):
             chosen = AssignTo.unpack(data)

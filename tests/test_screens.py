@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.callbacks import AssignTo, CaseAction, LegacyRateAs, RateAs, ReclassifyTo
+from handlers.callbacks import (
+    AssignTo,
+    CaseAction,
+    CaseChoice,
+    LegacyRateAs,
+    RateAs,
+    RatingButton,
+    ReclassifyTo,
+)
 from handlers.notify import HolderUnit, card_buttons, holder_unit, superior_unit
 from handlers.render import LOCALES, Renderer
 from storage.analytics.scope import UNRATED_ENDINGS
@@ -124,6 +132,19 @@ def test_callback_data_packs_unpacks_and_refuses_what_is_not_its_own():
         CaseAction("sv", "x" * 70).pack()  # over Telegram's 64 bytes
     with pytest.raises(ValueError):
         AssignTo("a:b", "JL-1").pack()  # a separator inside a field
+
+
+def test_choice_and_rating_buttons_share_one_shape_each():
+    """AssignTo and ReclassifyTo are one shape (a choice for a case), RateAs and its old form
+    another; a shape alone has no prefix and is never a button."""
+    assert issubclass(AssignTo, CaseChoice) and issubclass(ReclassifyTo, CaseChoice)
+    assert AssignTo("housing", "JL-1").department == "housing"
+    assert ReclassifyTo.unpack("rc:livelihood:JL-1").category == "livelihood"
+    assert RatingButton.read("ra:JL-1:s") == RateAs("JL-1", "s")
+    assert RatingButton.read("rt:JL-1:d") == LegacyRateAs("JL-1", "d")
+    assert RatingButton.read("a:sv:JL-1") is None and RatingButton.read(None) is None
+    with pytest.raises(AttributeError):
+        CaseChoice("housing", "JL-1").pack()
 
 
 def test_the_state_sets_are_derived_from_the_state_table():
