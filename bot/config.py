@@ -221,6 +221,9 @@ class OutboxSettings(_Strict):
     messages_per_second: int = Field(30, ge=1, le=1000)
     chat_interval_seconds: float = Field(1.0, ge=0, le=60)
     group_messages_per_minute: int = Field(20, ge=1, le=1000)
+    # Added to every limit: sends count from when they go out, and this absorbs the jitter of
+    # the way to Telegram (bot/ratelimit.py).
+    safety_margin_seconds: float = Field(0.05, ge=0, le=1)
     max_attempts: int = Field(20, ge=1, le=1000)
     backoff_base_seconds: float = Field(5.0, gt=0, le=3600)
     backoff_cap_seconds: float = Field(900.0, gt=0, le=86400)

@@ -19,9 +19,18 @@ How this module counts:
   any 60 s). A window entry at time t counts until t + window, exclusive.
 - After a 429, `pause(retry_after, chat_id)` stops that chat and, conservatively, every chat
   for `retry_after` seconds: Telegram does not say which limit was hit.
-- A send counts from when its request goes out (`record`, so calls in flight count) and, once
-  it came back (`finished`), from then: Telegram saw it somewhere in between, and counting
-  from the later moment means our windows never free up before Telegram's do.
+- A send counts from when its request goes out (`record`, so calls in flight count at once),
+  and every limit is kept with a safety margin (`margin`, 50 ms by default): a send stays in
+  the 1 s window for 1 s + margin, in a group's minute for 60 s + margin, and holds its chat
+  for cost x `chat_interval` + margin. Telegram counts a call when it arrives, half a round
+  trip after it went out; that delay is about the same for every call, so counting from the
+  moment it goes out keeps the same spacing Telegram sees, and the margin absorbs the jitter.
+  Counting from when the answer came back instead (as this module did) held each send a whole
+  round trip longer than needed: 0.79 of 30/s with a 150 ms round trip.
+- A call that took clearly longer than the others (`finished`: its round trip more than
+  `margin` above the fastest of the last ones) may have reached Telegram that much later, so
+  it then counts from that later moment (never later than its answer): a call delayed on the
+  way does not let the next ones bunch up behind it.
 
 Time is the injected Clock's, counted in whole microseconds, so tests advance a ManualClock
 and land exactly on the moment a window frees; nothing here reads the system time itself.
@@ -29,6 +38,7 @@ and land exactly on the moment a window frees; nothing here reads the system tim
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +47,7 @@ from workflow.clock import Clock
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
 _PRUNE_EVERY = 1024  # records between sweeps of chats that are free again
+_RECENT_CALLS = 64  # round trips remembered to know what a usual one is
 
 
 def _ticks(when: datetime) -> int:
@@ -56,11 +67,12 @@ class RateLimits:
     per_second: int | None = 30  # messages per second over all chats together
     chat_interval: float | None = 1.0  # seconds between two messages in one chat
     group_per_minute: int | None = 20  # messages per 60 s in one group
+    margin: float = 0.05  # seconds added to every limit: the jitter of the way to Telegram
 
     @classmethod
     def unlimited(cls) -> RateLimits:
         """No limits at all (tests that drive conversations on a clock nobody advances)."""
-        return cls(per_second=None, chat_interval=None, group_per_minute=None)
+        return cls(per_second=None, chat_interval=None, group_per_minute=None, margin=0.0)
 
 
 class _Entry:
@@ -106,11 +118,12 @@ class _Window:
 
 @dataclass
 class Send:
-    """A send counted by `record`; `finished` moves it to when the call came back."""
+    """A send counted by `record`; `finished` closes it (and moves it later if it was slow)."""
 
     chat_id: str
     cost: int
     entries: list[_Entry]
+    out: int = 0  # microsecond its request went out
 
 
 class RateLimiter:
@@ -120,13 +133,17 @@ class RateLimiter:
         self.clock = clock
         self.limits = limits or RateLimits()
         self._overall = (
-            _Window(self.limits.per_second, _US) if self.limits.per_second is not None else None
+            _Window(self.limits.per_second, _US + round(self.limits.margin * _US))
+            if self.limits.per_second is not None
+            else None
         )
         self._interval_us = round((self.limits.chat_interval or 0) * _US)
         self._next_free: dict[str, int] = {}  # chat -> earliest microsecond it may send again
         self._groups: dict[str, _Window] = {}
         self._paused_until = 0
         self._records = 0
+        self._margin_us = round(self.limits.margin * _US)
+        self._round_trips: deque[int] = deque(maxlen=_RECENT_CALLS)
 
     def _now(self) -> int:
         return _ticks(self.clock.now())
@@ -167,26 +184,32 @@ class RateLimiter:
             entries.append(self._overall.add(now, cost))
         if self._interval_us:
             start = max(self._next_free.get(chat, 0), now)
-            self._next_free[chat] = start + cost * self._interval_us
+            self._next_free[chat] = start + cost * self._interval_us + self._margin_us
         if self.limits.group_per_minute is not None and is_group(chat):
             window = self._groups.get(chat)
             if window is None:
-                window = self._groups[chat] = _Window(self.limits.group_per_minute, 60 * _US)
+                length = 60 * _US + self._margin_us
+                window = self._groups[chat] = _Window(self.limits.group_per_minute, length)
             entries.append(window.add(now, cost))
         self._records += 1
         if self._records % _PRUNE_EVERY == 0:
             self._prune(now)
-        return Send(chat, cost, entries)
+        return Send(chat, cost, entries, out=now)
 
     def finished(self, send: Send) -> None:
-        """The call came back: Telegram counted it somewhere between going out and now, so it
-        counts from now. Without this, a request that lingered on the way would leave our
-        window before Telegram's, and the next send would earn a 429."""
+        """The call came back. It counted from when it went out; if its round trip was more
+        than `margin` above the fastest recent one, Telegram may have seen it up to that much
+        later, so it counts from then (at most from now): our windows never free up before
+        Telegram's do."""
         now = self._now()
+        round_trip = max(0, now - send.out)
+        self._round_trips.append(round_trip)
+        late = round_trip - min(self._round_trips) - self._margin_us
         for entry in send.entries:
-            entry.at = max(entry.at, now)
-        if self._interval_us:
-            due = now + send.cost * self._interval_us
+            if late > 0:
+                entry.at = min(max(entry.at, send.out + late), now)
+        if self._interval_us and late > 0:
+            due = send.out + late + send.cost * self._interval_us + self._margin_us
             self._next_free[send.chat_id] = max(self._next_free.get(send.chat_id, 0), due)
 
     def pause(self, seconds: float, chat_id: str | int | None = None) -> None:

@@ -23,7 +23,7 @@ from tests.fake_telegram import FakeTelegram
 from tests.support.outbox import case_row, photo, queue, rows, submit
 
 GROUP = -100  # the housing department's group in the world fixture
-TELEGRAM = RateLimits()  # 30/s, 1/s per chat, 20/min per group
+TELEGRAM = RateLimits(margin=0.0)  # 30/s, 1/s per chat, 20/min per group, exactly
 
 
 def make_sender(
@@ -271,6 +271,31 @@ async def test_thirty_a_second_overall_across_many_chats(world, fake, media):
     assert sorted(r.chat_id for r in fake.receipts) == [10_000 + i for i in range(100)]
     assert fake.receipts[0].at == start.timestamp()
     assert fake.receipts[-1].at - fake.receipts[0].at == 3.0  # 30, 30, 30 and 10 more
+
+
+async def test_with_the_safety_margin_each_chat_keeps_its_order_and_every_limit(world, fake, media):
+    """The sender as `shuoshi run` paces it (a 50 ms margin on each limit, 8 calls in flight
+    to different chats): each chat's messages in the order written, 1.05 s apart, a group's
+    20 a minute, 30 in any second overall, and no 429."""
+    sender = make_sender(world, fake, media, RateLimits(), concurrency=8)
+    chats = [str(20_000 + i) for i in range(40)]
+    for i in range(3):
+        for chat in chats:
+            await queue(world, chat, f"{chat}/{i}")
+        await queue(world, str(GROUP), f"group/{i}")
+    for i in range(3, 25):
+        await queue(world, str(GROUP), f"group/{i}")
+    assert await drain(sender) == 3 * len(chats) + 25
+    assert fake.too_many_requests == 0
+    assert fake.max_in_window(1.0) == 30
+    assert fake.max_in_window(60.0, GROUP) == 20
+    for chat in chats:
+        assert texts(fake, int(chat)) == [f"{chat}/{i}" for i in range(3)]
+        times = [r.at for r in fake.receipts if r.chat_id == int(chat)]
+        assert all(round(b - a, 6) >= 1.05 for a, b in itertools.pairwise(times))
+    assert texts(fake, GROUP) == [f"group/{i}" for i in range(25)]
+    group = [r.at for r in fake.receipts if r.chat_id == GROUP]
+    assert round(group[20] - group[0], 6) == 60.05  # the 21st when the first left the minute
 
 
 async def test_an_album_and_its_card_are_spaced_and_counted_per_photo(world, fake, media):

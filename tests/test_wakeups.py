@@ -149,8 +149,8 @@ async def idle(sender: OutboxSender, hub: Wakeups) -> AsyncIterator[None]:
     passes: asyncio.Queue[int] = asyncio.Queue()
     one_pass = sender.deliver_pending
 
-    async def counted(limit: int | None = None) -> int:
-        sent = await one_pass(limit)
+    async def counted(limit: int | None = None, *, paced: bool = False) -> int:
+        sent = await one_pass(limit, paced=paced)
         passes.put_nowait(sent)
         return sent
 
