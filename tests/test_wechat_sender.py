@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from storage.rows import CaseRow, OutboxRow, WeChatTokenRow
 from tests.support.images import jpeg
-from tests.support.wechat import PUBLIC_URL, report_case, staff_resolve
+from tests.support.wechat import PUBLIC_URL, report_case, resident_browser, staff_resolve
 
 RESIDENT = "o-resident-2"
 
@@ -121,29 +121,14 @@ async def test_a_follower_who_left_fails_for_good_and_the_case_is_flagged(wx):
 
 
 async def test_the_template_link_opens_the_residents_web_chat_where_they_rate(wx):
-    from dataclasses import replace
     from urllib.parse import urlsplit
-
-    from aiohttp import web as aiohttp_web
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from bot.web.chat.app import setup_webchat
-    from tests.support.webchat import Browser
 
     number = await report_case(wx, RESIDENT, photo=jpeg("green"))
     wx.clock.advance(hours=72)  # the result comes days later
     await staff_resolve(wx, number)
     await wx.settle()
     link = next(t for t in wx.fake.templates if t["template_id"] == "TPL-RATING")["url"]
-    # The resident's browser: the same app and database, served here over plain http (with
-    # public_url's https the chat's cookies would be Secure, which a test client never sends).
-    web = wx.app.settings.web.model_copy(update={"public_url": None})
-    local = replace(wx.app, settings=wx.app.settings.model_copy(update={"web": web}))
-    web_app = aiohttp_web.Application()
-    webchat = setup_webchat(web_app, local, demo=False)
-    await webchat.deliver_pending()
-    async with TestClient(TestServer(web_app)) as client:
-        browser = Browser(client)
+    async with resident_browser(wx.app) as browser:
         await browser.open(urlsplit(link).path)
         await browser.press(f"ra:{number}:", label="满意")
         await browser.press(f"rk:{number}")  # no comment

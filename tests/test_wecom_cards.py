@@ -1,13 +1,21 @@
-"""The loop in WeCom, encryption on: a resident reports in the Official Account; the grid
-leader, the township, the county center and the housing department act on interactive
-template cards (the transition table's buttons, as in Telegram); the department notes its
-progress and resolves with words and a photo sent as messages to the app; every card is
-updated in place as the case moves on, and a button on a card that moved on is refused."""
+"""The loop of issue 12 §4, encryption on both callbacks: a resident follows the Official
+Account through a grid's QR code and reports with a photo and a location; the grid leader, the
+township, the county center and the housing department act on interactive template cards (the
+transition table's buttons, as in Telegram); two days later the department notes its progress
+and resolves with words and a photo sent as messages to the app; every card is updated in
+place as the case moves on, and a button on a card that moved on is refused. The resident,
+outside WeChat's 48-hour window by then, gets template messages; their link opens the web chat
+with the result photo, and the rating given there lands on the case."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+import pytest
 from sqlalchemy import select
 
+from bot.web.chat.render import plain_text
+from bot.wechat.api import WeChatError
 from bot.wechat.render import plain
 from bot.wecom.render import BUTTON_TEXT_LIMIT, STALE_KEY
 from handlers.notify import card_buttons
@@ -15,7 +23,7 @@ from handlers.render import Renderer
 from storage.rows import AttachmentRow
 from tests.support.images import jpeg
 from tests.support.texts import refusal, said
-from tests.support.wechat import report_case
+from tests.support.wechat import PUBLIC_URL, report_case, resident_browser
 from tests.support.wecom import STAFF
 from workflow.model import Role
 
@@ -50,8 +58,11 @@ async def test_the_same_round_on_postgresql(wc_pg):
 
 
 async def _round(wc) -> None:
-    number = await report_case(wc.wx, RESIDENT, photo=jpeg("red"))
+    number = await report_case(wc.wx, RESIDENT, photo=jpeg("red"), location=(37.3011, 114.9481))
     await wc.settle()
+    async with wc.app.uow() as uow:
+        reported = await uow.cases.get(number)
+    assert (reported.latitude, reported.longitude) == (37.3011, 114.9481)
 
     # The grid leader's card: the report's photo, then the card with the table's buttons.
     assert [m["msgtype"] for m in wc.fake.to(LEADER)] == ["image", "template_card"]
@@ -96,6 +107,16 @@ async def _round(wc) -> None:
     assigned_card = wc.fake.card_tasks(HOUSING)[0]
     assert len(wc.fake.card_versions[assigned_card]) == 2
 
+    # Two days pass: the resident has not written since the report, WeChat's 48-hour window
+    # of customer-service messages is closed (the fake refuses them with 45015, as WeChat).
+    wc.clock.advance(hours=49)
+    with pytest.raises(WeChatError) as refused:
+        await wc.wx.channel.api.send_custom(
+            {"touser": RESIDENT, "msgtype": "text", "text": {"content": "x"}}
+        )
+    assert refused.value.errcode == 45015
+    custom_before = len(wc.wx.fake.custom)
+
     # A progress note: the button asks, the words come as a message.
     await wc.cb.press(HOUSING, btn("btn_note"))
     await wc.settle()
@@ -117,9 +138,27 @@ async def _round(wc) -> None:
     async with wc.app.sessions() as session:
         photos = (await session.execute(select(AttachmentRow.channel))).scalars().all()
     assert sorted(photos) == ["wechat", "wecom"]  # the report's and the result's
-    # The resident hears of it in the Official Account, with the result photo.
-    assert "已更换井盖" in wc.wx.fake.texts(RESIDENT)[-1]
-    assert wc.fake.refusals == [] and wc.wx.fake.refusals == []
+    # The resident hears of it by template messages only, each linking to their web chat.
+    assert len(wc.wx.fake.custom) == custom_before
+    news = [t for t in wc.wx.fake.templates if t["data"]["keyword1"]["value"] == number]
+    assert [t["template_id"] for t in news][-2:] == ["TPL-RESULT", "TPL-RATING"]
+    link = urlsplit(news[-1]["url"])
+    assert f"{link.scheme}://{link.netloc}" == PUBLIC_URL and link.path.startswith("/chat/")
+    assert wc.fake.refusals == [] and wc.wx.fake.refusals == [45015]
+
+    # The link opened in the resident's browser: the result with its photo, and the rating.
+    async with resident_browser(wc.app) as browser:
+        await browser.open(link.path)
+        result = [v for v in await browser.history() if v["photos"]]
+        assert "已更换井盖" in plain_text(result[-1]["nodes"])
+        photo = await browser.client.get(result[-1]["photos"][0])
+        assert photo.status == 200 and photo.content_type == "image/jpeg"
+        assert (await photo.read())[:2] == b"\xff\xd8"
+        await browser.press(f"ra:{number}:", label="满意")
+        await browser.press(f"rk:{number}")  # no comment
+    async with wc.app.uow() as uow:
+        rated = await uow.cases.get(number)
+    assert rated.rating is not None and rated.rating.value == "satisfied"
 
 
 async def test_more_choices_than_six_buttons_are_numbered_and_a_typed_number_picks_one(wc):

@@ -7,6 +7,7 @@ call `env.settle()` (the inbox processed, the outbox delivered) instead of waiti
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from tests.fake_wechat import APP_ID, APP_SECRET, Callbacks, FakeWeChat
 from tests.fake_wechat.callbacks import AES_KEY, TOKEN
 from tests.support.net import free_port
 from tests.support.paths import EXAMPLE_COUNTY
+from tests.support.webchat import Browser
 from workflow.clock import SHANGHAI, ManualClock
 
 PUBLIC_URL = "https://shuoshi.example.org"
@@ -96,8 +98,12 @@ async def wx_plain(tmp_path: Any) -> AsyncIterator[WeChatEnv]:
         yield env
 
 
-async def report_case(env: WeChatEnv, openid: str, *, photo: bytes | None = None) -> str:
-    """`openid` follows through grid G1's QR code and reports a safety hazard; the case number."""
+async def report_case(
+    env: WeChatEnv, openid: str, *, photo: bytes | None = None,
+    location: tuple[float, float] | None = None,
+) -> str:  # fmt: skip
+    """`openid` follows through grid G1's QR code and reports a safety hazard (with a photo,
+    and a location message instead of a typed address, when given); the case number."""
     from bot.wechat.render import plain
     from tests.support.texts import said
 
@@ -112,7 +118,10 @@ async def report_case(env: WeChatEnv, openid: str, *, photo: bytes | None = None
     await env.settle()
     await env.cb.choose(openid, plain(said("btn_photos_done")))
     await env.settle()
-    await env.cb.text(openid, "东门路口")
+    if location is not None:
+        await env.cb.location(openid, *location, label="东门路口")
+    else:
+        await env.cb.text(openid, "东门路口")
     await env.settle()
     await env.cb.choose(openid, plain(said("btn_anonymous")))
     await env.settle()
@@ -123,6 +132,26 @@ async def report_case(env: WeChatEnv, openid: str, *, photo: bytes | None = None
         assert person is not None
         cases = await uow.channels.cases_of_reporter(person.id)
     return str(cases[0]["number"])
+
+
+@contextlib.asynccontextmanager
+async def resident_browser(app: App) -> AsyncIterator[Browser]:
+    """The resident's browser on the web chat a template message links to: the same app and
+    database, served here over plain http (with public_url's https the chat's cookies would be
+    Secure, which a test client never sends); the web chat's outbox delivered first."""
+    from dataclasses import replace
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.web.chat.app import setup_webchat
+
+    local_web = app.settings.web.model_copy(update={"public_url": None})
+    local = replace(app, settings=app.settings.model_copy(update={"web": local_web}))
+    web_app = web.Application()
+    webchat = setup_webchat(web_app, local, demo=False)
+    await webchat.deliver_pending()
+    async with TestClient(TestServer(web_app)) as client:
+        yield Browser(client)
 
 
 async def staff_resolve(env: WeChatEnv, number: str) -> None:

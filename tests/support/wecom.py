@@ -37,7 +37,7 @@ from tests.fake_wechat.wecom import (
 )
 from tests.support.net import free_port
 from tests.support.paths import EXAMPLE_COUNTY
-from tests.support.wechat import WeChatEnv
+from tests.support.wechat import PUBLIC_URL, WeChatEnv
 from workflow.clock import SHANGHAI, ManualClock
 
 # Person code -> WeCom UserID, added to the example county for these tests.
@@ -93,9 +93,12 @@ async def make_env(
             data_dir=tmp_path / "data",
             database_url=database_url,
             example_county=county,
-            web={"port": free_port()},
+            # Behind a public address, with template messages: news outside the 48-hour
+            # window links to the resident's web chat.
+            web={"port": free_port(), "public_url": PUBLIC_URL},
             wechat={"app_id": APP_ID, "app_secret": APP_SECRET, "token": WX_TOKEN,
-                    "encoding_aes_key": WX_AES_KEY, "api_base": wx_fake.base_url},
+                    "encoding_aes_key": WX_AES_KEY, "api_base": wx_fake.base_url,
+                    "result_template_id": "TPL-RESULT", "rating_template_id": "TPL-RATING"},
             wecom={"corp_id": CORP_ID, "agent_id": AGENT_ID, "secret": SECRET, "token": TOKEN,
                    "encoding_aes_key": AES_KEY, "api_base": fake.base_url, **wecom},
         )  # fmt: skip
