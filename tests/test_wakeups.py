@@ -9,20 +9,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import aiohttp
 import pytest
 from sqlalchemy import text
 
-from bot.app import App
+from bot import runner
+from bot.app import App, open_app
+from bot.config import load_settings
 from bot.runner import wake_on
 from bot.telegram.sender import OutboxSender
+from bot.web.chat.app import setup_webchat
 from storage.db import session_factory
+from storage.org_file import load_org_file
 from storage.uow import UnitOfWorkFactory
 from storage.wakeups import Wakeups, listen, outbox_topic
+from tests.conftest import PG_SKIP_REASON, PG_URL
 from tests.support.engines import another_engine
+from tests.support.net import free_port
 from tests.support.outbox import queue
+from tests.support.paths import EXAMPLE_COUNTY
 from tests.support.webchat import Browser, make_app, serve
 
 # Far beyond every bounded wait below: a message that arrives came through a wake-up.
@@ -194,3 +203,79 @@ async def test_one_process_wakes_its_own_streams_and_senders(engine, world, fake
         await queue(world, "5001", "from this process")
         sent = await fake.wait_sent(5001, 1, timeout=5)
     assert [m["text"] for m in sent] == ["from this process"]
+
+
+@contextlib.asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A database of its own on the test server (`shuoshi run` takes a URL, not a schema)."""
+    import asyncpg
+
+    admin = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"shuoshi_wake_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin, timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield f"{PG_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        conn = await asyncpg.connect(admin, timeout=10)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def test_two_shuoshi_run_processes_wake_each_others_streams(tmp_path, monkeypatch):
+    """`serve` as `shuoshi run` runs it, twice on one PostgreSQL database (roles web): it
+    starts the listener by itself, so a stream held by one shows what the other took."""
+    if PG_SKIP_REASON:
+        pytest.skip(PG_SKIP_REASON)
+    monkeypatch.chdir(tmp_path)
+
+    def without_keepalive(*args, **kwargs):  # only a wake-up can bring the message now
+        chat = setup_webchat(*args, **kwargs)
+        chat.keepalive_seconds = NEVER
+        return chat
+
+    monkeypatch.setattr("bot.runner.setup_webchat", without_keepalive)
+    async with fresh_database() as url:
+        processes = []
+        try:
+            for _ in range(2):
+                settings = load_settings(
+                    data_dir=tmp_path / "data", database_url=url, example_county=EXAMPLE_COUNTY,
+                    web={"port": free_port()}, process={"roles": ["web"]},
+                )  # fmt: skip
+                app = await open_app(settings)
+                if not processes:
+                    await load_org_file(app.sessions, EXAMPLE_COUNTY)
+                started = asyncio.Event()
+                stop = asyncio.Event()
+                task = asyncio.create_task(
+                    runner.serve(app, stop, on_ready=lambda _running, ready=started: ready.set())
+                )
+                await asyncio.wait_for(started.wait(), 30)  # its port is open
+                processes.append((app, stop, task))
+            for app, _, _ in processes:
+                await until_live(app.uow.wakeups, True)  # each process's listener is up
+            a_http, b_http = (
+                aiohttp.ClientSession(
+                    base_url=f"http://127.0.0.1:{app.settings.web.port}",
+                    cookie_jar=aiohttp.CookieJar(unsafe=True),
+                )
+                for app, _, _ in processes
+            )
+            async with a_http, b_http:
+                a, b, _chat = await two_browsers(a_http, b_http)
+                stream = await a.stream(after=await a.last_id())
+                await b.say("电梯停了")
+                said = await asyncio.wait_for(stream.until(lambda v: v["direction"] == "in"), 5)
+                stream.close()
+        finally:
+            for app, stop, task in processes:
+                stop.set()
+                await asyncio.wait_for(task, 15)
+                await app.close()
+    assert said["preview"] == "电梯停了"
