@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time as _time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ import yaml
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.org_cache import OrgCache, bump
 from storage.org_file.yaml_nodes import FileLineError, compose
 from storage.rows import CalendarDayRow, CalendarYearRow
 from workflow.deadlines import WorkCalendar
@@ -36,39 +36,15 @@ class Schedule:
     workdays: dict[date, str] = field(default_factory=dict)
 
 
-class CalendarCache:
-    """Process-wide copy of the calendar; a few hundred rows, reread after `ttl` seconds."""
-
-    def __init__(self, ttl: float = 60.0) -> None:
-        self.ttl = ttl
-        self._value: WorkCalendar | None = None
-        self._loaded = 0.0
-
-    def get(self) -> WorkCalendar | None:
-        if self._value is not None and _time.monotonic() - self._loaded < self.ttl:
-            return self._value
-        return None
-
-    def put(self, value: WorkCalendar) -> None:
-        self._value = value
-        self._loaded = _time.monotonic()
-
-    def invalidate(self) -> None:
-        self._value = None
-
-
 class SqlCalendarStore:
-    def __init__(self, session: AsyncSession, cache: CalendarCache | None = None) -> None:
+    def __init__(self, session: AsyncSession, cache: OrgCache | None = None) -> None:
         self.session = session
-        self.cache = cache
+        self.cache = cache  # the process's copy, reread when the "org" generation moves on
 
     async def load(self) -> WorkCalendar:
-        if self.cache is not None and (cached := self.cache.get()) is not None:
-            return cached
-        calendar = await read_calendar(self.session)
-        if self.cache is not None:
-            self.cache.put(calendar)
-        return calendar
+        if self.cache is None:
+            return await read_calendar(self.session)
+        return await self.cache.get(self.session, "calendar", lambda: read_calendar(self.session))
 
 
 async def read_calendar(session: AsyncSession) -> WorkCalendar:
@@ -124,6 +100,7 @@ async def store_schedule(
     await session.execute(
         insert(CalendarYearRow).values(year=schedule.year, source=source[:200], loaded_at=now)
     )
+    await bump(session)  # every process rereads the calendar at its next transaction
 
 
 def parse_schedule(path: Path) -> Schedule:

@@ -19,6 +19,7 @@ from storage.case_cards import CaseCards
 from storage.channel_people import ChannelPeople, grants
 from storage.channel_places import ChannelPlaces
 from storage.chat_locks import lock_chat
+from storage.org_cache import OrgCache, generation_column, seen
 from storage.rows import (
     CaseRow,
     ConversationRow,
@@ -47,7 +48,7 @@ def _turn_state_statement() -> Select[Any]:
     return (
         select(
             conv.step, conv.draft, conv.version, person.id, person.name, person.language,
-            role.role, role.area_id, role.department_id,
+            role.role, role.area_id, role.department_id, generation_column(),
         )
         .select_from(one)
         .outerjoin(
@@ -108,8 +109,9 @@ def processed_key(key: str) -> str:
 class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
     """The ChannelStore port on the caller's session; writes join the caller's transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, org_cache: OrgCache | None = None) -> None:
         self.session = session
+        self.org_cache = org_cache  # places by code, as this process read them
 
     # Conversations ---------------------------------------------------------------------------
 
@@ -139,12 +141,13 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             )
         ).all()
         step, draft, version, person_id, name, language = rows[0][:6]
+        seen(self.session, rows[0][9])  # the organisation's generation, for its cached copy
         conv = Conversation(channel=channel, chat_id=chat_id, user_id=user_id)
         if version is not None:
             conv.step, conv.draft, conv.version = step, dict(draft or {}), version
         if person_id is None:
             return None, conv
-        roles = grants([tuple(r[6:]) for r in rows if r[6] is not None])
+        roles = grants([tuple(r[6:9]) for r in rows if r[6] is not None])
         return Person(id=person_id, name=name, language=language, roles=roles), conv
 
     async def save_conversation(self, conversation: Conversation, now: datetime) -> None:

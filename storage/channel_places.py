@@ -7,6 +7,7 @@ import math
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.org_cache import OrgCache
 from storage.rows import AreaRow
 from workflow.channels import Place
 
@@ -45,6 +46,7 @@ class ChannelPlaces:
     """Places of the ChannelStore port; mixed into SqlChannelStore."""
 
     session: AsyncSession
+    org_cache: OrgCache | None
 
     # Places ----------------------------------------------------------------------------------
 
@@ -87,6 +89,13 @@ class ChannelPlaces:
 
     async def place_by_code(self, code: str) -> Place | None:
         """An active area by its code (as on a QR code: exact match)."""
+        if self.org_cache is None:
+            return await self._place_by_code(code)
+        return await self.org_cache.get(
+            self.session, ("place", code.strip()), lambda: self._place_by_code(code)
+        )
+
+    async def _place_by_code(self, code: str) -> Place | None:
         row = (
             await self.session.execute(
                 select(AreaRow).where(AreaRow.code == code.strip(), AreaRow.active.is_(True))

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.org_cache import OrgCache
 from storage.rows import AreaRow, CategoryRow, DepartmentRow, PersonRow, RoleAssignmentRow
 from workflow.errors import NotFound, NotPermitted
 from workflow.model import Actor, DeadlineClass, Role
 from workflow.ports import CategoryInfo, DepartmentInfo, GridPlace
 
+T = TypeVar("T")
+
 
 class SqlOrgDirectory:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: OrgCache | None = None) -> None:
         self.session = session
+        self.cache = cache  # grids, categories and the county code as this process read them
+
+    async def _cached(self, key: tuple[str, ...], read: Callable[[], Awaitable[T]]) -> T:
+        if self.cache is None:
+            return await read()
+        return await self.cache.get(self.session, key, read)
 
     async def is_empty(self) -> bool:
         """No organisation loaded yet: not a single area."""
@@ -52,6 +64,9 @@ class SqlOrgDirectory:
         )
 
     async def grid_place(self, grid_code: str) -> GridPlace:
+        return await self._cached(("grid", grid_code), lambda: self._grid_place(grid_code))
+
+    async def _grid_place(self, grid_code: str) -> GridPlace:
         row = (
             await self.session.execute(
                 select(AreaRow).where(
@@ -64,6 +79,9 @@ class SqlOrgDirectory:
         return GridPlace(grid_id=row.id, village_id=row.village_id, township_id=row.township_id)
 
     async def category(self, code: str) -> CategoryInfo:
+        return await self._cached(("category", code), lambda: self._category(code))
+
+    async def _category(self, code: str) -> CategoryInfo:
         row = (
             await self.session.execute(
                 select(CategoryRow).where(CategoryRow.code == code, CategoryRow.active.is_(True))
@@ -77,6 +95,10 @@ class SqlOrgDirectory:
 
     async def categories(self) -> list[dict[str, str]]:
         """Active categories in file order, with both names, for the report buttons."""
+        listed = await self._cached(("categories",), self._categories)
+        return [dict(c) for c in listed]  # copies: a caller may change its own
+
+    async def _categories(self) -> list[dict[str, str]]:
         rows = await self.session.execute(
             select(CategoryRow).where(CategoryRow.active.is_(True)).order_by(CategoryRow.id)
         )
@@ -103,6 +125,9 @@ class SqlOrgDirectory:
         return DepartmentInfo(id=row.id, code=row.code)
 
     async def case_prefix(self) -> str:
+        return await self._cached(("county",), self._case_prefix)
+
+    async def _case_prefix(self) -> str:
         code = (
             await self.session.execute(
                 select(AreaRow.code).where(AreaRow.kind == "county").limit(1)

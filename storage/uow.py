@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.accounts import SqlAccounts
-from storage.calendar import CalendarCache, SqlCalendarStore
+from storage.calendar import SqlCalendarStore
 from storage.cases import SqlCaseRepository
 from storage.channel import SqlChannelStore
 from storage.grid_boards import GridBoards
 from storage.org import SqlOrgDirectory
+from storage.org_cache import OrgCache
 from storage.outbox import SqlOutbox
 from storage.reminders import SqlReminderStore
 from storage.reports import SqlReports
@@ -27,7 +28,7 @@ class SqlUnitOfWork:
         self,
         sessions: async_sessionmaker,
         clock: Clock,
-        calendar_cache: CalendarCache | None = None,
+        calendar_cache: OrgCache | None = None,
         wakeups: Wakeups | None = None,
     ) -> None:
         self._sessions = sessions
@@ -38,10 +39,10 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> SqlUnitOfWork:
         self.session = self._sessions()
         self.cases = SqlCaseRepository(self.session)
-        self.org = SqlOrgDirectory(self.session)
+        self.org = SqlOrgDirectory(self.session, self._calendar_cache)
         self.calendar = SqlCalendarStore(self.session, self._calendar_cache)
         self.outbox = SqlOutbox(self.session, self.clock)
-        self.channels = SqlChannelStore(self.session)
+        self.channels = SqlChannelStore(self.session, self._calendar_cache)
         self.reminders = SqlReminderStore(self.session)
         self.reports = SqlReports(self.session)
         self.accounts = SqlAccounts(self.session)
@@ -84,7 +85,8 @@ class UnitOfWorkFactory:
     def __init__(self, sessions: async_sessionmaker, clock: Clock) -> None:
         self.sessions = sessions
         self.clock = clock
-        self.calendar_cache = CalendarCache()
+        # the organisation and the calendar as this process last read them (org_cache.py)
+        self.calendar_cache = OrgCache()
         self.wakeups = Wakeups()  # told what each commit wrote (storage/wakeups.py)
 
     def __call__(self) -> SqlUnitOfWork:

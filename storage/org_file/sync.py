@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.org_cache import bump
 from storage.org_file.identities import sync_wecom_ids
 from storage.org_file.parser import KIND_LEVEL, read_org_file
 from storage.org_file.spec import AreaSpec, OrgSpec
@@ -336,6 +337,7 @@ async def apply_org(
 ) -> OrgLoadReport:
     """Write a validated county into the session's transaction; flushes, never commits."""
     await session.flush()
+    await bump(session)  # every process rereads grids and categories at its next transaction
     report = OrgLoadReport(path=spec.path, county=spec.county)
     categories = await _sync_coded(
         session,

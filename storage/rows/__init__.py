@@ -24,7 +24,13 @@ from storage.rows.messaging import (
     ProcessedUpdateRow,
     WebMessageRow,
 )
-from storage.rows.operations import DashboardSessionRow, DashboardUserRow, DigestRunRow, LeaseRow
+from storage.rows.operations import (
+    DashboardSessionRow,
+    DashboardUserRow,
+    DigestRunRow,
+    GenerationRow,
+    LeaseRow,
+)
 from storage.rows.org import (
     AreaRow,
     CalendarDayRow,
@@ -55,6 +61,7 @@ __all__ = [
     "DashboardUserRow",
     "DepartmentRow",
     "DigestRunRow",
+    "GenerationRow",
     "IdentityRow",
     "InboxRow",
     "InviteRow",

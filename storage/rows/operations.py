@@ -57,3 +57,13 @@ class DashboardSessionRow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("dashboard_users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class GenerationRow(Base):
+    """A counter bumped in the same transaction as every change to a set of rarely changing
+    tables ("org": areas, categories, departments, the calendar), so that each process's copy
+    of them (storage/org_cache.py) knows, from one integer, when to reread."""
+
+    __tablename__ = "generations"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
