@@ -5,9 +5,12 @@ bot/config.py, which imports them."""
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+
+from bot.wechat.fields import check_fields
 
 
 class _Strict(BaseModel):
@@ -39,6 +42,10 @@ class WeChatSettings(_Strict):
     # their case, and the request to rate it; each links to the case in the web chat.
     result_template_id: str | None = None
     rating_template_id: str | None = None
+    # Which key of the templates gets which piece (bot/wechat/template.py: first, number,
+    # summary, time, remark), e.g. {number = "character_string1", summary = "thing2",
+    # time = "time3"} for a newer category template; unset: the classic first/keyword1-3/remark.
+    template_fields: dict[str, str] | None = None
 
     @field_validator("app_secret", "token")
     @classmethod
@@ -60,6 +67,15 @@ class WeChatSettings(_Strict):
     @classmethod
     def _api_base(cls, value: str) -> str:
         return _http_base(value)
+
+    @field_validator("template_fields", mode="before")
+    @classmethod
+    def _template_fields(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ValueError('must be a table of role = "template key" (README "WeChat")')
+        return check_fields(value)
 
     @property
     def enabled(self) -> bool:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.wechat.render import plain
+from handlers.render import Renderer
 from storage.rows import AttachmentRow
 from tests.support.images import jpeg
 from tests.support.texts import said
 
 RESIDENT = "o-resident-1"
+ZH = Renderer("zh_CN")
 
 
 def _zh(macro: str, **params) -> str:
@@ -62,6 +64,12 @@ async def test_follow_by_grid_qr_then_report_with_photo_and_location(wx):
         case = await uow.cases.get(numbers[0])
     assert case.description == "井盖丢失，很危险"
     assert case.latitude == 37.3011 and case.contact_phone == "13812345678"
+    # WeChat tells no follower's name: staff see "微信用户" and the openid's end, not "-".
+    async with wx.app.uow() as uow:
+        card = await uow.channels.case_card(numbers[0])
+    assert card.reporter_name == "微信用户nt-1"
+    shown = plain(ZH.macro("chat.html.j2", "case_card", card=card, event=None))
+    assert "👤 微信用户nt-1 13812345678" in shown
     async with wx.app.sessions() as session:
         photo = (await session.execute(select(AttachmentRow))).scalar_one()
     assert (photo.channel, photo.channel_file_id) == ("wechat", "MEDIA-1")

@@ -1,4 +1,11 @@
-"""The `shuoshi` command line's arguments: every command, its options and their help."""
+"""The `shuoshi` command line's arguments: every command, its options and their help.
+
+Commands: init, org (load, generate), calendar (load, due), case (list, show), demo, run,
+invite (enrol, chat), user (users.py), report (weekly), qr (qr.py), wechat (menu, qr;
+wechat.py: the Official Account's menu and per-grid QR codes) and wecom (appchat create;
+wecom.py: a unit's WeCom app group chat). The commands with a module of their own add their
+arguments there, beside the code that runs them.
+"""
 
 from __future__ import annotations
 
@@ -51,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="play one case through the whole loop on the example county")
     sub.add_parser(
-        "run", help="web chat, dashboard, Telegram (with a token), reminders; until Ctrl-C"
+        "run",
+        help="web chat, dashboard, Telegram, WeChat and WeCom (as configured), reminders; "
+        "until Ctrl-C",
     )
 
     invite = sub.add_parser("invite", help="one-time codes to enrol people and bind group chats")

@@ -63,7 +63,7 @@ class WeChatChannel:
             self.store, app.clock,
         )  # fmt: skip
         self.inbox = SqlInbox(app.sessions, CHANNEL)
-        self.builder = IncomingBuilder(self.store)
+        self.builder = IncomingBuilder(self.store, app.settings.locale)
         self.conversations = Conversations(
             app.uow, app.workflow, WeChatPhotos(self.api, app.media), ALL_ROUTES,
             default_locale=app.settings.locale,
@@ -144,6 +144,25 @@ class WeChatChannel:
         self.keeper = asyncio.create_task(self.leased.run(), name="wechat-lease")
         log.info("WeChat Official Account %s: callbacks at %s", self.app.settings.wechat.app_id,
                  PATH)  # fmt: skip
+        for line in self.startup_warnings():
+            log.warning("%s", line)
+
+    def startup_warnings(self) -> list[str]:
+        """What works only halfway with these settings, said once when `shuoshi run` starts
+        (the settings are valid: a county may start before it has its templates)."""
+        settings = self.app.settings.wechat
+        if not (settings.result_template_id or settings.rating_template_id):
+            return [
+                "WeChat: no wechat.result_template_id or rating_template_id: news for a "
+                'resident who has not written for 48 hours fails (README "WeChat")'
+            ]
+        if self.sender.public_url is None:
+            return [
+                "WeChat: web.public_url is not set: template messages carry no link, so a "
+                "resident outside the 48-hour window cannot open the case, see its result "
+                'photos or rate it (README "WeChat")'
+            ]
+        return []
 
     async def stop_receiving(self) -> None:
         if self.keeper is not None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from bot.wechat.client import WeChatError
 from handlers.messages import PRIVATE, Incoming, Location, PhotoRef
+from handlers.render import Renderer
 from storage.media import MediaRefused, MediaStore
 from storage.wechat import WeChatStore
 
@@ -67,8 +68,9 @@ class WeChatPhotos:
 class IncomingBuilder:
     """Turns one stored callback into an `Incoming`, or None for events nobody answers."""
 
-    def __init__(self, store: WeChatStore) -> None:
+    def __init__(self, store: WeChatStore, locale: str = "zh_CN") -> None:
         self.store = store
+        self.r = Renderer(locale)
 
     async def build(self, payload: dict[str, Any]) -> Incoming | None:
         openid = str(payload.get("FromUserName", ""))
@@ -77,6 +79,9 @@ class IncomingBuilder:
         base: dict[str, Any] = {
             "channel": CHANNEL, "chat_id": openid, "chat_type": PRIVATE, "user_id": openid,
             "update_key": f"wx:{key}"[:128], "message_id": str(payload.get("MsgId") or key),
+            # WeChat tells an account no follower's name: the name staff see on the reporter
+            # (as registered) tells two followers apart by their openid's end.
+            "user_name": self.r.macro("wechat.j2", "resident_name", tail=openid[-4:]),
         }  # fmt: skip
         if kind == "event":
             text = _event_text(payload)

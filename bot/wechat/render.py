@@ -1,5 +1,6 @@
 """What a WeChat follower is sent for one outbox row: the parts (photos, then the text or a
-menu of options), and the template message that stands in for them outside the 48-hour window.
+menu of options). The template message that stands in for them outside the 48-hour window is
+in template.py.
 
 Our texts are Telegram's HTML subset; WeChat shows plain text (links as <a href>), so tags are
 dropped, links kept, entities decoded.
@@ -10,9 +11,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bot.wechat.inbound import option_id
 from handlers.messages import Outgoing
@@ -20,8 +19,6 @@ from handlers.render import Renderer
 
 # WeChat takes a customer-service text of up to 2,048 bytes; keep well inside it.
 TEXT_LIMIT = 600
-TEMPLATE_FIELD_LIMIT = 60
-SHOWN_ZONE = ZoneInfo("Asia/Shanghai")
 _LINK = re.compile(r"<a\s+href=\"(https?://[^\"]+)\"\s*>(.*?)</a>", re.S | re.I)
 _TAG = re.compile(r"<[^>]+>")
 
@@ -84,26 +81,3 @@ def custom_message(
             "tail_content": r.macro("wechat.j2", "options_hint"),
         },
     }
-
-
-def template_message(
-    openid: str, template_id: str, message: Outgoing, r: Renderer, url: str | None,
-    now: datetime,
-) -> dict[str, Any]:  # fmt: skip
-    """The template message (模板消息) for a case's news when customer-service messages cannot
-    reach the follower. Fields: first, keyword1 (case number), keyword2 (what happened),
-    keyword3 (time), remark: the classic template layout (README "WeChat")."""
-    summary = plain(message.text).replace("\n", " ")
-    if len(summary) > TEMPLATE_FIELD_LIMIT:
-        summary = summary[: TEMPLATE_FIELD_LIMIT - 1] + "…"
-    data = {
-        "first": {"value": r.macro("wechat.j2", "template_first", purpose=message.purpose)},
-        "keyword1": {"value": message.case_number or ""},
-        "keyword2": {"value": summary},
-        "keyword3": {"value": now.astimezone(SHOWN_ZONE).strftime("%Y-%m-%d %H:%M")},
-        "remark": {"value": r.macro("wechat.j2", "template_remark", linked=url is not None)},
-    }
-    body: dict[str, Any] = {"touser": openid, "template_id": template_id, "data": data}
-    if url is not None:
-        body["url"] = url
-    return body

@@ -25,7 +25,8 @@ from bot.config import WeChatSettings
 from bot.wechat.api import OfficialAccountApi, WeChatError
 from bot.wechat.delivery import PARTS_DONE, QueueSender, Retry
 from bot.wechat.inbound import CHANNEL
-from bot.wechat.render import Part, custom_message, parts_of, template_message
+from bot.wechat.render import Part, custom_message, parts_of
+from bot.wechat.template import template_message
 from handlers.messages import Outgoing, outgoing_from_payload
 from handlers.render import Renderer
 from storage.db import SessionFactory
@@ -43,8 +44,8 @@ OUT_OF_WINDOW = 45015
 ACCOUNT_LIMITS = frozenset({45009, 45011})  # the whole account waits
 CHAT_LIMITS = frozenset({45047})  # only this follower's chat waits
 # What sending again cannot mend: an unknown or unfollowed openid, a blocked account, a bad
-# template id or message the code made.
-PERMANENT = frozenset({40003, 40037, 43004, 43019, 45002, 47001, 40008})
+# template id, a message or a template field (47003) WeChat refuses.
+PERMANENT = frozenset({40003, 40037, 43004, 43019, 45002, 47001, 47003, 40008})
 
 
 class WeChatSender(QueueSender):
@@ -119,7 +120,10 @@ class WeChatSender(QueueSender):
         if self.public_url is not None:
             chat = await self.store.web_chat_of(row.chat_id, self.clock.now(), create=True)
             url = f"{self.public_url}/chat/{chat}" if chat else None
-        body = template_message(row.chat_id, template_id, message, r, url, self.clock.now())
+        body = template_message(
+            row.chat_id, template_id, message, r, url, self.clock.now(),
+            self.settings.template_fields,
+        )  # fmt: skip
         try:
             await self.api.send_template(body)
         except WeChatError as exc:

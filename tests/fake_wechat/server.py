@@ -5,13 +5,16 @@
 - customer-service messages reach a follower only within 48 hours of their last message
   (45015); to someone who never followed: 40003;
 - an API quota: after `quota` calls, 45009 until `reset_quota()`;
-- template messages need a known template id (40037); media ids are kept for media/get.
+- template messages need a known template id (40037); a category template's typed field
+  (thing1, character_string2, ...) over its length, or with a line break, is 47003, as
+  WeChat's "argument invalid! data.thing1.value"; media ids are kept for media/get.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +24,12 @@ from aiohttp import web
 APP_ID = "wxfake0123456789"
 APP_SECRET = "fake-app-secret"
 WINDOW = timedelta(hours=48)
+# The typed fields of category templates (类目模板) and the most characters each takes, as
+# WeChat's documentation of template and subscription messages gives them.
+TYPED_FIELDS = {"thing": 20, "character_string": 32, "number": 32, "letter": 32, "symbol": 5,
+                "phone_number": 17, "car_number": 8, "name": 10, "phrase": 5, "time": 32,
+                "date": 32}  # fmt: skip
+_TYPED = re.compile(r"([a-z_]+?)[0-9]+")
 
 
 class FakeWeChat:
@@ -144,6 +153,12 @@ class FakeWeChat:
             return self._error(40037, "invalid template_id")
         if body.get("touser") not in self.followers:
             return self._error(40003, "invalid openid")
+        for key, field in body.get("data", {}).items():
+            typed = _TYPED.fullmatch(key)
+            limit = TYPED_FIELDS.get(typed.group(1), 0) if typed else 0
+            value = str(field.get("value", ""))
+            if limit and (len(value) > limit or "\n" in value):
+                return self._error(47003, f"argument invalid! data.{key}.value invalid")
         self.templates.append(body)
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)})
 

@@ -51,14 +51,14 @@ class WeChatEnv:
 
 
 async def make_env(
-    tmp_path: Any, *, encrypted: bool = True, **wechat: Any
+    tmp_path: Any, *, encrypted: bool = True, public_url: str | None = PUBLIC_URL, **wechat: Any
 ) -> AsyncIterator[WeChatEnv]:
     clock = ManualClock(datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI))
     async with FakeWeChat(clock.now) as fake:
         settings = load_settings(
             data_dir=tmp_path / "data",
             example_county=EXAMPLE_COUNTY,
-            web={"port": free_port(), "public_url": PUBLIC_URL},
+            web={"port": free_port(), "public_url": public_url},
             wechat={
                 "app_id": APP_ID, "app_secret": APP_SECRET, "token": TOKEN,
                 "encoding_aes_key": AES_KEY if encrypted else "", "api_base": fake.base_url,
