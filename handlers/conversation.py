@@ -10,7 +10,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from handlers.messages import Button, Incoming, Outgoing, PhotoRef
 from handlers.ports import Conversation, Person, UnitOfWork
@@ -26,6 +26,43 @@ class PhotoSaver(Protocol):
     """Fetches a channel's photo into the media store; the adapter knows how to download."""
 
     async def save(self, uow: UnitOfWork, channel: str, ref: PhotoRef) -> int: ...
+
+
+@runtime_checkable
+class PhotoFetcher(PhotoSaver, Protocol):
+    """A saver that can do the slow part (download, decode, write the files) before the
+    turn's transaction opens, leaving only the row for inside it."""
+
+    async def fetch(self, channel: str, ref: PhotoRef) -> Any: ...
+
+    async def save_fetched(self, uow: UnitOfWork, fetched: Any) -> int: ...
+
+
+class _FetchedAhead:
+    """The turn's PhotoSaver when its photos were fetched before the transaction: save() only
+    adds the row (or raises what fetching raised: a refused photo is answered as before)."""
+
+    def __init__(self, fetcher: PhotoFetcher, fetched: dict[str, Any]) -> None:
+        self.fetcher = fetcher
+        self.fetched = fetched
+
+    async def save(self, uow: UnitOfWork, channel: str, ref: PhotoRef) -> int:
+        if ref.file_id not in self.fetched:
+            return await self.fetcher.save(uow, channel, ref)
+        result = self.fetched[ref.file_id]
+        if isinstance(result, BaseException):
+            raise result
+        return await self.fetcher.save_fetched(uow, result)
+
+
+async def _fetch_ahead(fetcher: PhotoFetcher, msg: Incoming) -> _FetchedAhead:
+    fetched: dict[str, Any] = {}
+    for ref in msg.photos:
+        try:
+            fetched[ref.file_id] = await fetcher.fetch(msg.channel, ref)
+        except Exception as exc:  # raised again where the turn saves the photo
+            fetched[ref.file_id] = exc
+    return _FetchedAhead(fetcher, fetched)
 
 
 @dataclass
@@ -116,9 +153,15 @@ class Conversations:
         """Process one update exactly once; returns what was queued (for logs and tests).
         `record`, when given, runs in the turn's transaction right after the processed mark."""
         error: WorkflowError
+        photos: PhotoSaver = self.photos
+        if msg.photos and isinstance(self.photos, PhotoFetcher):
+            # Downloads and Pillow happen here, before the transaction: on SQLite nobody waits
+            # for the writer while a photo travels (a repeated update fetches it again in vain:
+            # files are content-addressed, the processed mark still stops the turn).
+            photos = await _fetch_ahead(self.photos, msg)
         for attempt in range(3):
             try:
-                return await self._run(msg, record)
+                return await self._run(msg, record, photos)
             except ConcurrentUpdate as exc:
                 # Someone changed the same case or draft first: run the turn again on fresh data.
                 error = exc
@@ -132,9 +175,11 @@ class Conversations:
                 break
         return await self._answer_error(msg, error, record)
 
-    async def _run(self, msg: Incoming, record: Record | None) -> list[Outgoing]:
+    async def _run(
+        self, msg: Incoming, record: Record | None, photos: PhotoSaver
+    ) -> list[Outgoing]:
         async with self.uow_factory() as uow:
-            turn = await self._turn(uow, msg, record)
+            turn = await self._turn(uow, msg, record, photos)
             if turn is None:
                 return []
             for route in self.routes:
@@ -166,7 +211,11 @@ class Conversations:
             return turn.out
 
     async def _turn(
-        self, uow: UnitOfWork, msg: Incoming, record: Record | None = None
+        self,
+        uow: UnitOfWork,
+        msg: Incoming,
+        record: Record | None = None,
+        photos: PhotoSaver | None = None,
     ) -> Turn | None:
         now = uow.clock.now()
         channels = uow.channels
@@ -187,7 +236,7 @@ class Conversations:
             person=person,
             r=Renderer(locale),
             workflow=self.workflow,
-            photos=self.photos,
+            photos=photos or self.photos,
         )
 
     async def _finish(self, uow: UnitOfWork, turn: Turn, keep_conversation: bool = False) -> None:

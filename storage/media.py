@@ -79,6 +79,16 @@ class _Stored:
     public_sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredPhoto:
+    """A photo whose files are on disk, ready for its row (written in the turn's transaction)."""
+
+    stored: _Stored
+    size: int
+    channel: str | None
+    channel_file_id: str | None
+
+
 class MediaStore:
     """Photos on the local disk under root, named by the SHA-256 of their bytes."""
 
@@ -267,18 +277,33 @@ class MediaStore:
         """
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
+        photo = await self.store_photo(data, channel=channel, channel_file_id=channel_file_id)
+        return await self.add_photo_row(session, photo, now=now)
+
+    async def store_photo(
+        self, data: bytes, *, channel: str | None = None, channel_file_id: str | None = None
+    ) -> StoredPhoto:
+        """Validate the photo and write its files, outside any transaction (a turn does this
+        before it opens one, so SQLite's writer is not held while Pillow decodes)."""
         # Decoding, hashing and writing block; they run off the event loop.
         stored = await asyncio.to_thread(self._store, data)
+        return StoredPhoto(stored, len(data), channel, channel_file_id)
+
+    async def add_photo_row(
+        self, session: AsyncSession, photo: StoredPhoto, *, now: datetime
+    ) -> AttachmentRow:
+        """The row of a photo store_photo wrote; the caller commits with its change."""
+        stored = photo.stored
         row = AttachmentRow(
             kind="photo",
             mime_type=stored.info.mime_type,
-            size=len(data),
+            size=photo.size,
             sha256=stored.sha256,
             public_sha256=stored.public_sha256,
             width=stored.info.width,
             height=stored.info.height,
-            channel=channel,
-            channel_file_id=channel_file_id,
+            channel=photo.channel,
+            channel_file_id=photo.channel_file_id,
             created_at=now.astimezone(UTC),
         )
         session.add(row)

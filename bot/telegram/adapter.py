@@ -25,7 +25,7 @@ from handlers.messages import (
     Location,
     PhotoRef,
 )
-from storage.media import MAX_PHOTO_BYTES, MediaRefused, MediaStore
+from storage.media import MAX_PHOTO_BYTES, MediaRefused, MediaStore, StoredPhoto
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,14 @@ class TelegramPhotos:
         self.media = media
 
     async def save(self, uow: Any, channel: str, ref: PhotoRef) -> int:
+        return await self.save_fetched(uow, await self.fetch(channel, ref))
+
+    async def save_fetched(self, uow: Any, fetched: StoredPhoto) -> int:
+        row = await self.media.add_photo_row(uow.session, fetched, now=uow.clock.now())
+        return row.id
+
+    async def fetch(self, channel: str, ref: PhotoRef) -> StoredPhoto:
+        """Download, check and write the photo's files; no transaction needed (or held)."""
         if ref.size is not None and ref.size > MAX_PHOTO_BYTES:
             raise MediaRefused("too_large", "photo over 20 MB", size=ref.size, limit_mb=20)
         try:
@@ -113,11 +121,9 @@ class TelegramPhotos:
             raise MediaRefused("not_an_image", "Telegram gave no file path", format=None)
         buffer = io.BytesIO()
         await self.bot.download_file(file.file_path, destination=buffer)
-        row = await self.media.save_photo(
-            uow.session, buffer.getvalue(), now=uow.clock.now(), channel=channel,
-            channel_file_id=ref.file_id,
-        )  # fmt: skip
-        return row.id
+        return await self.media.store_photo(
+            buffer.getvalue(), channel=channel, channel_file_id=ref.file_id
+        )
 
 
 class Wakeable(Protocol):
