@@ -20,6 +20,7 @@ from storage.channel_people import ChannelPeople, grants
 from storage.channel_places import ChannelPlaces
 from storage.chat_locks import lock_chat
 from storage.org_cache import OrgCache, generation_column, seen
+from storage.outbox import flush_outbox
 from storage.rows import (
     CaseRow,
     ConversationRow,
@@ -291,6 +292,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             .limit(limit)
         )  # fmt: skip
         sent = [ShownMessage(*row) for row in reversed(rows.all())]
+        await flush_outbox(self.session)  # a card this transaction queued is waiting too
         waiting = await self.session.execute(
             select(
                 OutboxRow.id, OutboxRow.channel, OutboxRow.chat_id,

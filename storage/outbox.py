@@ -81,6 +81,13 @@ class SqlOutbox:
         await self.session.run_sync(_write_pending)
 
 
+async def flush_outbox(session: AsyncSession) -> None:
+    """Write the rows buffered on this session (no statement when there are none): for a read
+    of the outbox in the same transaction that must see them."""
+    if session.info.get(_PENDING):
+        await session.run_sync(_write_pending)
+
+
 def _write_pending(session: Session) -> None:
     rows: list[dict[str, Any]] = session.info.pop(_PENDING, None) or []
     if rows:

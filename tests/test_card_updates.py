@@ -20,6 +20,9 @@ from tests.support.chat import Bot
 from tests.support.images import jpeg
 from tests.support.texts import refusal, shown
 from tests.support.webchat import chat_text, report_as_new_resident
+from workflow.commands import ActorRef, ValidateCase
+from workflow.model import Role
+from workflow.ports import OutgoingMessage
 
 LEADER, TOWNSHIP, DEPT_GROUP, RESIDENT = 7001, 7002, -100, 5001
 
@@ -211,6 +214,22 @@ async def test_a_card_still_waiting_in_the_outbox_goes_out_as_the_case_is_now(wo
     assert again.status == "pending" and data_of_row(again) == []
     assert f"{number}</b> · 安全隐患 · 乡镇(街道)中心" in again.payload["text"]
     assert not [r for r in await outbox(world) if r.payload.get("edit_message_id")]
+
+
+async def test_a_card_queued_earlier_in_the_same_transaction_is_rewritten_too(world, tmp_path):
+    """The outbox keeps a transaction's rows until commit: a card queued for the case earlier
+    in the transaction that moves it is still found and rewritten."""
+    bot = Bot(world, tmp_path)
+    number = await report(bot, photo=False)
+    [card] = [r for r in await bot.outbox("7001") if r.payload["purpose"] == "case_card"]
+    leader = ActorRef(world["people"]["P-L-01"], Role.GRID_LEADER)
+    async with world["uow"]() as uow:
+        await uow.outbox.add(OutgoingMessage(channel="telegram", chat_id="7001",
+                                             payload=card.payload, case_number=number))  # fmt: skip
+        await world["wf"].handle_in(uow, ValidateCase(case_number=number, actor=leader))
+        await uow.commit()
+    copies = [r for r in await bot.outbox("7001") if r.payload.get("purpose") == "case_card"]
+    assert len(copies) == 2 and all(data_of_row(r) == [] for r in copies)
 
 
 async def test_a_card_on_its_way_when_the_case_moves_is_edited_once_sent(world, tmp_path):
