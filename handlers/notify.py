@@ -154,7 +154,10 @@ async def instruction_to_holder(event: CaseSupervised, telling: Telling) -> Told
     for channel, chat_id, locale in await unit_targets(
         telling.chats, *unit, telling.default_locale
     ):
-        text = Renderer(locale).macro("chat.html.j2", "instruction", card=card, event=event)
+        text = Renderer(locale).macro(
+            "chat.html.j2", "instruction", card=card, event=event,
+            by_reply=channel in REPLY_CHANNELS,
+        )  # fmt: skip
         message = Outgoing(
             chat_id=chat_id, text=text, case_number=card.number, purpose="instruction"
         )
@@ -249,6 +252,10 @@ EDIT_LIMIT = 20
 # or template message cannot be edited), so its cards are not edited; its buttons are checked
 # when pressed, like every outdated button. WeCom updates its template cards in place.
 EDITABLE_CHANNELS = frozenset({"telegram", "web", "wecom"})
+# Channels where a message is answered by replying to it (a reply names the message, and so
+# the case: a supervisor's instruction, a progress note). WeChat and WeCom have no replies:
+# there the texts point at the card's button instead (one template, told which to say).
+REPLY_CHANNELS = frozenset({"telegram", "web"})
 # Channels whose group chats take no button presses (a WeCom app group chat shows text only):
 # such a chat gets the unit's messages, and its people still get their cards privately.
 NOTICE_ONLY_GROUPS = frozenset({"wecom"})

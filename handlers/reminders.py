@@ -9,7 +9,14 @@ case, because a supervisor answers a card with an instruction for that case.
 from __future__ import annotations
 
 from handlers.messages import Outgoing
-from handlers.notify import HolderUnit, card_buttons, holder_unit, superior_unit, unit_targets
+from handlers.notify import (
+    REPLY_CHANNELS,
+    HolderUnit,
+    card_buttons,
+    holder_unit,
+    superior_unit,
+    unit_targets,
+)
 from handlers.ports import CaseCard, chats_of
 from handlers.render import Renderer
 from workflow.events import ReminderDue
@@ -92,9 +99,14 @@ class ReminderNotifier:
         channel, chat_id, locale = target
         r = Renderer(locale)
         holder = holder_unit(card.state, card)
+        # How the supervisor gives the instruction: by replying to this card where a channel
+        # has replies, else with the card's instruction button (which only they have).
+        instruct_by = "reply" if channel in REPLY_CHANNELS else None
+        if instruct_by is None and role is Role.SUPERVISOR:
+            instruct_by = "button"
         text = r.macro(
             "chat.html.j2", "supervision_card", card=card, reminder=reminder,
-            holder=holder.purpose if holder else "none",
+            holder=holder.purpose if holder else "none", instruct_by=instruct_by,
         )  # fmt: skip
         return channel, Outgoing(
             chat_id=chat_id, text=text, photos=card.report_photos[:1],

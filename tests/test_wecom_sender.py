@@ -8,14 +8,18 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.scheduler import PeriodicWork, make_digests, make_sweeper
+from bot.wechat.render import plain
+from bot.wecom.render import BUTTON_TEXT_LIMIT
 from storage.rows import CaseRow, OutboxRow
 from storage.wecom import APPCHAT_PREFIX
 from tests.support.images import jpeg
+from tests.support.texts import said
 from tests.support.wechat import report_case
 from tests.support.wecom import STAFF
 
 RESIDENT = "o-resident-1"
 LEADER = STAFF["P-L-01"]
+SUPERVISOR = STAFF["P-S-01"]
 
 
 async def _wecom_rows(env) -> list[OutboxRow]:
@@ -103,16 +107,27 @@ async def test_reminders_and_supervision_notices_arrive_as_app_messages(wc):
     assert reminder["msgtype"] == "template_card"
     card = reminder["template_card"]
     assert number in card["sub_title_text"] and card["button_list"]
-    # The unit above hears of it as an app message (text).
+    # The unit above hears of it as an app message (text); it has nothing to press or reply.
     (notice,) = wc.fake.to(STAFF["P-T-01"])
     assert notice["msgtype"] == "text" and number in notice["text"]["content"]
+    assert "回复这条消息" not in notice["text"]["content"]
+    # The supervisor's card: WeCom has no replies, so it points at the instruction button.
+    (supervision,) = wc.fake.to(SUPERVISOR)
+    card = supervision["template_card"]
+    shown = card["main_title"]["title"] + card["sub_title_text"]
+    assert number in shown and "回复这条消息" not in shown
+    assert plain(said("btn_instruct")) in shown
+    await wc.cb.press(SUPERVISOR, plain(said("btn_instruct"))[:BUTTON_TEXT_LIMIT])
+    await wc.settle()
+    await wc.cb.text(SUPERVISOR, "请今天内到场核实")
+    await wc.settle()
+    # The holder gets the instruction, pointing at the card's progress-note button.
+    instruction = wc.fake.texts(LEADER)[-1]
+    assert "请今天内到场核实" in instruction and plain(said("btn_note")) in instruction
+    assert "回复案件卡片" not in instruction
 
 
 async def test_the_morning_digest_arrives_as_an_app_message(wc):
-    from bot.wechat.render import plain
-    from bot.wecom.render import BUTTON_TEXT_LIMIT
-    from tests.support.texts import said
-
     number = await report_case(wc.wx, RESIDENT)
     await wc.settle()
     await wc.cb.press(LEADER, plain(said("btn_valid"))[:BUTTON_TEXT_LIMIT])

@@ -41,7 +41,8 @@ from tests.support.wechat import PUBLIC_URL, WeChatEnv
 from workflow.clock import SHANGHAI, ManualClock
 
 # Person code -> WeCom UserID, added to the example county for these tests.
-STAFF = {"P-L-01": "MaJianGuo", "P-T-01": "GuoZhiGang", "P-C-01": "GaoWenJie", "P-H-02": "LuoBin"}
+STAFF = {"P-L-01": "MaJianGuo", "P-T-01": "GuoZhiGang", "P-C-01": "GaoWenJie", "P-H-02": "LuoBin",
+         "P-S-01": "HanBing"}  # fmt: skip
 
 
 def county_with_wecom(tmp_path: Path, ids: dict[str, str]) -> Path:
