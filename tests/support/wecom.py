@@ -85,11 +85,17 @@ class WeComEnv:
 
 
 async def make_env(
-    tmp_path: Path, database_url: str | None = None, **wecom: Any
+    tmp_path: Path,
+    database_url: str | None = None,
+    *,
+    staff: dict[str, str] | None = None,
+    **wecom: Any,
 ) -> AsyncIterator[WeComEnv]:
+    """`staff`: person code -> WeCom UserID (default `STAFF`)."""
     clock = ManualClock(datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI))
-    county = county_with_wecom(tmp_path, STAFF)
-    async with FakeWeChat(clock.now) as wx_fake, FakeWeCom(clock.now, set(STAFF.values())) as fake:
+    staff = staff or STAFF
+    county = county_with_wecom(tmp_path, staff)
+    async with FakeWeChat(clock.now) as wx_fake, FakeWeCom(clock.now, set(staff.values())) as fake:
         settings = load_settings(
             data_dir=tmp_path / "data",
             database_url=database_url,
