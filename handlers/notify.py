@@ -11,6 +11,7 @@ from handlers.messages import Button, Outgoing
 from handlers.ports import CaseCard, ChatStore, chats_of
 from handlers.render import Renderer
 from workflow.bus import MessageBus
+from workflow.channels import ShownMessage
 from workflow.events import (
     CaseAccepted,
     CaseAssigned,
@@ -246,7 +247,9 @@ class Notifier:
 
 # Messages that show a case and are edited in place when it moves on; only the newest of them
 # (a case that sat overdue collects a reminder card a day), older ones stay as they were sent.
-SHOWN_PURPOSES = frozenset({"case_card", "rating"})
+# A supervision card (handlers/reminders.py) follows its case too: its instruct button works
+# while the case is open, the buttons of the state it was sent in do not.
+SHOWN_PURPOSES = frozenset({"case_card", "rating", "supervision"})
 EDIT_LIMIT = 20
 # Channels that can change a message they sent. A WeChat message is final (a customer-service
 # or template message cannot be edited), so its cards are not edited; its buttons are checked
@@ -290,6 +293,7 @@ async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
             ):
                 locales[(channel, chat_id)] = locale
         held_by = set(locales)
+        supervising = await _supervisor_chats(telling, shown, locales)
         if card.reporter_id is not None and any(m.purpose == "rating" for m in shown):
             for channel, chat_id, locale in await telling.chats.private_chats_of(card.reporter_id):
                 locales.setdefault((channel, chat_id), locale)
@@ -303,6 +307,11 @@ async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
             )  # fmt: skip
             if message.purpose == "rating":  # the result stays; its buttons go once rated
                 edit.buttons = rating_buttons(r, number) if card.state == "resolved" else []
+            elif message.purpose == "supervision":
+                role = holder.role if holder is not None and key in held_by else None
+                role = role or (Role.SUPERVISOR if key in supervising else None)
+                edit.buttons = card_buttons(r, card, role) if role is not None else []
+                edit.text = _supervision_text(r, card, event, holder, message.channel, role)
             else:
                 edit.text = r.macro("chat.html.j2", "case_card", card=card, event=event)
                 if holder is not None and key in held_by:
@@ -316,6 +325,44 @@ async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
                 continue
             out.append((message.channel, edit))
     return out
+
+
+def _supervision_text(
+    r: Renderer, card: CaseCard, event: CaseEvent, holder: HolderUnit | None, channel: str,
+    role: Role | None,
+) -> str:  # fmt: skip
+    """A supervision card as its case is now. Like the card first sent (handlers/reminders.py),
+    it says how to give an instruction (a reply where the channel has replies, else the
+    supervisor's button), but only while the table still takes one."""
+    instruct_by = None
+    if Action.SUPERVISE in offered_actions(State(card.state), Role.SUPERVISOR):
+        if channel in REPLY_CHANNELS:
+            instruct_by = "reply"
+        elif role is Role.SUPERVISOR:
+            instruct_by = "button"
+    return r.macro(
+        "chat.html.j2", "supervision_card_now", card=card, event=event,
+        holder=holder.purpose if holder else "none", instruct_by=instruct_by,
+    )  # fmt: skip
+
+
+async def _supervisor_chats(
+    telling: Telling, shown: list[ShownMessage], locales: dict[tuple[str, str], str]
+) -> set[tuple[str, str]]:
+    """The chats among `shown` where supervisors read supervision cards: the supervisors' and
+    the leaders' (the second level above the county center). A superior unit's card elsewhere
+    (a township's, the county center's) offers only what its unit may do as holder, if it is.
+    Their locales join `locales`, like the holder's chats."""
+    if not any(m.purpose == "supervision" for m in shown):
+        return set()
+    found: set[tuple[str, str]] = set()
+    for purpose in ("supervisors", "leaders"):
+        for channel, chat_id, locale in await unit_targets(
+            telling.chats, purpose, Role.SUPERVISOR, None, None, telling.default_locale
+        ):
+            locales.setdefault((channel, chat_id), locale)
+            found.add((channel, chat_id))
+    return found
 
 
 def rating_buttons(r: Renderer, number: str) -> list[list[Button]]:

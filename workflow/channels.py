@@ -86,7 +86,7 @@ class ShownMessage:
     channel: str
     chat_id: str
     message_id: str
-    purpose: str  # case_card | rating
+    purpose: str  # case_card | rating | supervision
     caption: bool = False  # the text is a photo's caption
     locale: str | None = None  # the language of the person whose private chat it is
     # An outbox row not sent yet (message_id is then empty): rewritten in place, not edited.
