@@ -62,6 +62,13 @@ class ChannelPlaces:
 
     async def place(self, place_id: int) -> Place | None:
         """An active area by id; None when unknown or no longer in the org file."""
+        if self.org_cache is None:
+            return await self._place_by_id(place_id)
+        return await self.org_cache.get(
+            self.session, ("place_id", place_id), lambda: self._place_by_id(place_id)
+        )
+
+    async def _place_by_id(self, place_id: int) -> Place | None:
         row = await self.session.get(AreaRow, place_id)
         return _place(row) if row is not None and row.active else None
 
