@@ -167,7 +167,7 @@ class Digests:
 
     async def _chats(self, uow: UnitOfWork, unit: UnitRef) -> list[tuple[str, str, str]]:
         """The unit's bound group chats (and the web workspaces of its people who have no other
-        chat), else the private chats of the people who serve it (as notify.unit_targets)."""
+        chat), else the private chats of the people who serve it (as units.unit_targets)."""
         purpose, role = _UNIT_CHATS[unit.kind]
         ids: dict[str, int] = (
             {"department_id": unit.id} if unit.kind == "department" else {"area_id": unit.id}

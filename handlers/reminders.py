@@ -9,7 +9,9 @@ case, because a supervisor answers a card with an instruction for that case.
 from __future__ import annotations
 
 from handlers.messages import Outgoing
-from handlers.notify import (
+from handlers.ports import CaseCard, chats_of
+from handlers.render import Renderer
+from handlers.units import (
     REPLY_CHANNELS,
     HolderUnit,
     card_buttons,
@@ -17,8 +19,6 @@ from handlers.notify import (
     superior_unit,
     unit_targets,
 )
-from handlers.ports import CaseCard, chats_of
-from handlers.render import Renderer
 from workflow.events import ReminderDue
 from workflow.model import Role
 from workflow.ports import OutgoingMessage, SweepUnitOfWork

@@ -18,7 +18,7 @@ from handlers.callbacks import (
 )
 from handlers.conversation import Turn
 from handlers.messages import Button
-from handlers.notify import RATING_CODES
+from handlers.units import RATING_CODES
 from workflow.commands import (
     AcceptCase,
     ActorRef,

@@ -13,8 +13,8 @@ from handlers.callbacks import (
     RatingButton,
     ReclassifyTo,
 )
-from handlers.notify import HolderUnit, card_buttons, holder_unit, superior_unit
 from handlers.render import LOCALES, Renderer
+from handlers.units import HolderUnit, card_buttons, holder_unit, superior_unit
 from storage.analytics.scope import UNRATED_ENDINGS
 from tests.fakes import fake_card
 from workflow.cards import ProposedDepartment

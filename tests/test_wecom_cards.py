@@ -18,8 +18,8 @@ from bot.web.chat.render import plain_text
 from bot.wechat.api import WeChatError
 from bot.wechat.render import plain
 from bot.wecom.render import BUTTON_TEXT_LIMIT, STALE_KEY
-from handlers.notify import card_buttons
 from handlers.render import Renderer
+from handlers.units import card_buttons
 from storage.rows import AttachmentRow
 from tests.support.images import jpeg
 from tests.support.texts import refusal, said

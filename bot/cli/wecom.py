@@ -4,7 +4,7 @@ the unit as a Telegram group is with /bind (README, "WeCom").
 
 The unit's messages (case cards as text, reminders) then also go to the group chat; its
 members still get their interactive cards in the app, since WeCom's group chats take no
-button presses (handlers/notify.py NOTICE_ONLY_GROUPS).
+button presses (handlers/units.py NOTICE_ONLY_GROUPS).
 """
 
 from __future__ import annotations
