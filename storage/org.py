@@ -34,27 +34,40 @@ class SqlOrgDirectory:
 
     async def actor(self, person_id: int, role: Role) -> Actor:
         """The person in the given role, with every grid, township and department it covers."""
-        person = await self.session.get(PersonRow, person_id)
-        if person is None or not person.active:
-            raise NotFound("unknown_person", f"no active person with id {person_id}")
+        # One statement: the person (active or not), left-joined to their grants of this role.
         rows = (
             await self.session.execute(
-                select(RoleAssignmentRow.area_id, RoleAssignmentRow.department_id, AreaRow.kind)
+                select(
+                    PersonRow.active, RoleAssignmentRow.id, RoleAssignmentRow.area_id,
+                    RoleAssignmentRow.department_id, AreaRow.kind,
+                )
+                .select_from(PersonRow)
+                .outerjoin(
+                    RoleAssignmentRow,
+                    (RoleAssignmentRow.person_id == PersonRow.id)
+                    & (RoleAssignmentRow.role == role),
+                )
                 .outerjoin(AreaRow, AreaRow.id == RoleAssignmentRow.area_id)
-                .where(RoleAssignmentRow.person_id == person_id, RoleAssignmentRow.role == role)
+                .where(PersonRow.id == person_id)
             )
-        ).all()
-        if not rows:
+        ).all()  # fmt: skip
+        if not rows or not rows[0][0]:
+            raise NotFound("unknown_person", f"no active person with id {person_id}")
+        grants: list[tuple[int | None, int | None, str | None]] = [
+            (area, department, kind) for _active, grant, area, department, kind in rows
+            if grant is not None
+        ]  # fmt: skip
+        if not grants:
             raise NotPermitted(
                 "role_not_held",
                 f"person {person_id} does not hold the role {role.value}",
                 role=role.value,
             )
-        grids = frozenset(a for a, _d, kind in rows if a is not None and kind == "grid")
+        grids = frozenset(a for a, _d, kind in grants if a is not None and kind == "grid")
         townships = frozenset(
-            a for a, _d, kind in rows if a is not None and kind in ("township", "street")
+            a for a, _d, kind in grants if a is not None and kind in ("township", "street")
         )
-        departments = frozenset(d for _a, d, _k in rows if d is not None)
+        departments = frozenset(d for _a, d, _k in grants if d is not None)
         return Actor(
             person_id=person_id,
             role=role,

@@ -24,6 +24,8 @@ from storage.rows import OutboxRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY
 from tests.support.chat import Photos
+from workflow.errors import NotFound, NotPermitted
+from workflow.model import Role
 from workflow.policy import WorkflowPolicy
 from workflow.ports import OutgoingMessage
 from workflow.services import Workflow
@@ -37,6 +39,7 @@ class Resident:
 
     def __init__(self, engine: AsyncEngine, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
         self.n = 0
+        self.clock = clock
         self.bot = Conversations(
             UnitOfWorkFactory(session_factory(engine), clock), Workflow(WorkflowPolicy()),
             Photos(MediaStore(tmp_path / "media")), ALL_ROUTES,
@@ -137,3 +140,20 @@ async def test_a_turns_outbox_rows_go_in_with_one_statement(engine, clock):
     async with uows() as uow:
         await uow.outbox.add(_message(6))  # left without commit: rolled back
     assert await _stored(engine) == ["m0", "m1", "m2", "m3", "m5"]
+
+
+async def test_an_actor_is_read_in_one_statement(engine, resident: Resident):
+    """Every workflow command names its actor: the person and their grants of the role in one
+    read, and still the two refusals (no such active person; role not held)."""
+    await resident.send(text="/start JL-XGC-01-G1")
+    uows = UnitOfWorkFactory(session_factory(engine), resident.clock)
+    async with uows() as uow:
+        person, _ = await uow.channels.turn_state("telegram", "5001", "5001")
+        assert person is not None
+        with counting(engine) as statements:
+            actor = await uow.org.actor(person.id, Role.RESIDENT)
+        assert len(statements) == 1 and actor.person_id == person.id
+        with pytest.raises(NotPermitted):
+            await uow.org.actor(person.id, Role.COUNTY_DISPATCHER)
+        with pytest.raises(NotFound):
+            await uow.org.actor(person.id + 1000, Role.RESIDENT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import aiosqlite
@@ -101,3 +102,36 @@ async def test_a_write_transaction_runs_its_statements_without_thread_hops(sqlit
     async with sessions() as session:  # a read outside a write transaction: in the thread
         await session.execute(select(func.count()).select_from(notes))
     assert hops == 2
+
+
+async def test_a_write_waits_for_another_process_holding_the_database(sqlite, tmp_path: Path):
+    """Another process (here a plain sqlite3 connection) holds the write lock: the statement
+    that would run on the loop's thread gets SQLITE_BUSY at once, and then waits in aiosqlite's
+    thread for the busy timeout; once the other commits it goes in."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/w.db", connect_args={"timeout": 10})
+    other = sqlite3.connect(tmp_path / "w.db", check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO notes (text) VALUES ('other')")
+        sessions = session_factory(engine)
+        lock = engine.sync_engine.dialect.dbapi.write_lock
+
+        async def write() -> None:
+            async with sessions() as session:
+                await session.execute(select(func.count()).select_from(notes))
+                await session.execute(insert(notes).values(text="ours"))
+                await session.commit()
+
+        task = asyncio.create_task(write())
+        await until(lambda: lock.holder is not None)  # ours, now waiting for the other
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not task.done()
+        other.commit()
+        await asyncio.wait_for(task, 10)
+        async with sessions() as session:
+            texts = (await session.execute(select(notes.c.text).order_by(notes.c.id))).scalars()
+            assert list(texts) == ["other", "ours"]
+    finally:
+        other.close()
+        await engine.dispose()
