@@ -53,6 +53,7 @@ CALLBACK_ANSWERED = "_callback_answered"  # payload key: its button press was an
 CALLBACK_WINDOW = timedelta(seconds=60)
 MAX_PAGES = 5  # pages of due rows one pass looks through when many chats must wait
 MIN_PAUSE = 0.005  # seconds: run() never loops faster than this when nothing went out
+COALESCE = 0.05  # seconds: wake-ups this soon after a pass began wait for one more pass
 # A row is claimed for this long before its call (storage/outbox_queue.py): no other sender
 # takes it meanwhile. After a crash the rows in flight go out once it ran out.
 CLAIM = timedelta(seconds=30)
@@ -161,8 +162,10 @@ class OutboxSender:
         """Deliver forever: woken at once by new work, else when a chat or retry is due, and at
         least every `idle_seconds` (what no wake-up announced: a CLI's rows on SQLite, or any
         while the PostgreSQL listener of storage/wakeups.py reconnects)."""
+        loop = asyncio.get_running_loop()
         while True:
             sent = 0
+            started = loop.time()
             try:
                 sent = await self.deliver_pending(paced=True)
             except Exception:  # the database may be away for a moment; rows wait for us
@@ -174,6 +177,10 @@ class OutboxSender:
             if delay > 0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)
+                    # Woken by a commit: under load every intake commit of every process wakes
+                    # us, so wake-ups within COALESCE of the last pass's start share one pass
+                    # (a lone message still leaves at once).
+                    await asyncio.sleep(max(0.0, started + COALESCE - loop.time()))
                 except TimeoutError:
                     pass
             self._wake.clear()

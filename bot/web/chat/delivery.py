@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_WEB = outbox_topic(CHANNEL)
 CHAT_PREFIX = "web:"  # storage.wakeups.chat_topic
+COALESCE = 0.05  # seconds: wake-ups this soon after a pass began wait for one more pass
 
 
 class Delivery:
@@ -59,7 +60,9 @@ class Delivery:
 
     async def run(self, idle_seconds: float = 1.0) -> None:
         """Deliver forever; woken at once by new work, otherwise every `idle_seconds`."""
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 delivered = await self.deliver_pending()
             except Exception:  # a database hiccup must not stop the channel
@@ -69,6 +72,9 @@ class Delivery:
                 continue  # there may be more than one batch waiting
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle_seconds)
+                # Every process's commits wake every process: a burst shares one pass (as
+                # the Telegram sender does); a chat's own answers were delivered by its post.
+                await asyncio.sleep(max(0.0, started + COALESCE - loop.time()))
             self._wake.clear()
 
     async def deliver_pending(self, limit: int = 500) -> int:
