@@ -76,16 +76,25 @@ class Gate:
         self.sends = asyncio.Event()
         self.photos.set()
         self.sends.set()
+        self.held_sends = 0
+        self.no_send_held = asyncio.Event()
+        self.no_send_held.set()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if "/photo/" in request.path:
             await self.photos.wait()
         elif request.path.endswith("/send") and request.content_type.startswith("multipart/"):
-            await self.sends.wait()
-            if request.transport is None or request.transport.is_closing():
-                # The browser cancelled the upload while it was on its way: it never arrived.
-                raise web.HTTPRequestTimeout()
+            # A browser that cancels the upload closes the connection; the server (run with
+            # handler_cancellation) then cancels this wait: the photo never arrived.
+            self.held_sends += 1
+            self.no_send_held.clear()
+            try:
+                await self.sends.wait()
+            finally:
+                self.held_sends -= 1
+                if not self.held_sends:
+                    self.no_send_held.set()
         return await handler(request)
 
 
@@ -104,7 +113,7 @@ async def chat_server(tmp_path: Path, clock: ManualClock, gate: Gate) -> AsyncIt
         await load_org_file(app.sessions, EXAMPLE_COUNTY)
         web_app = web.Application(middlewares=[gate.middleware])
         chat = setup_webchat(web_app, app, demo=True)
-        runner = web.AppRunner(web_app, shutdown_timeout=2)
+        runner = web.AppRunner(web_app, shutdown_timeout=2, handler_cancellation=True)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         delivering = asyncio.create_task(chat.run())
@@ -221,6 +230,8 @@ async def the_loop(browser: Any, base: str, gate: Gate) -> None:
     await phone.get_by_test_id("cancel-upload").click()
     await expect(pending).to_have_count(0)
     await expect(phone.get_by_test_id("notice")).to_have_text("照片未发送。")
+    # Let uploads through only once the server has seen the cancelled one's connection go.
+    await asyncio.wait_for(gate.no_send_held.wait(), 10)
     gate.sends.set()
     await me.idle()
     # ...then one sent: it shows as a thumbnail that loads, and a tap enlarges it.
