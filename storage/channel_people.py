@@ -9,7 +9,6 @@ from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.rows import (
-    AreaRow,
     ChatBindingRow,
     IdentityRow,
     InviteRow,
@@ -17,7 +16,7 @@ from storage.rows import (
     RoleAssignmentRow,
 )
 from storage.sql import affected
-from workflow.channels import ChatBinding, InviteUse, Person, RoleGrant
+from workflow.channels import ChatBinding, InviteUse, Person, Place, RoleGrant
 from workflow.errors import GuardFailed, NotFound
 from workflow.model import HUMAN_ROLES, Role
 
@@ -162,14 +161,27 @@ class ChannelPeople:
         now: datetime,
     ) -> Person:  # fmt: skip
         """The chat account's person becomes a resident of exactly this grid (residents move)."""
-        grid = await self.session.get(AreaRow, grid_id)
-        if grid is None or grid.kind != "grid" or not grid.active:
+        # Active only, from the process's copy of the org (ChannelPlaces, mixed in beside us).
+        places: Any = self
+        grid: Place | None = await places.place(grid_id)
+        if grid is None or grid.kind != "grid":
             raise NotFound("unknown_grid", f"no active grid with id {grid_id}", grid=grid_id)
         person = await self._linked_person(channel, external_id)
         if person is None or not person.active:
             # A person the org file removed stays removed; the account starts afresh.
             person = await self._new_person(name, language, now)
             await self._link(channel, external_id, person.id, now)
+            # A new person holds nothing yet: nothing to take back, check or read back.
+            role = Role.RESIDENT.value
+            await self.session.execute(
+                insert(RoleAssignmentRow).values(
+                    person_id=person.id, role=role, area_id=grid_id, department_id=None
+                )
+            )
+            return Person(
+                id=person.id, name=person.name, language=person.language,
+                roles=grants([(role, grid_id, None)]),
+            )  # fmt: skip
         await self.session.execute(
             delete(RoleAssignmentRow).where(
                 RoleAssignmentRow.person_id == person.id,

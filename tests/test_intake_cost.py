@@ -45,11 +45,11 @@ class Resident:
             Photos(MediaStore(tmp_path / "media")), ALL_ROUTES,
         )  # fmt: skip
 
-    async def send(self, **kw) -> list[Outgoing]:  # type: ignore[no-untyped-def]
+    async def send(self, user: str = "5001", **kw) -> list[Outgoing]:  # type: ignore[no-untyped-def]
         self.n += 1
         return await self.bot.handle(
             Incoming(
-                channel="telegram", chat_id="5001", chat_type="private", user_id="5001",
+                channel="telegram", chat_id=user, chat_type="private", user_id=user,
                 user_name="李秀兰", language="zh-hans", message_id=str(self.n),
                 update_key=f"u{self.n}", **kw,
             )
@@ -157,3 +157,20 @@ async def test_an_actor_is_read_in_one_statement(engine, resident: Resident):
             await uow.org.actor(person.id, Role.COUNTY_DISPATCHER)
         with pytest.raises(NotFound):
             await uow.org.actor(person.id + 1000, Role.RESIDENT)
+
+
+async def test_a_new_residents_start_writes_the_person_without_reading_it_back(
+    engine, resident: Resident
+):
+    await resident.send(text="/start JL-XGC-01-G1")  # the process learns the grid
+    with counting(engine) as statements:
+        out = await resident.send("5002", text="/start JL-XGC-01-G1")
+    assert out and "西郭城村第一网格" in out[0].text  # enrolled in that grid
+    # mark, turn read, person lookup, person, identity (update, insert), grant, outbox
+    assert len(statements) == 8 + 2 * (engine.dialect.name == "postgresql"), statements
+    uows = UnitOfWorkFactory(session_factory(engine), resident.clock)
+    async with uows() as uow:
+        person = await uow.channels.person_for("telegram", "5002")
+        grid = await uow.channels.place_by_code("JL-XGC-01-G1")
+    assert person is not None and grid is not None
+    assert [(g.role, g.area_ids) for g in person.roles] == [(Role.RESIDENT, frozenset({grid.id}))]
