@@ -14,6 +14,7 @@ from handlers.units import (
     HolderUnit,
     card_buttons,
     holder_unit,
+    instruct_line,
     rating_buttons,
     unit_targets,
 )
@@ -320,10 +321,7 @@ def _supervision_text(
     supervisor's button), but only while the table still takes one."""
     instruct_by = None
     if Action.SUPERVISE in offered_actions(State(card.state), Role.SUPERVISOR):
-        if channel in REPLY_CHANNELS:
-            instruct_by = "reply"
-        elif role is Role.SUPERVISOR:
-            instruct_by = "button"
+        instruct_by = instruct_line(channel, role)
     return r.macro(
         "chat.html.j2", "supervision_card_now", card=card, event=event,
         holder=holder.purpose if holder else "none", instruct_by=instruct_by,

@@ -12,10 +12,10 @@ from handlers.messages import Outgoing
 from handlers.ports import CaseCard, chats_of
 from handlers.render import Renderer
 from handlers.units import (
-    REPLY_CHANNELS,
     HolderUnit,
     card_buttons,
     holder_unit,
+    instruct_line,
     superior_unit,
     unit_targets,
 )
@@ -99,11 +99,7 @@ class ReminderNotifier:
         channel, chat_id, locale = target
         r = Renderer(locale)
         holder = holder_unit(card.state, card)
-        # How the supervisor gives the instruction: by replying to this card where a channel
-        # has replies, else with the card's instruction button (which only they have).
-        instruct_by = "reply" if channel in REPLY_CHANNELS else None
-        if instruct_by is None and role is Role.SUPERVISOR:
-            instruct_by = "button"
+        instruct_by = instruct_line(channel, role)
         text = r.macro(
             "chat.html.j2", "supervision_card", card=card, reminder=reminder,
             holder=holder.purpose if holder else "none", instruct_by=instruct_by,

@@ -35,6 +35,18 @@ class HolderUnit(NamedTuple):
 # the case: a supervisor's instruction, a progress note). WeChat and WeCom have no replies:
 # there the texts point at the card's button instead (one template, told which to say).
 REPLY_CHANNELS = frozenset({"telegram", "web"})
+
+
+def instruct_line(channel: str, role: Role | None) -> str | None:
+    """How a supervision card tells its reader to give an instruction: by replying where the
+    channel has replies, else with the card's instruction button. Only supervisors give
+    instructions; a superior unit's reply to the card would be a progress note, so its card
+    says nothing of it."""
+    if role is not Role.SUPERVISOR:
+        return None
+    return "reply" if channel in REPLY_CHANNELS else "button"
+
+
 # Channels whose group chats take no button presses (a WeCom app group chat shows text only):
 # such a chat gets the unit's messages, and its people still get their cards privately.
 NOTICE_ONLY_GROUPS = frozenset({"wecom"})

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from handlers.reminders import ReminderNotifier
+from handlers.render import Renderer
 from storage.calendar import Schedule, store_schedule
 from storage.channel import SqlChannelStore
 from storage.invites import create_invite
@@ -406,3 +407,30 @@ async def test_a_due_case_without_a_stage_deadline_is_let_go_not_failed(town):
             await session.execute(select(CaseRow.next_reminder_at).where(CaseRow.number == n))
         ).scalar_one()
     assert later is None
+
+
+async def test_only_supervisors_are_told_to_reply_with_an_instruction(town):
+    """The second-level card goes to the county center, whose reply would be a progress note
+    (only supervisors give instructions): it must not ask for one; the supervisors' card does."""
+    await assigned_case(town)
+    town["clock"].set(at("2026-11-25T00:00"))
+    before = await last_id(town)
+    await town["sweeper"].sweep(town["uow"])
+    town["clock"].set(at("2026-11-25T09:00"))
+    await town["sweeper"].sweep(town["uow"])
+    cards = {
+        r.chat_id: r.payload["text"]
+        for r in await new_messages(town, before)
+        if r.payload["purpose"] == "supervision"
+    }
+    assert set(cards) == {"7005", "7003"}  # the supervisors, then the county center
+    reply_line = (
+        Renderer("zh_CN")
+        .env.from_string(
+            "{{ _(\"Reply to this message to give an instruction: it is recorded in the case's"
+            ' timeline and forwarded to the unit holding it.") }}'
+        )
+        .render()
+    )
+    assert reply_line in cards["7005"]
+    assert reply_line not in cards["7003"]
