@@ -1,28 +1,26 @@
-"""The WeChat Official Account in `shuoshi run`: the callback route, the inbox processor, the
-sender, and the lease that keeps processing and sending to one process.
+"""The WeChat Official Account in `shuoshi run` (what it shares with WeCom: bot/wechat/hosted.py).
 
 WeChat waits 5 seconds for an answer and retries three times, so a callback is only checked
 (signature, AES), stored in the inbox (channel "wechat") and answered `success`; the inbox
 processor runs it through the conversations afterwards. A retry of a stored message (same
-MsgId, or same sender and time for events) is stored once.
+MsgId, or same sender and time for events) is stored once. Each new callback reopens the
+resident's 48-hour window of customer-service messages.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
-
-from aiohttp import web
+from datetime import datetime
 
 from bot.app import App
-from bot.inbox import InboxProcessor
-from bot.lease import Lease, LeasedWork
+from bot.lease import Lease
 from bot.wechat.api import OfficialAccountApi
-from bot.wechat.callback import MAX_BODY_BYTES, Callback, Refused
+from bot.wechat.callback import Callback, CallbackMessage
+from bot.wechat.hosted import HostedChannel
 from bot.wechat.inbound import CHANNEL, IncomingBuilder, WeChatPhotos
 from bot.wechat.sender import Retry, WeChatSender
 from handlers.conversation import Conversations
+from handlers.messages import Incoming
 from handlers.routes import ALL_ROUTES
 from storage.inbox import SqlInbox
 from storage.wechat import WeChatStore
@@ -32,20 +30,13 @@ log = logging.getLogger(__name__)
 PATH = "/wechat/mp"
 
 
-async def read_capped(request: web.Request) -> bytes | None:
-    """A callback's body, or None when it is larger than any of WeChat's or WeCom's."""
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        return None
-    body = bytearray()
-    while chunk := await request.content.read(64 * 1024):  # one read may be a part only
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:  # a chunked body says no length in advance
-            return None
-    return bytes(body)
-
-
-class WeChatChannel:
+class WeChatChannel(HostedChannel):
     """Everything of the Official Account; built only when `wechat.app_id` is set."""
+
+    NAME = "WeChat"
+    PATH = PATH
+    ANSWER = "success"
+    sender: WeChatSender
 
     def __init__(self, app: App) -> None:
         settings, outbox = app.settings.wechat, app.settings.outbox
@@ -74,56 +65,14 @@ class WeChatChannel:
             retry=Retry(outbox.max_attempts, outbox.backoff_base_seconds,
                         outbox.backoff_cap_seconds),
         )  # fmt: skip
-        self.processor = InboxProcessor(self.inbox, app.clock, self.handle)
-        self.lease = Lease(app.sessions, app.clock, f"wechat:{settings.app_id}"[:64])
-        self.sender.may_send = self.lease.valid
-        self.leased = LeasedWork(self.lease, self._leased_tasks)
-        self.keeper: asyncio.Task[None] | None = None
+        self.wire(Lease(app.sessions, app.clock, f"wechat:{settings.app_id}"[:64]))
         self._web_chats: set[str] = set()  # followers known to have their web chat
 
-    # The callback route ----------------------------------------------------------------------
+    async def received(self, message: CallbackMessage, now: datetime) -> None:
+        # The 48-hour window of customer-service messages opens again now.
+        await self.store.touch(message.openid, now)
 
-    def register(self, web_app: web.Application) -> None:
-        web_app.router.add_get(PATH, self.verify_url)
-        web_app.router.add_post(PATH, self.receive)
-
-    async def verify_url(self, request: web.Request) -> web.StreamResponse:
-        try:
-            echo = self.callback.verify_url(dict(request.query))
-        except Refused as refused:
-            log.info("WeChat URL check refused: %s", refused.reason)
-            return web.Response(status=refused.status, text="refused")
-        return web.Response(text=echo)
-
-    async def receive(self, request: web.Request) -> web.StreamResponse:
-        """Checked, stored, `success`: handled later from the inbox (WeChat waits 5 s)."""
-        body = await read_capped(request)
-        if body is None:
-            return web.Response(status=413, text="refused")
-        try:
-            message = self.callback.open(dict(request.query), body)
-        except Refused as refused:
-            log.info("WeChat callback refused: %s", refused.reason)
-            return web.Response(status=refused.status, text="refused")
-        now = self.app.clock.now()
-        payload = {**message.payload, "key": message.key}
-        stored = await self.inbox.store([(message.order, message.openid, payload)], now)
-        if stored:
-            # The 48-hour window of customer-service messages opens again now.
-            await self.store.touch(message.openid, now)
-            self.processor.wake()
-        else:
-            log.info("WeChat callback %s was stored before (a retry); ignored", message.key)
-        return web.Response(text="success")
-
-    # Processing and sending ------------------------------------------------------------------
-
-    async def handle(self, payload: dict[str, Any]) -> None:
-        """One stored callback through the conversations (the inbox processor calls this)."""
-        incoming = await self.builder.build(payload)
-        if incoming is None:
-            return
-        await self.conversations.handle(incoming)
+    async def after_turn(self, incoming: Incoming) -> None:
         # Their cases' template messages link to a web chat of the same person: make it now,
         # so the news and rating requests that follow are in its history too.
         if incoming.user_id not in self._web_chats:
@@ -132,16 +81,9 @@ class WeChatChannel:
                 if len(self._web_chats) > 100_000:
                     self._web_chats.clear()  # a cache: asking the database again is correct
                 self._web_chats.add(incoming.user_id)
-        self.sender.wake()
-
-    def _leased_tasks(self) -> list[asyncio.Task[Any]]:
-        return [
-            asyncio.create_task(self.sender.run(), name="wechat-sender"),
-            asyncio.create_task(self.processor.run(), name="wechat-inbox"),
-        ]
 
     async def start(self) -> None:
-        self.keeper = asyncio.create_task(self.leased.run(), name="wechat-lease")
+        await super().start()
         log.info("WeChat Official Account %s: callbacks at %s", self.app.settings.wechat.app_id,
                  PATH)  # fmt: skip
         for line in self.startup_warnings():
@@ -163,13 +105,3 @@ class WeChatChannel:
                 'photos or rate it (README "WeChat")'
             ]
         return []
-
-    async def stop_receiving(self) -> None:
-        if self.keeper is not None:
-            self.keeper.cancel()
-            await asyncio.gather(self.keeper, return_exceptions=True)
-            self.keeper = None
-
-    async def close(self) -> None:
-        await self.lease.release()
-        await self.api.close()

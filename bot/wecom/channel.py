@@ -10,18 +10,13 @@ button and card) is stored once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
-
-from aiohttp import web
 
 from bot.app import App
-from bot.inbox import InboxProcessor
-from bot.lease import Lease, LeasedWork
-from bot.wechat.callback import Callback, Refused
-from bot.wechat.channel import read_capped
+from bot.lease import Lease
+from bot.wechat.callback import Callback, CallbackMessage
 from bot.wechat.delivery import Retry
+from bot.wechat.hosted import HostedChannel
 from bot.wechat.inbound import WeChatPhotos
 from bot.wecom.api import WeComApi
 from bot.wecom.inbound import WECOM_ROUTES, IncomingBuilder
@@ -36,8 +31,13 @@ log = logging.getLogger(__name__)
 PATH = "/wecom/callback"
 
 
-class WeComChannel:
+class WeComChannel(HostedChannel):
     """Everything of the WeCom app; built only when `wecom.corp_id` is set."""
+
+    NAME = "WeCom"
+    PATH = PATH
+    ANSWER = ""  # an empty answer: nothing to reply passively
+    sender: WeComSender
 
     def __init__(self, app: App) -> None:
         settings, outbox = app.settings.wecom, app.settings.outbox
@@ -70,77 +70,16 @@ class WeComChannel:
             retry=Retry(outbox.max_attempts, outbox.backoff_base_seconds,
                         outbox.backoff_cap_seconds),
         )  # fmt: skip
-        self.processor = InboxProcessor(self.inbox, app.clock, self.handle)
-        self.lease = Lease(app.sessions, app.clock, settings.account[:64])
-        self.sender.may_send = self.lease.valid
-        self.leased = LeasedWork(self.lease, self._leased_tasks)
-        self.keeper: asyncio.Task[None] | None = None
+        self.wire(Lease(app.sessions, app.clock, settings.account[:64]))
 
-    # The callback route ----------------------------------------------------------------------
-
-    def register(self, web_app: web.Application) -> None:
-        web_app.router.add_get(PATH, self.verify_url)
-        web_app.router.add_post(PATH, self.receive)
-
-    async def verify_url(self, request: web.Request) -> web.StreamResponse:
-        try:
-            echo = self.callback.verify_url(dict(request.query))
-        except Refused as refused:
-            log.info("WeCom URL check refused: %s", refused.reason)
-            return web.Response(status=refused.status, text="refused")
-        return web.Response(text=echo)
-
-    async def receive(self, request: web.Request) -> web.StreamResponse:
-        """Checked, stored, answered: handled later from the inbox (WeCom waits 5 s)."""
-        body = await read_capped(request)
-        if body is None:
-            return web.Response(status=413, text="refused")
-        try:
-            message = self.callback.open(dict(request.query), body)
-        except Refused as refused:
-            log.info("WeCom callback refused: %s", refused.reason)
-            return web.Response(status=refused.status, text="refused")
+    def refusal(self, message: CallbackMessage) -> str | None:
         agent = message.payload.get("AgentID")
         if agent and agent != str(self.app.settings.wecom.agent_id):
-            log.info("WeCom callback for agent %s, not ours; refused", agent)
-            return web.Response(status=403, text="refused")
-        payload = {**message.payload, "key": message.key}
-        stored = await self.inbox.store([(message.order, message.openid, payload)],
-                                        self.app.clock.now())  # fmt: skip
-        if stored:
-            self.processor.wake()
-        else:
-            log.info("WeCom callback %s was stored before (a retry); ignored", message.key)
-        return web.Response(text="")  # an empty answer: nothing to reply passively
-
-    # Processing and sending ------------------------------------------------------------------
-
-    async def handle(self, payload: dict[str, Any]) -> None:
-        """One stored callback through the staff conversations (the inbox processor calls it)."""
-        incoming = await self.builder.build(payload)
-        if incoming is None:
-            return
-        await self.conversations.handle(incoming)
-        self.sender.wake()
-
-    def _leased_tasks(self) -> list[asyncio.Task[Any]]:
-        return [
-            asyncio.create_task(self.sender.run(), name="wecom-sender"),
-            asyncio.create_task(self.processor.run(), name="wecom-inbox"),
-        ]
+            return f"for agent {agent}, not ours"
+        return None
 
     async def start(self) -> None:
-        self.keeper = asyncio.create_task(self.leased.run(), name="wecom-lease")
+        await super().start()
         settings = self.app.settings.wecom
         log.info("WeCom app %s of %s: callbacks at %s", settings.agent_id, settings.corp_id,
                  PATH)  # fmt: skip
-
-    async def stop_receiving(self) -> None:
-        if self.keeper is not None:
-            self.keeper.cancel()
-            await asyncio.gather(self.keeper, return_exceptions=True)
-            self.keeper = None
-
-    async def close(self) -> None:
-        await self.lease.release()
-        await self.api.close()
