@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -56,27 +58,35 @@ async def wechat_command(app: App, args: argparse.Namespace, renderer: Renderer)
     settings = app.settings.wechat
     if not settings.app_id or settings.app_secret is None:
         raise UserError(say("cli_not_configured"))
-    import aiohttp
-
-    from bot.wechat.api import OfficialAccountApi, WeChatError
+    from bot.wechat.api import OfficialAccountApi
     from storage.wechat import WeChatStore
 
     store = WeChatStore(app.sessions, f"mp:{settings.app_id}", "wechat")
     api = OfficialAccountApi(settings.api_base, settings.app_id,
                              settings.app_secret.get_secret_value(), store, app.clock)  # fmt: skip
-    try:
+    async with calling(api, settings.api_base, say):
         if args.wechat_command == "menu":
             await api.create_menu(menu(renderer))
             print(say("cli_menu_created"))
             return 0
         return await _qr_codes(app, api, args, say)
+
+
+@asynccontextmanager
+async def calling(api: Any, api_base: str, say: Any) -> AsyncIterator[None]:
+    """Calls to WeChat's or WeCom's API from a command: a refusal or an unreachable server is
+    one line that says so (in the command's own words), and the client is closed after."""
+    import aiohttp
+
+    from bot.wechat.client import WeChatError
+
+    try:
+        yield
     except WeChatError as exc:
         raise UserError(say("cli_refused", code=exc.errcode, reason=exc.errmsg)) from None
     except (aiohttp.ClientError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
-        raise Unreachable(
-            say("cli_unreachable", api_base=settings.api_base, reason=reason)
-        ) from None
+        raise Unreachable(say("cli_unreachable", api_base=api_base, reason=reason)) from None
     finally:
         await api.close()
 

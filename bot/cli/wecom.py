@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from bot.cli.errors import Unreachable, UserError
+from bot.cli.errors import UserError
 from handlers.render import Renderer
 
 if TYPE_CHECKING:
@@ -40,9 +40,7 @@ async def wecom_command(app: App, args: argparse.Namespace, renderer: Renderer) 
     settings = app.settings.wecom
     if not settings.corp_id or settings.agent_id is None or settings.secret is None:
         raise UserError(say("cli_not_configured"))
-    import aiohttp
-
-    from bot.wechat.client import WeChatError
+    from bot.cli.wechat import calling
     from bot.wecom.api import WeComApi
     from storage.wechat import WeChatStore
     from storage.wecom import APPCHAT_PREFIX, CHANNEL, WeComStore
@@ -57,17 +55,8 @@ async def wecom_command(app: App, args: argparse.Namespace, renderer: Renderer) 
     store = WeChatStore(app.sessions, settings.account, CHANNEL)
     api = WeComApi(settings.api_base, settings.corp_id, settings.agent_id,
                    settings.secret.get_secret_value(), store, app.clock)  # fmt: skip
-    try:
+    async with calling(api, settings.api_base, say):
         chatid = await api.appchat_create(unit.chatid, unit.name, members[0], members)
-    except WeChatError as exc:
-        raise UserError(say("cli_refused", code=exc.errcode, reason=exc.errmsg)) from None
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise Unreachable(
-            say("cli_unreachable", api_base=settings.api_base, reason=reason)
-        ) from None
-    finally:
-        await api.close()
     if not await cards.bind(unit, APPCHAT_PREFIX + chatid, app.clock.now()):
         print(say("cli_appchat_bound_already", code=unit.code, chatid=chatid))
         return 0

@@ -35,6 +35,22 @@ UNSUPPORTED = {"voice": "voice", "video": "video", "shortvideo": "video", "file"
                "link": "document", "miniprogrampage": "document"}  # fmt: skip
 
 
+def other_message(
+    kind: str, payload: dict[str, Any], base: dict[str, Any], unsupported: dict[str, str]
+) -> Incoming:
+    """A photo, a location, or what the channel cannot take (named as the reply will name it):
+    the same in the Official Account and in WeCom."""
+    if kind == "image" and payload.get("MediaId"):
+        return Incoming(**base, photos=(PhotoRef(str(payload["MediaId"])),))
+    if kind == "location":
+        try:
+            where = Location(float(payload["Location_X"]), float(payload["Location_Y"]))
+        except (KeyError, TypeError, ValueError):
+            return Incoming(**base, unsupported="location")
+        return Incoming(**base, location=where)
+    return Incoming(**base, unsupported=unsupported.get(kind, kind or "message"))
+
+
 def option_id(row_id: int, index: int) -> str:
     return str(row_id * OPTION_BASE + index)
 
@@ -88,15 +104,7 @@ class IncomingBuilder:
             return None if text is None else Incoming(**base, text=text)
         if kind == "text":
             return await self._text(openid, payload, base)
-        if kind == "image" and payload.get("MediaId"):
-            return Incoming(**base, photos=(PhotoRef(str(payload["MediaId"])),))
-        if kind == "location":
-            try:
-                where = Location(float(payload["Location_X"]), float(payload["Location_Y"]))
-            except (KeyError, TypeError, ValueError):
-                return Incoming(**base, unsupported="location")
-            return Incoming(**base, location=where)
-        return Incoming(**base, unsupported=UNSUPPORTED.get(kind, kind or "message"))
+        return other_message(kind, payload, base, UNSUPPORTED)
 
     async def _text(self, openid: str, payload: dict[str, Any], base: dict[str, Any]) -> Incoming:
         text = str(payload.get("Content") or "").strip()

@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.wechat.inbound import other_message
 from handlers.conversation import Route, Turn
-from handlers.messages import PRIVATE, Incoming, Location, Outgoing, PhotoRef
+from handlers.messages import PRIVATE, Incoming, Outgoing
 from handlers.render import Renderer
 from handlers.resident import route_cancel, route_unsupported
 from handlers.staff import route_card_buttons, route_staff_input
@@ -56,15 +57,7 @@ class IncomingBuilder:
                     data = options[int(text) - 1]["data"]
                     return Incoming(**base, callback_data=data, callback_id=base["update_key"])
             return Incoming(**base, text=text)
-        if kind == "image" and payload.get("MediaId"):
-            return Incoming(**base, photos=(PhotoRef(str(payload["MediaId"])),))
-        if kind == "location":
-            try:
-                where = Location(float(payload["Location_X"]), float(payload["Location_Y"]))
-            except (KeyError, TypeError, ValueError):
-                return Incoming(**base, unsupported="location")
-            return Incoming(**base, location=where)
-        return Incoming(**base, unsupported=UNSUPPORTED.get(kind, kind or "message"))
+        return other_message(kind, payload, base, UNSUPPORTED)
 
     async def _event(
         self, userid: str, payload: dict[str, Any], base: dict[str, Any]
