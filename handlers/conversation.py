@@ -253,6 +253,7 @@ class Conversations:
                     chat_id=message.chat_id,
                     payload={**message.payload(), "callback_id": turn.msg.callback_id},
                     case_number=message.case_number,
+                    answer=message.chat_id == turn.msg.chat_id,  # not a card to another chat
                 )
             )
 

@@ -7,7 +7,7 @@ retries exhausted), newest first, for the dashboard.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, event, func, insert, select, update
@@ -20,6 +20,13 @@ from storage.wakeups import announce, outbox_topic
 from workflow.clock import Clock, ensure_aware
 from workflow.ports import OutgoingMessage
 
+# payload key of a row that answers what its chat's user just did (handlers/conversation.py
+# `_finish`): its chat is served ahead of chats with only background rows (notifications to
+# others, reminders, digests), so the person who is waiting is not queued behind them.
+ANSWER = "answer"
+# An answer older than this goes with the rest: nobody is watching for it any more, and the
+# query looks into the JSON of recent rows only.
+ANSWER_WINDOW = timedelta(seconds=60)
 SNIPPET_CHARS = 120  # enough of a message's text for an operator to recognise it
 
 
@@ -41,7 +48,8 @@ class SqlOutbox:
             {
                 "channel": message.channel,
                 "chat_id": message.chat_id,
-                "payload": message.payload,
+                # The mark is kept in the payload, as a button press's answer is: no column.
+                "payload": {**message.payload, ANSWER: True} if message.answer else message.payload,
                 "case_number": message.case_number,
                 "person_id": message.person_id,
                 "status": "pending",

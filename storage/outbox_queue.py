@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from storage.channel import SqlChannelStore
+from storage.outbox import ANSWER
 from storage.rows import CaseRow, MessageLinkRow, OutboxRow
 from storage.sql import affected
 from workflow.errors import NotFound
@@ -58,9 +59,15 @@ class OutboxRows:
         )
         return list(rows.scalars())
 
-    async def due_heads(self, now: datetime, after: int, batch: int) -> list[OutboxRow]:
+    async def due_heads(
+        self, now: datetime, after: int, batch: int, *, answers_since: datetime | None = None
+    ) -> list[OutboxRow]:
         """Due rows that are first in their chat's queue (no earlier row still pending), oldest
-        first: a chat waiting for a retry holds back only itself."""
+        first: a chat waiting for a retry holds back only itself.
+
+        `answers_since`: only the heads of chats with an answer (ANSWER) written since then
+        still pending. The head itself may be an older background row of that chat: priority
+        picks which chat goes next, never the order within a chat."""
         earlier = aliased(OutboxRow)
         waiting_before = exists().where(
             earlier.chat_id == OutboxRow.chat_id,
@@ -68,18 +75,25 @@ class OutboxRows:
             earlier.channel == OutboxRow.channel,
             earlier.id < OutboxRow.id,
         )
-        result = await self.session.execute(
-            select(OutboxRow)
-            .where(
-                OutboxRow.status == "pending",
-                OutboxRow.next_attempt_at <= now,
-                OutboxRow.channel == self.channel,
-                OutboxRow.id > after,
-                ~waiting_before,
-            )
-            .order_by(OutboxRow.id)
-            .limit(batch)
+        query = select(OutboxRow).where(
+            OutboxRow.status == "pending",
+            OutboxRow.next_attempt_at <= now,
+            OutboxRow.channel == self.channel,
+            OutboxRow.id > after,
+            ~waiting_before,
         )
+        if answers_since is not None:
+            answer = aliased(OutboxRow)
+            query = query.where(
+                exists().where(
+                    answer.chat_id == OutboxRow.chat_id,  # (chat_id, status) index
+                    answer.status == "pending",
+                    answer.channel == OutboxRow.channel,
+                    answer.created_at >= answers_since,  # JSON only of the chat's fresh rows
+                    answer.payload[ANSWER].as_string().is_not(None),
+                )
+            )
+        result = await self.session.execute(query.order_by(OutboxRow.id).limit(batch))
         return list(result.scalars())
 
     async def claim(self, row_id: int, now: datetime, until: datetime) -> bool:
@@ -230,6 +244,7 @@ class OutboxRows:
             # Only the buttons of a rating change: its result's words stay.
             text="" if stored.get("text") == row.payload.get("text") else stored.get("text"),
         )  # fmt: skip
+        edit.pop(ANSWER, None)  # a card kept true is nobody's answer
         await self.session.execute(
             insert(OutboxRow).values(
                 channel=self.channel, chat_id=row.chat_id, payload=edit,
@@ -282,9 +297,23 @@ class OutboxQueue:
         self.sessions = sessions
         self.channel = channel
 
-    async def due_heads(self, now: datetime, after: int, batch: int) -> list[OutboxRow]:
+    async def due_heads(
+        self, now: datetime, after: int, batch: int, *, answers_since: datetime | None = None
+    ) -> list[OutboxRow]:
         async with self.sessions() as session:
-            return await OutboxRows(session, self.channel).due_heads(now, after, batch)
+            return await OutboxRows(session, self.channel).due_heads(
+                now, after, batch, answers_since=answers_since
+            )
+
+    async def answers_first(self, now: datetime, since: datetime, batch: int) -> list[OutboxRow]:
+        """Up to `batch` due heads: those of chats waiting for an answer since `since` first,
+        then the rest oldest first (for a deliverer that reads one page per pass)."""
+        async with self.sessions() as session:
+            rows = OutboxRows(session, self.channel)
+            first = await rows.due_heads(now, 0, batch, answers_since=since)
+            taken = {row.id for row in first}
+            rest = await rows.due_heads(now, 0, batch)
+        return (first + [row for row in rest if row.id not in taken])[:batch]
 
     async def claim(self, row_id: int, now: datetime, until: datetime) -> bool:
         async with self.sessions() as session:

@@ -33,6 +33,25 @@ async def test_due_heads_are_the_first_pending_row_of_each_chat_of_one_channel(w
     assert [r.payload["text"] for r in await telegram.due_heads(now, heads[1].id, 100)] == []
 
 
+async def test_chats_waiting_for_a_fresh_answer_are_served_first_in_their_own_order(world):
+    clock = world["uow"].clock
+    await queue(world, "1", "stale answer", answer=True)
+    clock.advance(seconds=61)  # nobody watches for it any more: it goes with the rest
+    await queue(world, "2", "card")
+    await queue(world, "3", "reminder")
+    await queue(world, "3", "answer", answer=True)
+    await queue(world, "4", "digest")
+    now = clock.now()
+    telegram = OutboxQueue(world["sessions"], "telegram")
+    since = now - timedelta(seconds=60)
+    first = await telegram.due_heads(now, 0, 100, answers_since=since)
+    assert [r.payload["text"] for r in first] == ["reminder"]  # chat 3's head: order kept
+    heads = await telegram.answers_first(now, since, 100)
+    assert [r.payload["text"] for r in heads] == ["reminder", "stale answer", "card", "digest"]
+    two = await telegram.answers_first(now, since, 2)
+    assert [r.payload["text"] for r in two] == ["reminder", "stale answer"]
+
+
 async def test_a_row_is_claimed_as_sent_once(world):
     await queue(world, "3", "hello", channel="web")
     now = world["uow"].clock.now()

@@ -14,42 +14,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.ratelimit import RateLimiter, RateLimits
+from bot.ratelimit import RateLimits
 from bot.telegram.sender import CLAIM, OutboxSender, RetryPolicy
 from storage.media import MediaStore
 from storage.outbox import failed_deliveries, failed_delivery_count
 from storage.rows import MessageLinkRow
 from tests.fake_telegram import FakeTelegram
 from tests.support.outbox import case_row, photo, queue, rows, submit
+from tests.support.sending import drain, make_sender, texts
 
 GROUP = -100  # the housing department's group in the world fixture
-TELEGRAM = RateLimits(margin=0.0)  # 30/s, 1/s per chat, 20/min per group, exactly
-
-
-def make_sender(
-    w, fake: FakeTelegram, media: MediaStore, limits: RateLimits | None = TELEGRAM, **kw
-) -> OutboxSender:
-    """A sender with Telegram's limits on the world's clock; the fake enforces the same."""
-    clock = w["uow"].clock
-    fake.enforce_limits(now=lambda: clock.now().timestamp())
-    limiter = RateLimiter(clock, limits) if limits is not None else None
-    return OutboxSender(fake.make_bot(), w["sessions"], media, clock, limiter=limiter, **kw)
-
-
-async def drain(sender: OutboxSender, rounds: int = 2000) -> int:
-    """Passes as run() makes them, the clock jumping to each wake-up; returns rows sent."""
-    sent = 0
-    for _ in range(rounds):
-        sent += await sender.deliver_pending()
-        if sender.wake_at is None:
-            return sent
-        if sender.wake_at > sender.clock.now():
-            sender.clock.set(sender.wake_at)
-    raise AssertionError("the outbox did not drain")
-
-
-def texts(fake: FakeTelegram, chat: int) -> list[str]:
-    return [m.get("text") or m.get("caption") or "" for m in fake.sent(chat)]
 
 
 # --------------------------------------------------------------------------- 429

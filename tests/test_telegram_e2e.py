@@ -51,7 +51,9 @@ async def test_scenario_resident_report_to_rating(harness: Harness, world):
     out = await h.act(r, r, lambda: asyncio.ensure_future(h.press(r, r, "cf:")))
     assert "已受理" in text_of(out[0])
     number = text_of(out[0]).split("案件编号 ")[1].split("。")[0].strip()
-    card = await h.says(LEADER, before_leader, n=2)  # album of photos, then the card
+    # The album of photos, then the card (the resident's receipt went ahead of them: answers
+    # first, so they may still be on their way).
+    card = await h.until(LEADER, before_leader, number)
     assert any(number in text_of(m) for m in card)
 
     await h.act(LEADER, LEADER, lambda: asyncio.ensure_future(h.press(LEADER, LEADER, "a:sv:")))

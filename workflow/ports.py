@@ -41,6 +41,9 @@ class OutgoingMessage:
     payload: dict[str, Any]
     case_number: str | None = None
     person_id: int | None = None
+    # It answers what the chat's user just did (the turn's reply to its own chat): sent ahead
+    # of background rows to other chats, so the person who is waiting is served first.
+    answer: bool = False
 
 
 class CaseRepository(Protocol):

@@ -40,6 +40,7 @@ from handlers.messages import (
 )
 from storage.db import SessionFactory, is_query_error
 from storage.media import MediaStore
+from storage.outbox import ANSWER_WINDOW
 from storage.outbox_queue import OutboxQueue
 from storage.rows import OutboxRow
 from workflow.clock import Clock
@@ -210,39 +211,63 @@ class OutboxSender:
 
     async def _send_due(self, work: _PassState, now: datetime, batch: int) -> None:
         """Start a delivery for each due chat the limiter lets go; a chat that must wait is
-        left for later without holding up the others."""
+        left for later without holding up the others. Chats waiting for an answer to what
+        their user just did go first; then every chat oldest first (background rows get what
+        of the overall window the answers leave)."""
+        for row in await self._answer_heads(now, batch):
+            if not await self._start(work, row):
+                return
         after = 0
         for _ in range(MAX_PAGES):
             rows = await self.queue.due_heads(now, after, batch)
             for row in rows:
                 after = row.id
-                if not self.may_send():
+                if not await self._start(work, row):
                     return
-                if row.chat_id in work.busy:
-                    continue  # its previous row is still in flight
-                try:
-                    parts = message_parts(outgoing_from_payload(row.payload))
-                except Exception as exc:  # a payload no message can be made of fails alone
-                    await self._fail(row, f"unreadable message: {failure_reason(exc)}")
-                    continue
-                done = min(int(row.payload.get(PARTS_DONE) or 0), len(parts) - 1)
-                ready = await self._ready(work, row.chat_id, parts[done].cost)
-                if ready > self.clock.now():
-                    work.wakes.append(ready)
-                    if self.limiter.global_wait() > 0:
-                        return  # nobody may send now: the rest waits too
-                    continue
-                claim = self.clock.now() + CLAIM
-                if not await self.queue.claim(row.id, self.clock.now(), claim):
-                    continue  # another sender has it, or it is no longer due
-                send = self.limiter.record(row.chat_id, parts[done].cost)
-                task = asyncio.create_task(self._deliver(row, parts, done, send, claim))
-                work.start(task, row.chat_id)
-                if len(work.in_flight) >= self.concurrency:
-                    await self._settle(work, everything=False)
             if len(rows) < batch:
                 return
         work.wakes.append(self.clock.now())  # more due rows than one pass looks at
+
+    async def _answer_heads(self, now: datetime, batch: int) -> list[OutboxRow]:
+        """The due heads of chats with a fresh answer pending (storage/outbox.py ANSWER)."""
+        since = now - ANSWER_WINDOW
+        try:
+            return await self.queue.due_heads(now, 0, batch, answers_since=since)
+        except Exception as exc:
+            if not is_query_error(exc):
+                raise
+            # A payload PostgreSQL cannot look into (see _answer_callbacks) fails alone.
+            log.error("outbox: the answer query failed; failing unreadable rows", exc_info=True)
+            await self._fail_unqueryable()
+            return await self.queue.due_heads(now, 0, batch, answers_since=since)
+
+    async def _start(self, work: _PassState, row: OutboxRow) -> bool:
+        """Start delivering `row` if its chat may send now; False: the pass goes no further
+        (the lease was lost, or nobody may send now)."""
+        if not self.may_send():
+            return False
+        if row.chat_id in work.busy:
+            return True  # its previous row is still in flight (or it went first as an answer)
+        try:
+            parts = message_parts(outgoing_from_payload(row.payload))
+        except Exception as exc:  # a payload no message can be made of fails alone
+            await self._fail(row, f"unreadable message: {failure_reason(exc)}")
+            return True
+        done = min(int(row.payload.get(PARTS_DONE) or 0), len(parts) - 1)
+        ready = await self._ready(work, row.chat_id, parts[done].cost)
+        if ready > self.clock.now():
+            work.wakes.append(ready)
+            # nobody may send now: the rest waits too
+            return self.limiter.global_wait() <= 0
+        claim = self.clock.now() + CLAIM
+        if not await self.queue.claim(row.id, self.clock.now(), claim):
+            return True  # another sender has it, or it is no longer due
+        send = self.limiter.record(row.chat_id, parts[done].cost)
+        task = asyncio.create_task(self._deliver(row, parts, done, send, claim))
+        work.start(task, row.chat_id)
+        if len(work.in_flight) >= self.concurrency:
+            await self._settle(work, everything=False)
+        return True
 
     async def _ready(self, work: _PassState, chat_id: str, cost: int) -> datetime:
         """When `chat_id` may send `cost` messages. While only the overall window (or a pause)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from storage.db import SessionFactory
 from storage.inbox import backoff
+from storage.outbox import ANSWER_WINDOW
 from storage.outbox_queue import OutboxQueue
 from storage.rows import OutboxRow
 from workflow.clock import Clock
@@ -83,7 +84,8 @@ class QueueSender:
             for _ in range(MAX_PASSES):
                 if not self.may_send() or self._paused(now):
                     break
-                rows = await self.queue.due_heads(now, 0, self.batch_size)
+                # Chats waiting for an answer to what their user just did go first.
+                rows = await self.queue.answers_first(now, now - ANSWER_WINDOW, self.batch_size)
                 progressed = 0
                 for row in rows:
                     if not self.may_send() or self._paused(now):

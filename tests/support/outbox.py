@@ -24,11 +24,12 @@ async def queue(
 ) -> None:
     """One outgoing message committed to the outbox, as a handler would write it."""
     callback_id = fields.pop("callback_id", None)
+    answer = fields.pop("answer", False)  # the reply to what the chat's user just did
     async with w["uow"]() as uow:
         message = Outgoing(chat_id=chat, text=text, buttons=[[Button("ok", "a:ac:x")]],
                            case_number=case, purpose="case_card", **fields)  # fmt: skip
         payload = {**message.payload(), "callback_id": callback_id}
-        await uow.outbox.add(OutgoingMessage(channel, chat, payload, case))
+        await uow.outbox.add(OutgoingMessage(channel, chat, payload, case, answer=answer))
         await uow.commit()
 
 

@@ -1,0 +1,57 @@
+"""Answers first: the rows a conversation turn writes to the chat whose update caused it go
+ahead of background rows to other chats (bot/telegram/sender.py `_send_due`), while each
+chat's rows keep their order and the background still gets the rest of the window.
+
+On the world's ManualClock with Telegram's limits (30/s overall, 1/s per chat), so a pass
+sends 30 rows and the 200 background rows queued first would hold an answer back for seven
+seconds if rows went oldest first.
+"""
+
+from __future__ import annotations
+
+from storage.outbox import ANSWER
+from tests.support.chat import RESIDENT, Bot
+from tests.support.outbox import queue, rows
+from tests.support.sending import drain, make_sender, texts
+
+BACKGROUND = [str(9000 + n) for n in range(200)]  # other chats, e.g. a digest to each
+
+
+async def background(world) -> None:
+    for chat in BACKGROUND:
+        await queue(world, chat, f"digest {chat}")
+
+
+async def test_a_turns_answer_goes_out_in_the_next_pass_ahead_of_200_background_rows(
+    world, fake, media, tmp_path
+):
+    sender = make_sender(world, fake, media)
+    await background(world)
+    await Bot(world, tmp_path).send(str(RESIDENT), text="你好")
+    answers = [r for r in await rows(world) if r.chat_id == str(RESIDENT)]
+    assert answers and all(r.payload.get(ANSWER) for r in answers)
+    assert not any(r.payload.get(ANSWER) for r in await rows(world) if r.chat_id in BACKGROUND)
+
+    assert await sender.deliver_pending() == 30  # the window's 30, the answer among them
+    assert len(fake.sent(RESIDENT)) == 1
+    # Background rows still get the rest of the window, and all of them go out.
+    assert await drain(sender) == 200 + len(answers) - 30
+    assert all(len(fake.sent(int(chat))) == 1 for chat in BACKGROUND)
+    assert all(c.error is None for c in fake.calls_of("sendMessage"))  # no 429
+
+
+async def test_the_waiting_chats_older_rows_go_first_in_its_own_order(world, fake, media, tmp_path):
+    clock = world["uow"].clock
+    sender = make_sender(world, fake, media)
+    await queue(world, str(RESIDENT), "reminder")  # a background row to the resident's chat
+    await background(world)
+    await Bot(world, tmp_path).send(str(RESIDENT), text="你好")
+
+    await sender.deliver_pending()
+    assert texts(fake, RESIDENT) == ["reminder"]  # the chat was served first, its head first
+    clock.advance(seconds=1)  # the chat's 1/s
+    await sender.deliver_pending()
+    (reminder, answer) = texts(fake, RESIDENT)
+    assert reminder == "reminder" and answer != "reminder"
+    await drain(sender)
+    assert all(r.status == "sent" for r in await rows(world))
