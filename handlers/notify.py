@@ -260,7 +260,13 @@ async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
     in the holder's chats; none elsewhere), and the rating buttons only while it can be rated.
     A card still waiting in the outbox is rewritten the same way instead (any channel)."""
     out: Told = []
-    last = {event.case_number: event for event in events if _moves_on(event)}
+    # A case reported in this batch is shown nowhere yet: its first cards come after this.
+    new = {event.case_number for event in events if isinstance(event, CaseReported)}
+    last = {
+        event.case_number: event
+        for event in events
+        if _moves_on(event) and event.case_number not in new
+    }
     for number, event in last.items():
         shown = [
             message

@@ -8,13 +8,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from storage.case_memo import known_card, known_case, remember_card
+from storage.org_cache import OrgCache
+from storage.org_names import OrgNames
 from storage.queries import case_view
 from storage.rows import (
     CaseRow,
     DepartmentRow,
     IdentityRow,
     PersonRow,
-    ResponsibilityRow,
     RoleAssignmentRow,
 )
 from workflow.cards import CaseCard, ProposedDepartment
@@ -33,25 +35,25 @@ PUBLIC_ACTIONS = frozenset(a.value for a in REPORTER_TIMELINE)
 class CaseCards:
     """Read side for chat messages; mixed into SqlChannelStore's unit of work."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    session: AsyncSession
+    org_cache: OrgCache | None
 
     async def case_card(self, number: str) -> CaseCard:
-        view = await case_view(self.session, number)
+        """The card as the case stands in this transaction: built once per transaction (every
+        event of a command, the reply after it) and again only after the case is written."""
+        card = known_card(self.session, number)
+        if card is None:
+            card = await self._case_card(number)
+            remember_card(self.session, card)
+        return card
+
+    async def _case_card(self, number: str) -> CaseCard:
+        org = self.org_cache
+        view = await case_view(self.session, number, org, known_case(self.session, number))
         case = view.case
         report_photos = view.timeline[0].photos if view.timeline else []
         resolved = [t for t in view.timeline if t.action == "resolve"]
-        owners = (
-            await self.session.execute(
-                select(DepartmentRow.code, DepartmentRow.name_zh, DepartmentRow.name_en)
-                .join(ResponsibilityRow, ResponsibilityRow.department_id == DepartmentRow.id)
-                .where(
-                    ResponsibilityRow.category_id == case.category_id,
-                    DepartmentRow.active.is_(True),
-                )
-                .order_by(ResponsibilityRow.primary.desc(), DepartmentRow.id)
-            )
-        ).all()
+        owners = await OrgNames(self.session, org).owners(case.category_id)
         department_name = view.department or {}
         last = view.timeline[-1] if view.timeline else None
         return CaseCard(

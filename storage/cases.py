@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.case_memo import known_case, remember_case
 from storage.rows import CaseAttachmentRow, CaseCounterRow, CaseRow, TransitionRow
 from storage.sql import affected, upsert
 from workflow.clock import ensure_aware
@@ -78,6 +79,9 @@ class SqlCaseRepository:
         self.session = session
 
     async def get(self, number: str) -> Case:
+        known = known_case(self.session, number.strip())
+        if known is not None:  # written by this transaction: as it is now (case_memo.py)
+            return known
         row = await self._row(number)
         return case_from_row(row)
 
@@ -96,6 +100,7 @@ class SqlCaseRepository:
         case.id = result.scalar_one()
         case.version = 1
         await self._append(case, first_seq=1)
+        remember_case(self.session, case)
 
     async def save(self, case: Case) -> None:
         if case.id is None:
@@ -116,6 +121,7 @@ class SqlCaseRepository:
             )
         ).scalar_one()
         await self._append(case, first_seq=(last or 0) + 1)
+        remember_case(self.session, case)
 
     async def _append(self, case: Case, first_seq: int) -> None:
         for offset, entry in enumerate(case.new_entries):

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.cases import case_from_row
+from storage.org_cache import OrgCache
+from storage.org_names import OrgNames, names
 from storage.rows import (
     AreaRow,
     AttachmentRow,
@@ -52,73 +54,77 @@ class CaseView:
     timeline: list[TimelineItem]
 
 
-def _names(row: Any) -> dict[str, str]:
-    return {"code": row.code, "zh_CN": row.name_zh, "en": row.name_en}
-
-
-async def case_view(session: AsyncSession, number: str) -> CaseView:
-    """A case with everything its page or `shuoshi case show` prints."""
-    row = (
-        await session.execute(select(CaseRow).where(CaseRow.number == number.strip().upper()))
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFound("unknown_case", f"no case numbered {number}", case=number)
-    areas = {
-        a.id: a
-        for a in (
-            await session.execute(
-                select(AreaRow).where(
-                    AreaRow.id.in_([row.grid_id, row.village_id, row.township_id])
-                )
-            )
-        ).scalars()
-    }
-    category = await session.get(CategoryRow, row.category_id)
-    department = await session.get(DepartmentRow, row.department_id) if row.department_id else None
-    reporter = await session.get(PersonRow, row.reporter_id) if row.reporter_id else None
+async def case_view(
+    session: AsyncSession, number: str, org: OrgCache | None = None, case: Case | None = None
+) -> CaseView:
+    """A case with everything its page or `shuoshi case show` prints. With the process's org
+    cache the names come from it; a case this transaction already holds is not read again."""
+    if case is None:
+        row = (
+            await session.execute(select(CaseRow).where(CaseRow.number == number.strip().upper()))
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound("unknown_case", f"no case numbered {number}", case=number)
+        case = case_from_row(row)
+    assert case.id is not None
+    lookups = OrgNames(session, org)
+    areas = await lookups.areas([case.grid_id, case.village_id, case.township_id])
+    category = await lookups.category(case.category_id)
+    department = await lookups.department(case.department_id) if case.department_id else None
+    # One round trip for the trail: each entry with its actor's name and its photos (one row
+    # per photo), and the reporter's name alongside.
     actor = aliased(PersonRow)
+    reporter = select(PersonRow.name).where(PersonRow.id == case.reporter_id).scalar_subquery()
     trail = (
         await session.execute(
-            select(TransitionRow, actor.name)
+            select(
+                TransitionRow, actor.name, CaseAttachmentRow.id, AttachmentRow.public_sha256,
+                reporter,
+            )
             .outerjoin(actor, actor.id == TransitionRow.actor_id)
-            .where(TransitionRow.case_id == row.id)
-            .order_by(TransitionRow.seq)
+            .outerjoin(
+                CaseAttachmentRow,
+                (CaseAttachmentRow.transition_id == TransitionRow.id)
+                & (CaseAttachmentRow.case_id == case.id),
+            )
+            .outerjoin(AttachmentRow, AttachmentRow.id == CaseAttachmentRow.attachment_id)
+            .where(TransitionRow.case_id == case.id)
+            .order_by(TransitionRow.seq, CaseAttachmentRow.position)
         )
-    ).all()
-    photos = (
-        await session.execute(
-            select(CaseAttachmentRow.transition_id, AttachmentRow.public_sha256)
-            .join(AttachmentRow, AttachmentRow.id == CaseAttachmentRow.attachment_id)
-            .where(CaseAttachmentRow.case_id == row.id)
-            .order_by(CaseAttachmentRow.position)
-        )
-    ).all()
-    by_transition: dict[int | None, list[str]] = {}
-    for transition_id, sha in photos:
-        by_transition.setdefault(transition_id, []).append(sha)
-    timeline = [
-        TimelineItem(
-            seq=t.seq,
-            at=ensure_aware(t.at),
-            action=t.action,
-            from_state=t.from_state,
-            to_state=t.to_state,
-            actor_name=name,
-            actor_role=t.actor_role,
-            comment=t.comment,
-            data=dict(t.data or {}),
-            photos=by_transition.get(t.id, []),
-        )
-        for t, name in trail
-    ]
+    ).all()  # fmt: skip
+    timeline: list[TimelineItem] = []
+    for t, name, linked, sha, _reporter in trail:
+        if not timeline or timeline[-1].seq != t.seq:
+            timeline.append(
+                TimelineItem(
+                    seq=t.seq,
+                    at=ensure_aware(t.at),
+                    action=t.action,
+                    from_state=t.from_state,
+                    to_state=t.to_state,
+                    actor_name=name,
+                    actor_role=t.actor_role,
+                    comment=t.comment,
+                    data=dict(t.data or {}),
+                )
+            )
+        if linked is not None:
+            timeline[-1].photos.append(sha)
+    if trail:
+        reporter_name = trail[0][4]
+    elif case.reporter_id:  # no trail: never so for a filed case, but still its name
+        person = await session.get(PersonRow, case.reporter_id)
+        reporter_name = person.name if person else None
+    else:
+        reporter_name = None
     return CaseView(
-        case=case_from_row(row),
-        category=_names(category),
-        grid=_names(areas[row.grid_id]),
-        village=_names(areas[row.village_id]),
-        township=_names(areas[row.township_id]),
-        department=_names(department) if department else None,
-        reporter_name=reporter.name if reporter else None,
+        case=case,
+        category=category if category is not None else {},
+        grid=areas[case.grid_id],
+        village=areas[case.village_id],
+        township=areas[case.township_id],
+        department=department,
+        reporter_name=reporter_name,
         timeline=timeline,
     )
 
@@ -144,10 +150,10 @@ async def case_list(
     return [
         {
             "case": case_from_row(c),
-            "category": _names(cat),
-            "grid": _names(g),
-            "township": _names(t),
-            "department": _names(d) if d else None,
+            "category": names(cat),
+            "grid": names(g),
+            "township": names(t),
+            "department": names(d) if d else None,
         }
         for c, cat, g, t, d in rows
     ]
@@ -158,4 +164,4 @@ async def department_names(session: AsyncSession, codes: set[str]) -> dict[str, 
     if not codes:
         return {}
     rows = await session.execute(select(DepartmentRow).where(DepartmentRow.code.in_(codes)))
-    return {d.code: _names(d) for d in rows.scalars()}
+    return {d.code: names(d) for d in rows.scalars()}

@@ -14,7 +14,8 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.conversation import Conversations
-from handlers.messages import Incoming, Outgoing
+from handlers.messages import Incoming, Location, Outgoing
+from handlers.notify import Notifier
 from handlers.routes import ALL_ROUTES
 from storage.calendar import seed_calendar
 from storage.db import session_factory
@@ -32,6 +33,10 @@ from workflow.services import Workflow
 
 # processed mark, conversation + person (one read), conversation write, outbox rows
 PLAIN_TEXT_STATEMENTS = 4
+# mark, turn read, actor, case number, case, two trail entries, the card's trail (with its
+# photos and the reporter's name), the holder unit's group bindings and members, conversation,
+# outbox rows: the case is read once, its card built once, names come from the org cache
+CONFIRM_STATEMENTS = 12
 
 
 class Resident:
@@ -41,7 +46,8 @@ class Resident:
         self.n = 0
         self.clock = clock
         self.bot = Conversations(
-            UnitOfWorkFactory(session_factory(engine), clock), Workflow(WorkflowPolicy()),
+            UnitOfWorkFactory(session_factory(engine), clock),
+            Workflow(WorkflowPolicy(), on_events=Notifier()),
             Photos(MediaStore(tmp_path / "media")), ALL_ROUTES,
         )  # fmt: skip
 
@@ -55,11 +61,19 @@ class Resident:
             )
         )  # fmt: skip
 
-    async def press(self, out: list[Outgoing], prefix: str) -> list[Outgoing]:
+    async def press(self, out: list[Outgoing], prefix: str, user: str = "5001") -> list[Outgoing]:
         data = next(
             b.data for m in out for row in m.buttons for b in row if b.data.startswith(prefix)
         )
-        return await self.send(callback_data=data, callback_id=f"cb{self.n}")
+        return await self.send(user, callback_data=data, callback_id=f"cb{self.n}")
+
+    async def up_to_confirm(self, user: str) -> list[Outgoing]:
+        """The whole report dialogue but the last press: its summary with the confirm button."""
+        await self.send(user, text="/start JL-XGC-01-G1")
+        await self.press(await self.send(user, text="📝 我要说事"), "cat:", user)
+        await self.press(await self.send(user, text="东门井盖破损"), "ph:", user)
+        await self.send(user, location=Location(latitude=37.22, longitude=115.03))
+        return await self.send(user, text="不留电话")
 
 
 @pytest.fixture
@@ -174,3 +188,20 @@ async def test_a_new_residents_start_writes_the_person_without_reading_it_back(
         grid = await uow.channels.place_by_code("JL-XGC-01-G1")
     assert person is not None and grid is not None
     assert [(g.role, g.area_ids) for g in person.roles] == [(Role.RESIDENT, frozenset({grid.id}))]
+
+
+async def test_confirming_a_report_reads_the_case_and_its_card_once(engine, resident: Resident):
+    """The confirm press files the case and tells its holder: the case read once (the reply
+    takes the one this transaction wrote), one card for all the events, names of places,
+    category and departments from the process's org cache, no search for messages showing a
+    case that was just filed. The first report warms the cache, the second is counted."""
+    await resident.press(await resident.up_to_confirm("5001"), "cf:")
+    out = await resident.up_to_confirm("5002")
+    with counting(engine) as statements:
+        out = await resident.press(out, "cf:", "5002")
+    assert "JL-" in out[0].text  # filed: the reply names the new case
+    # PostgreSQL: the chat lock, and the NOTIFY for the outbox rows
+    assert len(statements) == CONFIRM_STATEMENTS + 2 * (engine.dialect.name == "postgresql"), (
+        statements
+    )
+    assert sum("FROM cases" in s for s in statements) == 0  # written, never read back
