@@ -4,15 +4,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.calendar import seed_calendar
+from storage.db import session_factory
 from storage.org_file import load_org_file
 from storage.queries import case_view
+from storage.rows import PersonRow
+from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY
-from tests.test_intake_cost import counting
-from tests.test_storage_workflow import Env, submit
+from workflow.commands import ActorRef, SubmitCase
+from workflow.model import Role
+from workflow.policy import WorkflowPolicy
+from workflow.services import Workflow
+
+
+class Env:
+    """The example county, one process's unit-of-work factory, and a resident to report."""
+
+    def __init__(self, engine: AsyncEngine, clock) -> None:  # type: ignore[no-untyped-def]
+        self.sessions = session_factory(engine)
+        self.clock = clock
+        self.uow = UnitOfWorkFactory(self.sessions, clock)
+
+    async def setup(self) -> None:
+        async with self.sessions() as session:
+            await seed_calendar(session, self.clock.now())
+            await session.commit()
+        await load_org_file(self.sessions, EXAMPLE_COUNTY)
 
 
 @pytest.fixture
@@ -20,6 +45,32 @@ async def env(engine, clock):  # type: ignore[no-untyped-def]
     e = Env(engine, clock)
     await e.setup()
     return e
+
+
+async def submit(env: Env) -> str:
+    async with env.sessions() as session:
+        resident = (
+            await session.execute(select(PersonRow.id).where(PersonRow.code == "P-R-01"))
+        ).scalar_one()
+    cmd = SubmitCase(
+        actor=ActorRef(resident, Role.RESIDENT), grid_code="JL-XGC-01-G1",
+        category_code="safety", description="井盖破损",
+    )  # fmt: skip
+    return await Workflow(WorkflowPolicy()).submit(env.uow(), cmd)
+
+
+@contextmanager
+def counting(engine: AsyncEngine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def hook(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", hook)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", hook)
 
 
 async def test_the_card_is_read_once_until_the_case_is_written(engine, env: Env):
