@@ -9,6 +9,8 @@ seconds if rows went oldest first.
 
 from __future__ import annotations
 
+import asyncio
+
 from storage.outbox import ANSWER
 from tests.support.chat import RESIDENT, Bot
 from tests.support.outbox import queue, rows
@@ -55,3 +57,16 @@ async def test_the_waiting_chats_older_rows_go_first_in_its_own_order(world, fak
     assert reminder == "reminder" and answer != "reminder"
     await drain(sender)
     assert all(r.status == "sent" for r in await rows(world))
+
+
+async def test_a_paced_pass_stops_waiting_for_the_window_when_new_rows_are_committed(
+    world, fake, media
+):
+    sender = make_sender(world, fake, media)
+    for chat in BACKGROUND[:40]:
+        await queue(world, chat, f"digest {chat}")
+    sender.wake()  # a turn committed rows meanwhile: maybe an answer, for the next pass
+    # Without the wake-up this pass would wait for the full window (the clock never moves).
+    async with asyncio.timeout(10):
+        assert await sender.deliver_pending(paced=True) == 30
+    assert sender.wake_at is not None  # the other 10 go when the window frees

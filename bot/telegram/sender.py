@@ -222,7 +222,7 @@ class OutboxSender:
             rows = await self.queue.due_heads(now, after, batch)
             for row in rows:
                 after = row.id
-                if not await self._start(work, row):
+                if not await self._start(work, row, background=True):
                     return
             if len(rows) < batch:
                 return
@@ -241,9 +241,11 @@ class OutboxSender:
             await self._fail_unqueryable()
             return await self.queue.due_heads(now, 0, batch, answers_since=since)
 
-    async def _start(self, work: _PassState, row: OutboxRow) -> bool:
+    async def _start(self, work: _PassState, row: OutboxRow, *, background: bool = False) -> bool:
         """Start delivering `row` if its chat may send now; False: the pass goes no further
-        (the lease was lost, or nobody may send now)."""
+        (the lease was lost, or nobody may send now). A `background` row does not wait for
+        the overall window once new rows were committed (a wake-up): they may hold an answer,
+        which the next pass serves first, instead of after this pass's backlog."""
         if not self.may_send():
             return False
         if row.chat_id in work.busy:
@@ -254,7 +256,7 @@ class OutboxSender:
             await self._fail(row, f"unreadable message: {failure_reason(exc)}")
             return True
         done = min(int(row.payload.get(PARTS_DONE) or 0), len(parts) - 1)
-        ready = await self._ready(work, row.chat_id, parts[done].cost)
+        ready = await self._ready(work, row.chat_id, parts[done].cost, yielding=background)
         if ready > self.clock.now():
             work.wakes.append(ready)
             # nobody may send now: the rest waits too
@@ -269,7 +271,9 @@ class OutboxSender:
             await self._settle(work, everything=False)
         return True
 
-    async def _ready(self, work: _PassState, chat_id: str, cost: int) -> datetime:
+    async def _ready(
+        self, work: _PassState, chat_id: str, cost: int, *, yielding: bool = False
+    ) -> datetime:
         """When `chat_id` may send `cost` messages. While only the overall window (or a pause)
         holds everyone back and calls are in flight, the pass waits here for the first of: a
         call coming back, or the window freeing; so it goes on sending as soon as the limit
@@ -282,6 +286,8 @@ class OutboxSender:
             wait = self.limiter.global_wait(cost)
             if ready <= now or wait <= 0:
                 return ready
+            if yielding and self._wake.is_set():
+                return ready  # new rows: the pass ends here, the next one serves answers first
             if work.in_flight:
                 await self._settle(work, everything=False, at_most=wait)
             elif work.wait_until is not None and ready <= work.wait_until:
