@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -89,7 +90,7 @@ class AccessTokens:
         return token
 
 
-class ApiClient:
+class ApiClient(ABC):
     """An aiohttp session, the shared token, and `_call` with the one token retry; the
     subclass says how a token is fetched (`_fetch_token`) and names its calls."""
 
@@ -107,8 +108,9 @@ class ApiClient:
         if self._session is not None:
             await self._session.close()
 
+    @abstractmethod
     async def _fetch_token(self) -> tuple[str, int]:
-        raise NotImplementedError
+        """A new access token and the seconds it lives (each API asks its own way)."""
 
     async def _get_token(self, path: str, params: dict[str, str]) -> tuple[str, int]:
         """GET `path` (cgi-bin/token, cgi-bin/gettoken): (token, seconds it lives)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ class Retry:
         return backoff(failures, self.backoff_base, self.backoff_cap).total_seconds()
 
 
-class QueueSender:
+class QueueSender(ABC):
     """Delivers a channel's pending outbox rows; never two passes at once."""
 
     name = "outbox"  # for the logs
@@ -99,9 +100,9 @@ class QueueSender:
             self.wake_at = min(wakes) if wakes else None
             return sent
 
+    @abstractmethod
     async def _deliver(self, row: OutboxRow) -> str:
         """One row: sent, failed, retry, or skipped (another sender has it)."""
-        raise NotImplementedError
 
     async def _claim(self, row: OutboxRow) -> bool:
         """Claimed before its first call, as the Telegram sender does: no second sender takes
