@@ -150,21 +150,7 @@ class CaseCards:
         self, role: Role, *, area_id: int | None = None, department_id: int | None = None
     ) -> list[tuple[str, str, str]]:
         """Private chats of everyone holding `role` over that area or department."""
-        stmt = (
-            select(IdentityRow.channel, IdentityRow.external_id, PersonRow.language)
-            .join(PersonRow, PersonRow.id == IdentityRow.person_id)
-            .join(RoleAssignmentRow, RoleAssignmentRow.person_id == PersonRow.id)
-            .where(RoleAssignmentRow.role == role.value, PersonRow.active.is_(True))
-            .order_by(IdentityRow.id)
-        )
-        if area_id is not None:
-            stmt = stmt.where(RoleAssignmentRow.area_id == area_id)
-        if department_id is not None:
-            stmt = stmt.where(RoleAssignmentRow.department_id == department_id)
-        seen: dict[tuple[str, str], str] = {}
-        for c, e, lang in (await self.session.execute(stmt)).all():
-            seen.setdefault((c, e), lang)  # one person may hold the role over several grids
-        return [(c, e, lang) for (c, e), lang in seen.items()]
+        return await self._chats_holding(role, area_id, department_id)
 
     async def desk_chats_with_role(
         self, role: Role, *, area_id: int | None = None, department_id: int | None = None
@@ -179,17 +165,23 @@ class CaseCards:
             .where(other.person_id == PersonRow.id, other.channel != WEB_CHANNEL)
             .exists()
         )
+        return await self._chats_holding(
+            role, area_id, department_id,
+            IdentityRow.channel == WEB_CHANNEL,
+            IdentityRow.external_id.startswith(PERSON_PREFIX),
+            ~elsewhere,
+        )  # fmt: skip
+
+    async def _chats_holding(
+        self, role: Role, area_id: int | None, department_id: int | None, *where: Any
+    ) -> list[tuple[str, str, str]]:
+        """(channel, chat, language) of the active people holding `role` there, each chat once
+        (one person may hold the role over several grids)."""
         stmt = (
             select(IdentityRow.channel, IdentityRow.external_id, PersonRow.language)
             .join(PersonRow, PersonRow.id == IdentityRow.person_id)
             .join(RoleAssignmentRow, RoleAssignmentRow.person_id == PersonRow.id)
-            .where(
-                IdentityRow.channel == WEB_CHANNEL,
-                IdentityRow.external_id.startswith(PERSON_PREFIX),
-                RoleAssignmentRow.role == role.value,
-                PersonRow.active.is_(True),
-                ~elsewhere,
-            )
+            .where(RoleAssignmentRow.role == role.value, PersonRow.active.is_(True), *where)
             .order_by(IdentityRow.id)
         )
         if area_id is not None:
