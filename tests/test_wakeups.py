@@ -29,7 +29,7 @@ from storage.uow import UnitOfWorkFactory
 from storage.wakeups import Wakeups, listen, outbox_topic
 from tests.conftest import PG_SKIP_REASON, PG_URL
 from tests.support.engines import another_engine
-from tests.support.net import free_port
+from tests.support.net import STOP_SECONDS, free_port
 from tests.support.outbox import queue
 from tests.support.paths import EXAMPLE_COUNTY
 from tests.support.webchat import Browser, make_app, serve
@@ -276,6 +276,6 @@ async def test_two_shuoshi_run_processes_wake_each_others_streams(tmp_path, monk
         finally:
             for app, stop, task in processes:
                 stop.set()
-                await asyncio.wait_for(task, 15)
+                await asyncio.wait_for(task, STOP_SECONDS)
                 await app.close()
     assert said["preview"] == "电梯停了"

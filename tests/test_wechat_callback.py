@@ -128,7 +128,7 @@ async def test_shuoshi_run_serves_the_callback_when_an_app_id_is_set(tmp_path, m
     from bot.app import open_app
     from bot.runner import serve
     from tests.fake_wechat import APP_ID, APP_SECRET
-    from tests.support.net import free_port
+    from tests.support.net import STOP_SECONDS, free_port
     from tests.support.paths import EXAMPLE_COUNTY
 
     monkeypatch.chdir(tmp_path)
@@ -148,5 +148,5 @@ async def test_shuoshi_run_serves_the_callback_when_an_app_id_is_set(tmp_path, m
         assert await _get(url, signature=good, timestamp="1", nonce="n", echostr="e") == (200, "e")
     finally:
         stop.set()
-        await asyncio.wait_for(task, 15)
+        await asyncio.wait_for(task, STOP_SECONDS)
         await app.close()

@@ -101,7 +101,7 @@ async def test_shuoshi_run_serves_the_callback_and_answers_from_its_sender(tmp_p
         FakeWeCom,
         WeComCallbacks,
     )
-    from tests.support.net import free_port
+    from tests.support.net import STOP_SECONDS, free_port
     from tests.support.wecom import county_with_wecom
     from workflow.clock import SystemClock
 
@@ -128,5 +128,5 @@ async def test_shuoshi_run_serves_the_callback_and_answers_from_its_sender(tmp_p
         finally:
             await cb.close()
             stop.set()
-            await asyncio.wait_for(task, 15)
+            await asyncio.wait_for(task, STOP_SECONDS)
             await app.close()

@@ -26,7 +26,7 @@ from storage.uow import UnitOfWorkFactory
 from tests.fake_telegram import FakeTelegram
 from tests.support.chat import Bot
 from tests.support.engines import another_engine
-from tests.support.net import free_port
+from tests.support.net import STOP_SECONDS, free_port
 from tests.support.outbox import queue
 from tests.support.paths import EXAMPLE_COUNTY
 from tests.support.texts import BOUND_TO_G1
@@ -117,7 +117,7 @@ async def test_an_intake_process_and_a_sender_process_share_the_work(tmp_path, m
         )
         for app, stop, task in (intake, sender):
             stop.set()
-            await asyncio.wait_for(task, 15)
+            await asyncio.wait_for(task, STOP_SECONDS)
             await app.close()
 
 

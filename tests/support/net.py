@@ -7,9 +7,14 @@ import socket
 
 from bot.app import open_app
 from bot.config import load_settings
-from bot.runner import serve_telegram
+from bot.runner import SHUTDOWN_SECONDS, serve_telegram
 from tests.fake_telegram import FakeTelegram
 from tests.support.paths import EXAMPLE_COUNTY
+
+# How long a test waits for `serve` to stop: its shutdown is bounded step by step (the web
+# server's cleanup, then each channel's last flush, SHUTDOWN_SECONDS each), so on a loaded
+# machine with a database lock held by a sender it can take a few of those in a row.
+STOP_SECONDS = 12 * SHUTDOWN_SECONDS
 
 
 def free_port() -> int:
