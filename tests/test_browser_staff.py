@@ -74,6 +74,16 @@ async def test_a_clerk_works_a_card_in_the_workspace_in_chromium(workdir, clock)
             await expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "live")
             await expect(page.get_by_test_id("chat-owner")).to_contain_text("罗斌")
             await expect(page.get_by_test_id("switch-person")).to_have_count(0)
+            # On a phone, in the longer English, the header still fits on one line.
+            await page.set_viewport_size({"width": 390, "height": 844})
+            await page.get_by_test_id("lang-en").click()
+            await expect(page.get_by_test_id("staff-logout")).to_be_in_viewport()
+            await expect(page.get_by_test_id("lang-zh_CN")).to_be_in_viewport(ratio=1)
+            await expect(page.get_by_test_id("lang-en")).to_be_in_viewport(ratio=1)
+            assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390
+            await page.get_by_test_id("lang-zh_CN").click()
+            await page.set_viewport_size({"width": 1280, "height": 900})
+            await expect(page.get_by_test_id("staff-dashboard")).to_be_visible()
 
             # The card is waiting, its photo loaded, its buttons in view.
             card = page.locator(f'[data-testid="message"][data-case="{number}"]').last
