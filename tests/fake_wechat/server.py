@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from tests.fake_wechat.api import FakeApi, Handler
 
 APP_ID = "wxfake0123456789"
 APP_SECRET = "fake-app-secret"
@@ -32,47 +33,30 @@ TYPED_FIELDS = {"thing": 20, "character_string": 32, "number": 32, "letter": 32,
 _TYPED = re.compile(r"([a-z_]+?)[0-9]+")
 
 
-class FakeWeChat:
+class FakeWeChat(FakeApi):
+    BAD_TOKEN = (40001, "invalid credential, access_token is invalid")
+    QUOTA_SPENT = "reach max api daily quota limit"
+
     def __init__(self, now: Callable[[], datetime], *, token_seconds: int = 7200) -> None:
-        self.now = now
-        self.token_seconds = token_seconds
-        self.tokens: dict[str, datetime] = {}  # token -> expiry
-        self.token_requests = 0
+        super().__init__(now, token_seconds=token_seconds)
         self.last_message: dict[str, datetime] = {}  # openid -> when they last wrote
         self.followers: set[str] = set()
         self.custom: list[dict[str, Any]] = []  # customer-service messages delivered
         self.templates: list[dict[str, Any]] = []
         self.template_ids = {"TPL-RESULT", "TPL-RATING"}
-        self.uploads: dict[str, bytes] = {}
-        self.user_media: dict[str, bytes] = {}
-        self.refusals: list[int] = []  # errcodes answered, in order
-        self.quota: int | None = None
         self.menu: dict[str, Any] | None = None
         self.qr_scenes: dict[str, str] = {}  # ticket -> scene string
-        self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
-    async def __aenter__(self) -> FakeWeChat:
-        app = web.Application()
-        app.router.add_get("/cgi-bin/token", self._token)
-        app.router.add_post("/cgi-bin/message/custom/send", self._custom)
-        app.router.add_post("/cgi-bin/message/template/send", self._template)
-        app.router.add_post("/cgi-bin/media/upload", self._upload)
-        app.router.add_get("/cgi-bin/media/get", self._media_get)
-        app.router.add_post("/cgi-bin/menu/create", self._menu)
-        app.router.add_post("/cgi-bin/qrcode/create", self._qrcode)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [
+            ("GET", "/cgi-bin/token", self._token),
+            ("POST", "/cgi-bin/message/custom/send", self._custom),
+            ("POST", "/cgi-bin/message/template/send", self._template),
+            ("POST", "/cgi-bin/media/upload", self._upload),
+            ("GET", "/cgi-bin/media/get", self._media_get),
+            ("POST", "/cgi-bin/menu/create", self._menu),
+            ("POST", "/cgi-bin/qrcode/create", self._qrcode),
+        ]
 
     # Test side -------------------------------------------------------------------------------
 
@@ -80,13 +64,6 @@ class FakeWeChat:
         """The follower sent something now (the callbacks helper calls this)."""
         self.followers.add(openid)
         self.last_message[openid] = self.now()
-
-    def expire_tokens(self) -> None:
-        for token in self.tokens:
-            self.tokens[token] = self.now() - timedelta(seconds=1)
-
-    def reset_quota(self) -> None:
-        self.quota = None
 
     def to(self, openid: str) -> list[dict[str, Any]]:
         return [m for m in self.custom if m["touser"] == openid]
@@ -105,29 +82,11 @@ class FakeWeChat:
 
     # API side --------------------------------------------------------------------------------
 
-    def _error(self, code: int, message: str) -> web.Response:
-        self.refusals.append(code)
-        return web.json_response({"errcode": code, "errmsg": message})
-
-    def _check(self, request: web.Request) -> web.Response | None:
-        token = request.query.get("access_token", "")
-        if token not in self.tokens:
-            return self._error(40001, "invalid credential, access_token is invalid")
-        if self.tokens[token] <= self.now():
-            return self._error(42001, "access_token expired")
-        if self.quota is not None:
-            if self.quota <= 0:
-                return self._error(45009, "reach max api daily quota limit")
-            self.quota -= 1
-        return None
-
     async def _token(self, request: web.Request) -> web.Response:
         q = request.query
         if q.get("appid") != APP_ID or q.get("secret") != APP_SECRET:
             return self._error(40013, "invalid appid")
-        self.token_requests += 1
-        token = f"TOKEN-{next(self._ids)}"
-        self.tokens[token] = self.now() + timedelta(seconds=self.token_seconds)
+        token = self._new_token("TOKEN-")
         return web.json_response({"access_token": token, "expires_in": self.token_seconds})
 
     async def _custom(self, request: web.Request) -> web.Response:
@@ -165,20 +124,8 @@ class FakeWeChat:
     async def _upload(self, request: web.Request) -> web.Response:
         if (refused := self._check(request)) is not None:
             return refused
-        form = await request.post()
-        media = form.get("media")
-        data = media.file.read() if hasattr(media, "file") else b""
-        media_id = f"UP-{next(self._ids)}"
-        self.uploads[media_id] = data
+        media_id = await self._stored_upload(request, "UP-")
         return web.json_response({"type": "image", "media_id": media_id, "created_at": 0})
-
-    async def _media_get(self, request: web.Request) -> web.Response:
-        if (refused := self._check(request)) is not None:
-            return refused
-        data = self.user_media.get(request.query.get("media_id", ""))
-        if data is None:
-            return self._error(40007, "invalid media_id")
-        return web.Response(body=data, content_type="image/jpeg")
 
     async def _menu(self, request: web.Request) -> web.Response:
         if (refused := self._check(request)) is not None:

@@ -30,6 +30,7 @@ import aiohttp
 from aiohttp import web
 from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
+from tests.fake_wechat.api import FakeApi, Handler
 from tests.fake_wechat.callbacks import sign
 
 CORP_ID = "wwfake0123456789"
@@ -41,56 +42,35 @@ TASK_ID = re.compile(r"[A-Za-z0-9_@-]{1,128}")
 CODE_LIFETIME = timedelta(hours=72)
 
 
-class FakeWeCom:
+class FakeWeCom(FakeApi):
+    BAD_TOKEN = (40014, "invalid access_token")
+    QUOTA_SPENT = "api freq out of limit"
+
     def __init__(self, now: Callable[[], datetime], members: set[str], *,
                  token_seconds: int = 7200) -> None:  # fmt: skip
-        self.now = now
+        super().__init__(now, token_seconds=token_seconds)
         self.members = set(members)  # userids of the corp's address book
-        self.token_seconds = token_seconds
-        self.tokens: dict[str, datetime] = {}
-        self.token_requests = 0
         self.sent: list[dict[str, Any]] = []  # message/send bodies delivered
         self.cards: dict[str, dict[str, Any]] = {}  # task id -> the card as the member sees it
         self.card_versions: dict[str, list[dict[str, Any]]] = {}  # every version of each card
         self.codes: dict[str, tuple[str, datetime]] = {}  # unused response code -> task, when
         self.appchats: dict[str, dict[str, Any]] = {}
         self.appchat_sent: list[dict[str, Any]] = []
-        self.uploads: dict[str, bytes] = {}
-        self.user_media: dict[str, bytes] = {}
-        self.refusals: list[int] = []
-        self.quota: int | None = None
         self.busy = 0
-        self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
         self._arrived = asyncio.Event()
-        self.base_url = ""
 
-    async def __aenter__(self) -> FakeWeCom:
-        app = web.Application()
-        app.router.add_get("/cgi-bin/gettoken", self._token)
-        app.router.add_post("/cgi-bin/message/send", self._send)
-        app.router.add_post("/cgi-bin/message/update_template_card", self._update)
-        app.router.add_post("/cgi-bin/appchat/create", self._appchat_create)
-        app.router.add_post("/cgi-bin/appchat/send", self._appchat_send)
-        app.router.add_post("/cgi-bin/media/upload", self._upload)
-        app.router.add_get("/cgi-bin/media/get", self._media_get)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [
+            ("GET", "/cgi-bin/gettoken", self._token),
+            ("POST", "/cgi-bin/message/send", self._send),
+            ("POST", "/cgi-bin/message/update_template_card", self._update),
+            ("POST", "/cgi-bin/appchat/create", self._appchat_create),
+            ("POST", "/cgi-bin/appchat/send", self._appchat_send),
+            ("POST", "/cgi-bin/media/upload", self._upload),
+            ("GET", "/cgi-bin/media/get", self._media_get),
+        ]
 
     # Test side -------------------------------------------------------------------------------
-
-    def expire_tokens(self) -> None:
-        for token in self.tokens:
-            self.tokens[token] = self.now() - timedelta(seconds=1)
 
     async def wait_sent(
         self,
@@ -135,32 +115,17 @@ class FakeWeCom:
 
     # API side --------------------------------------------------------------------------------
 
-    def _error(self, code: int, message: str) -> web.Response:
-        self.refusals.append(code)
-        return web.json_response({"errcode": code, "errmsg": message})
-
-    def _check(self, request: web.Request) -> web.Response | None:
-        token = request.query.get("access_token", "")
-        if token not in self.tokens:
-            return self._error(40014, "invalid access_token")
-        if self.tokens[token] <= self.now():
-            return self._error(42001, "access_token expired")
+    def _limited(self) -> web.Response | None:
         if self.busy > 0:
             self.busy -= 1
             return self._error(45033, "api concurrent out of limit")
-        if self.quota is not None:
-            if self.quota <= 0:
-                return self._error(45009, "api freq out of limit")
-            self.quota -= 1
         return None
 
     async def _token(self, request: web.Request) -> web.Response:
         q = request.query
         if q.get("corpid") != CORP_ID or q.get("corpsecret") != SECRET:
             return self._error(40001, "invalid secret")
-        self.token_requests += 1
-        token = f"WC-TOKEN-{next(self._ids)}"
-        self.tokens[token] = self.now() + timedelta(seconds=self.token_seconds)
+        token = self._new_token("WC-TOKEN-")
         return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": token,
                                   "expires_in": self.token_seconds})  # fmt: skip
 
@@ -253,20 +218,8 @@ class FakeWeCom:
     async def _upload(self, request: web.Request) -> web.Response:
         if (refused := self._check(request)) is not None:
             return refused
-        form = await request.post()
-        media = form.get("media")
-        data = media.file.read() if hasattr(media, "file") else b""
-        media_id = f"WUP-{next(self._ids)}"
-        self.uploads[media_id] = data
+        media_id = await self._stored_upload(request, "WUP-")
         return web.json_response({"errcode": 0, "type": "image", "media_id": media_id})
-
-    async def _media_get(self, request: web.Request) -> web.Response:
-        if (refused := self._check(request)) is not None:
-            return refused
-        data = self.user_media.get(request.query.get("media_id", ""))
-        if data is None:
-            return self._error(40007, "invalid media_id")
-        return web.Response(body=data, content_type="image/jpeg")
 
 
 @dataclass
