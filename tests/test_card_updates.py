@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 
-from aiogram.client.default import DefaultBotProperties
-from aiogram.enums import ParseMode
 from sqlalchemy import select, update
 
-from bot.telegram.sender import OutboxSender
 from bot.web.chat.render import plain_text
 from handlers.messages import PhotoRef
 from storage.channel import SqlChannelStore
@@ -18,6 +15,7 @@ from storage.outbox_queue import OutboxQueue
 from storage.rows import CaseRow, OutboxRow, PersonRow
 from tests.support.chat import Bot
 from tests.support.images import jpeg
+from tests.support.sending import data_of, deliver_all, sender_for
 from tests.support.texts import refusal, shown
 from tests.support.webchat import chat_text, report_as_new_resident
 from workflow.commands import ActorRef, ValidateCase
@@ -25,22 +23,6 @@ from workflow.model import Role
 from workflow.ports import OutgoingMessage
 
 LEADER, TOWNSHIP, DEPT_GROUP, RESIDENT = 7001, 7002, -100, 5001
-
-
-def sender_for(fake, world, media) -> OutboxSender:
-    bot = fake.make_bot(default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-    return OutboxSender(bot, world["sessions"], media, world["uow"].clock)
-
-
-async def deliver_all(sender: OutboxSender) -> None:
-    """Passes until nothing is left (a pass sends one row per chat)."""
-    while await sender.deliver_pending():
-        pass
-
-
-def data_of(message: dict) -> list[str]:
-    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
-    return [b["callback_data"] for row in rows for b in row]
 
 
 async def report(bot: Bot, *, photo: bool) -> str:

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aiogram.client.default import DefaultBotProperties
-from aiogram.enums import ParseMode
 from sqlalchemy import select
 
-from bot.telegram.sender import OutboxSender
 from bot.web.chat.render import plain_text
 from handlers.reminders import ReminderNotifier
 from storage.channel import SqlChannelStore
@@ -19,6 +16,7 @@ from storage.invites import create_invite
 from storage.rows import CaseRow, PersonRow
 from tests.support.chat import Bot
 from tests.support.reach import PLAYERS, Setup, supervision_reminder
+from tests.support.sending import data_of, deliver_all, sender_for
 from tests.support.webchat import Browser, chat_text, report_as_new_resident
 from workflow.clock import SHANGHAI
 from workflow.commands import (
@@ -35,21 +33,6 @@ from workflow.sweep import Sweeper
 
 SUPERVISOR, DEPT_GROUP = 7005, -100
 RECORDED = "✔️ 督办意见已记入 {} 并转给承办单位。"
-
-
-def sender_for(fake, world, media) -> OutboxSender:
-    bot = fake.make_bot(default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-    return OutboxSender(bot, world["sessions"], media, world["uow"].clock)
-
-
-async def deliver_all(sender: OutboxSender) -> None:
-    while await sender.deliver_pending():
-        pass
-
-
-def data_of(message: dict) -> list[str]:
-    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
-    return [b["callback_data"] for row in rows for b in row]
 
 
 async def report(bot: Bot) -> str:

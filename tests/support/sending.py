@@ -3,6 +3,9 @@ the sender's tests): `make_sender` with Telegram's limits, `drain` as run() pass
 
 from __future__ import annotations
 
+from aiogram.client.default import DefaultBotProperties
+from aiogram.enums import ParseMode
+
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.telegram.sender import OutboxSender
 from storage.media import MediaStore
@@ -35,3 +38,21 @@ async def drain(sender: OutboxSender, rounds: int = 2000) -> int:
 
 def texts(fake: FakeTelegram, chat: int) -> list[str]:
     return [m.get("text") or m.get("caption") or "" for m in fake.sent(chat)]
+
+
+def sender_for(fake: FakeTelegram, world, media: MediaStore) -> OutboxSender:
+    """An unpaced sender with HTML messages, as the card tests drive it."""
+    bot = fake.make_bot(default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    return OutboxSender(bot, world["sessions"], media, world["uow"].clock)
+
+
+async def deliver_all(sender: OutboxSender) -> None:
+    """Passes until nothing is left (a pass sends one row per chat)."""
+    while await sender.deliver_pending():
+        pass
+
+
+def data_of(message: dict) -> list[str]:
+    """The callback data of a Telegram message's inline buttons."""
+    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+    return [b["callback_data"] for row in rows for b in row]
