@@ -13,6 +13,11 @@ write transaction (SQLite's BEGIN comes with the first INSERT/UPDATE/DELETE, so 
 never hold it) and gives it back when the transaction ends; waiters queue in order, so the
 sender gets its turn between intake's transactions. Other processes still meet the busy
 handler, as before.
+
+A unit of work's statements are short (point reads and small writes of one turn): inside
+`quick_statements()` its reads and its commit also run on the loop's thread, so a turn makes no
+trip to aiosqlite's thread at all unless another process holds the database. Long reads (the
+dashboard's, the weekly analysis) stay outside it and run in the thread.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import aiosqlite
@@ -35,6 +43,20 @@ from sqlalchemy.util import await_only
 WRITE_WAIT_SECONDS = 30.0
 
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
+
+# Set while a unit of work runs (storage/uow.py): its reads and commit run on the loop's thread.
+_quick: ContextVar[bool] = ContextVar("sqlite_quick_statements", default=False)
+
+
+@contextmanager
+def quick_statements(quick: bool = True) -> Iterator[None]:
+    """Statements run in this block are short (or, with False, may be long): whether they may
+    skip the hand-off to aiosqlite's thread."""
+    token = _quick.set(quick)
+    try:
+        yield
+    finally:
+        _quick.reset(token)
 
 
 def _opens_write(operation: str) -> bool:
@@ -173,11 +195,12 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     ) -> tuple[Any, list[Any], int, int | None, bool]:  # fmt: skip
         """Inside this process's write transaction a statement runs right here: it waits for
         no one in this process, and handing it to the thread and back costs more than the SQL
-        (on a loaded machine, a scheduler slice each way). Only if another process holds the
-        database does it go to the thread, to wait there in SQLite's busy handler; reads
-        outside a write transaction (the dashboard's long ones) always run there."""
+        (on a loaded machine, a scheduler slice each way). So do a unit of work's reads (WAL
+        readers wait for no writer). Only if another process holds the database does it go to
+        the thread, to wait there in SQLite's busy handler; other reads (the dashboard's long
+        ones) always run there."""
         conn = driver._conn
-        if adapt.write_lock.holder is adapt:
+        if adapt.write_lock.holder is adapt or _quick.get():
             # SQLAlchemy's AsyncConnection insists that an execute awaited something: an
             # awaitable that finishes at once satisfies it without leaving the greenlet's turn.
             await_only(_nothing())
@@ -226,7 +249,14 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         try:
             conn = self._connection._connection
             if conn is not None and conn.in_transaction:
-                super().commit()
+                if _quick.get():
+                    # WAL commit without fsync (synchronous=NORMAL): cheaper than the hand-off
+                    await_only(_nothing())
+                    conn.commit()
+                else:
+                    super().commit()
+        except Exception as error:
+            self._handle_exception(error)
         finally:
             self.release_write_lock()
 

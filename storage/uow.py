@@ -14,6 +14,7 @@ from storage.org_cache import OrgCache
 from storage.outbox import SqlOutbox
 from storage.reminders import SqlReminderStore
 from storage.reports import SqlReports
+from storage.sqlite_driver import quick_statements
 from storage.wakeups import TOPICS, Wakeups, send_announced
 from storage.webchat import WebChatStore
 from workflow.clock import Clock
@@ -23,6 +24,9 @@ class SqlUnitOfWork:
     """Commit or nothing: leaving the block without commit() rolls everything back."""
 
     session: AsyncSession
+    # A command's statements are short: on SQLite they run on the loop's thread, without the
+    # hand-off to aiosqlite's (storage/sqlite_driver.py). Readings may be long: not theirs.
+    quick = True
 
     def __init__(
         self,
@@ -37,6 +41,8 @@ class SqlUnitOfWork:
         self._wakeups = wakeups
 
     async def __aenter__(self) -> SqlUnitOfWork:
+        self._statements = quick_statements(self.quick)
+        self._statements.__enter__()
         self.session = self._sessions()
         self.cases = SqlCaseRepository(self.session)
         self.org = SqlOrgDirectory(self.session, self._calendar_cache)
@@ -55,7 +61,10 @@ class SqlUnitOfWork:
             self.outbox.discard()
             await self.session.rollback()
         finally:
-            await self.session.close()
+            try:
+                await self.session.close()
+            finally:
+                self._statements.__exit__(None, None, None)
 
     async def commit(self) -> None:
         # Outbox rows and web chat messages written here wake their deliverers and streams:
@@ -75,8 +84,13 @@ class SqlReading(SqlUnitOfWork):
     """A unit of work for reads whose rows are used after the block: leaving it closes the
     session without a rollback, which would expire them (nothing uncommitted is kept)."""
 
+    quick = False  # the dashboard's and the analysis's reads: in aiosqlite's thread
+
     async def __aexit__(self, *exc: object) -> None:
-        await self.session.close()
+        try:
+            await self.session.close()
+        finally:
+            self._statements.__exit__(None, None, None)
 
 
 class UnitOfWorkFactory:

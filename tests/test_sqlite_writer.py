@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from storage.db import create_engine, session_factory
+from storage.uow import UnitOfWorkFactory
+from workflow.clock import SystemClock
 
 meta = MetaData()
 notes = Table("notes", meta, Column("id", Integer, primary_key=True), Column("text", String))
@@ -102,6 +104,34 @@ async def test_a_write_transaction_runs_its_statements_without_thread_hops(sqlit
     async with sessions() as session:  # a read outside a write transaction: in the thread
         await session.execute(select(func.count()).select_from(notes))
     assert hops == 2
+
+
+async def test_a_unit_of_work_makes_no_thread_hop_a_reading_does(sqlite, monkeypatch):
+    """A command's unit of work (a conversation turn) reads, writes and commits on the loop's
+    thread; a reading (the dashboard's) keeps its reads in aiosqlite's thread."""
+    factory = UnitOfWorkFactory(session_factory(sqlite), SystemClock())
+    async with factory.reading() as uow:  # warm the pool: connecting is a hop of its own
+        await uow.session.execute(select(notes.c.id))
+    hops = 0
+    real = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal hops
+        hops += 1
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with factory() as uow:
+        await uow.session.execute(select(func.count()).select_from(notes))
+        await uow.session.execute(insert(notes).values(text="turn"))
+        await uow.commit()
+    assert hops == 0
+    async with factory() as uow:  # the commit landed
+        count = (await uow.session.execute(select(func.count()).select_from(notes))).scalar()
+    assert count == 1 and hops == 0
+    async with factory.reading() as uow:
+        await uow.session.execute(select(func.count()).select_from(notes))
+    assert hops == 1
 
 
 async def test_a_write_waits_for_another_process_holding_the_database(sqlite, tmp_path: Path):

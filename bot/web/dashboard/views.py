@@ -350,7 +350,7 @@ async def weekly(dash: Dashboard, request: web.Request) -> web.Response:
         return dash.message(request, 400, "filter_error", code="bad_week", value=text[:40])
 
     async def build() -> Any:
-        async with dash.app.uow() as uow:
+        async with dash.app.uow.reading() as uow:
             return await build_weekly(uow, period, now)
 
     report = await dash.cache.get(("weekly", period.start), build)
