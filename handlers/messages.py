@@ -127,6 +127,11 @@ class Outgoing:
     case_number: str | None = None  # replies to this message belong to this case
     purpose: str | None = None  # what the message is for (case_card, rating, ...)
     callback_answer: str | None = None  # a toast for the pressed button, when there was one
+    # What an edit of this message will need that the case does not say, kept with the sent
+    # message (message_links.context): the role its buttons are for (a supervisor's private
+    # card stays theirs when a supervisors' group is bound later), a supervision card's
+    # overdue stage. JSON values only.
+    context: dict[str, Any] | None = None
 
     def payload(self) -> dict[str, Any]:
         data = asdict(self)

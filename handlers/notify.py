@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
-
+from handlers.card_edits import keep_cards_true
 from handlers.messages import Outgoing
-from handlers.ports import CaseCard, ChatStore, chats_of
+from handlers.ports import CaseCard, ChatStore
 from handlers.render import Renderer
+from handlers.telling import NoticeHandler, Telling, Told
 from handlers.units import (
     REPLY_CHANNELS,
     HolderUnit,
     card_buttons,
     holder_unit,
-    instruct_line,
     rating_buttons,
     unit_targets,
 )
 from workflow.bus import MessageBus
-from workflow.channels import ShownMessage
 from workflow.events import (
     CaseAccepted,
     CaseAssigned,
@@ -43,39 +39,12 @@ from workflow.events import (
     Event,
     ProgressNoted,
 )
-from workflow.model import Action, Role, State
+from workflow.model import Action, Role
 from workflow.ports import OutgoingMessage, UnitOfWork
-from workflow.table import TRANSITIONS, offered_actions
+from workflow.table import TRANSITIONS
 
 # Who may rate a result (the table's rate rows): anyone else who reported is told it only.
 RATERS = frozenset(r for t in TRANSITIONS if t.action is Action.RATE for r in t.roles)
-
-
-@dataclass
-class Telling:
-    """What every notify handler is given: the unit of work, and the case cards read so far.
-
-    One Telling lives for one batch of events; they were all fired before the batch is told,
-    so a card read for the first event is the card for the others too.
-    """
-
-    uow: UnitOfWork
-    default_locale: str
-    cards: dict[str, CaseCard] = field(default_factory=dict)
-
-    @property
-    def chats(self) -> ChatStore:
-        return chats_of(self.uow)
-
-    async def card(self, number: str) -> CaseCard:
-        if number not in self.cards:
-            self.cards[number] = await self.chats.case_card(number)
-        return self.cards[number]
-
-
-Told = list[tuple[str, Outgoing]]  # (channel, message) pairs, in the order they go out
-# Any: each handler takes its own event class (CaseRouted, ...), so no one type fits them all.
-NoticeHandler = Callable[[Any, Telling], Awaitable[Told]]
 
 
 def news_to_reporter(template: str) -> NoticeHandler:
@@ -235,122 +204,6 @@ class Notifier:
                     case_number=number,
                 )
             )
-
-
-# Messages that show a case and are edited in place when it moves on; only the newest of them
-# (a case that sat overdue collects a reminder card a day), older ones stay as they were sent.
-# A supervision card (handlers/reminders.py) follows its case too: its instruct button works
-# while the case is open, the buttons of the state it was sent in do not.
-SHOWN_PURPOSES = frozenset({"case_card", "rating", "supervision"})
-EDIT_LIMIT = 20
-# Channels that can change a message they sent. A WeChat message is final (a customer-service
-# or template message cannot be edited), so its cards are not edited; its buttons are checked
-# when pressed, like every outdated button. WeCom updates its template cards in place.
-EDITABLE_CHANNELS = frozenset({"telegram", "web", "wecom"})
-
-
-def _moves_on(event: CaseEvent) -> bool:
-    """Whether what a card shows changes: a new state, or a new category (and limits)."""
-    return event.from_state is not event.to_state or isinstance(event, CaseReclassified)
-
-
-async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
-    """An edit for every message already showing a case that moved on: the card as it is now,
-    with only the buttons that still work in that chat (those of the unit holding the case,
-    in the holder's chats; none elsewhere), and the rating buttons only while it can be rated.
-    A card still waiting in the outbox is rewritten the same way instead (any channel)."""
-    out: Told = []
-    # A case reported in this batch is shown nowhere yet: its first cards come after this.
-    new = {event.case_number for event in events if isinstance(event, CaseReported)}
-    last = {
-        event.case_number: event
-        for event in events
-        if _moves_on(event) and event.case_number not in new
-    }
-    for number, event in last.items():
-        shown = [
-            message
-            for message in await telling.chats.messages_showing(number, SHOWN_PURPOSES, EDIT_LIMIT)
-            if message.channel in EDITABLE_CHANNELS or message.pending_row is not None
-        ]
-        if not shown:
-            continue
-        card = await telling.card(number)
-        holder = holder_unit(card.state, card)
-        locales: dict[tuple[str, str], str] = {}
-        if holder is not None:
-            for channel, chat_id, locale in await unit_targets(
-                telling.chats, *holder, telling.default_locale
-            ):
-                locales[(channel, chat_id)] = locale
-        held_by = set(locales)
-        supervising = await _supervisor_chats(telling, shown, locales)
-        if card.reporter_id is not None and any(m.purpose == "rating" for m in shown):
-            for channel, chat_id, locale in await telling.chats.private_chats_of(card.reporter_id):
-                locales.setdefault((channel, chat_id), locale)
-        for message in shown:
-            key = (message.channel, message.chat_id)
-            # The holder's chats as they are told; any other chat in its own person's language.
-            r = Renderer(locales.get(key) or message.locale or telling.default_locale)
-            edit = Outgoing(
-                chat_id=message.chat_id, text="", edit_message_id=message.message_id,
-                edit_caption=message.caption, case_number=number, purpose=message.purpose,
-            )  # fmt: skip
-            if message.purpose == "rating":  # the result stays; its buttons go once rated
-                edit.buttons = rating_buttons(r, number) if card.state == "resolved" else []
-            elif message.purpose == "supervision":
-                role = holder.role if holder is not None and key in held_by else None
-                role = role or (Role.SUPERVISOR if key in supervising else None)
-                edit.buttons = card_buttons(r, card, role) if role is not None else []
-                edit.text = _supervision_text(r, card, event, holder, message.channel, role)
-            else:
-                edit.text = r.macro("chat.html.j2", "case_card", card=card, event=event)
-                if holder is not None and key in held_by:
-                    edit.buttons = card_buttons(r, card, holder.role)
-            if message.pending_row is not None:
-                # Not sent yet: it goes out as the case is now, and needs no edit.
-                changes = {"buttons": edit.payload()["buttons"]}
-                if edit.text:
-                    changes["text"] = edit.text
-                await telling.uow.outbox.rewrite(message.pending_row, changes)
-                continue
-            out.append((message.channel, edit))
-    return out
-
-
-def _supervision_text(
-    r: Renderer, card: CaseCard, event: CaseEvent, holder: HolderUnit | None, channel: str,
-    role: Role | None,
-) -> str:  # fmt: skip
-    """A supervision card as its case is now. Like the card first sent (handlers/reminders.py),
-    it says how to give an instruction (a reply where the channel has replies, else the
-    supervisor's button), but only while the table still takes one."""
-    instruct_by = None
-    if Action.SUPERVISE in offered_actions(State(card.state), Role.SUPERVISOR):
-        instruct_by = instruct_line(channel, role)
-    return r.macro(
-        "chat.html.j2", "supervision_card_now", card=card, event=event,
-        holder=holder.purpose if holder else "none", instruct_by=instruct_by,
-    )  # fmt: skip
-
-
-async def _supervisor_chats(
-    telling: Telling, shown: list[ShownMessage], locales: dict[tuple[str, str], str]
-) -> set[tuple[str, str]]:
-    """The chats among `shown` where supervisors read supervision cards: the supervisors' and
-    the leaders' (the second level above the county center). A superior unit's card elsewhere
-    (a township's, the county center's) offers only what its unit may do as holder, if it is.
-    Their locales join `locales`, like the holder's chats."""
-    if not any(m.purpose == "supervision" for m in shown):
-        return set()
-    found: set[tuple[str, str]] = set()
-    for purpose in ("supervisors", "leaders"):
-        for channel, chat_id, locale in await unit_targets(
-            telling.chats, purpose, Role.SUPERVISOR, None, None, telling.default_locale
-        ):
-            locales.setdefault((channel, chat_id), locale)
-            found.add((channel, chat_id))
-    return found
 
 
 async def _to_reporter(

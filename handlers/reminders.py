@@ -8,6 +8,7 @@ case, because a supervisor answers a card with an instruction for that case.
 
 from __future__ import annotations
 
+from handlers.card_edits import supervision_context
 from handlers.messages import Outgoing
 from handlers.ports import CaseCard, chats_of
 from handlers.render import Renderer
@@ -107,4 +108,5 @@ class ReminderNotifier:
         return channel, Outgoing(
             chat_id=chat_id, text=text, photos=card.report_photos[:1],
             buttons=card_buttons(r, card, role), case_number=card.number, purpose="supervision",
+            context=supervision_context(role, reminder),
         )  # fmt: skip

@@ -217,9 +217,10 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
 
     async def link_message(
         self, channel: str, chat_id: str, message_id: str, case: int | str, purpose: str,
-        now: datetime, *, caption: bool = False,
+        now: datetime, *, caption: bool = False, context: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
-        """Remember that a sent message is about a case (given by id or by number)."""
+        """Remember that a sent message is about a case (given by id or by number), with what
+        an edit of it needs (`context`: Outgoing.context)."""
         if isinstance(case, str):
             case_id = (
                 await self.session.execute(select(CaseRow.id).where(CaseRow.number == case))
@@ -236,6 +237,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             purpose=purpose,
             created_at=now,
             caption=caption,
+            context=context,
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[
@@ -243,7 +245,13 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
                 MessageLinkRow.chat_id,
                 MessageLinkRow.message_id,
             ],
-            set_={"case_id": case_id, "purpose": purpose, "created_at": now, "caption": caption},
+            set_={
+                "case_id": case_id,
+                "purpose": purpose,
+                "created_at": now,
+                "caption": caption,
+                "context": context,
+            },
         )
         await self.session.execute(stmt)
 
@@ -285,19 +293,26 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
                 MessageLinkRow.channel, MessageLinkRow.chat_id, MessageLinkRow.message_id,
                 MessageLinkRow.purpose, MessageLinkRow.caption,
                 language_of(MessageLinkRow.channel, MessageLinkRow.chat_id),
+                MessageLinkRow.context,
             )
             .join(CaseRow, CaseRow.id == MessageLinkRow.case_id)
             .where(CaseRow.number == number, MessageLinkRow.purpose.in_(sorted(purposes)))
             .order_by(MessageLinkRow.created_at.desc())
             .limit(limit)
         )  # fmt: skip
-        sent = [ShownMessage(*row) for row in reversed(rows.all())]
+        sent = [
+            ShownMessage(channel, chat_id, message_id, purpose, caption, locale, context=context)
+            for channel, chat_id, message_id, purpose, caption, locale, context in reversed(
+                rows.all()
+            )
+        ]
         await flush_outbox(self.session)  # a card this transaction queued is waiting too
         waiting = await self.session.execute(
             select(
                 OutboxRow.id, OutboxRow.channel, OutboxRow.chat_id,
                 OutboxRow.payload["purpose"].as_string(),
                 language_of(OutboxRow.channel, OutboxRow.chat_id),
+                OutboxRow.payload["context"],
             )
             .where(
                 OutboxRow.status == "pending",
@@ -308,8 +323,16 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             .order_by(OutboxRow.id)
         )  # fmt: skip
         return sent + [
-            ShownMessage(channel, chat_id, "", purpose, locale=locale, pending_row=row_id)
-            for row_id, channel, chat_id, purpose, locale in waiting.all()
+            ShownMessage(
+                channel,
+                chat_id,
+                "",
+                purpose,
+                locale=locale,
+                pending_row=row_id,
+                context=context or None,
+            )
+            for row_id, channel, chat_id, purpose, locale, context in waiting.all()
         ]
 
     async def lock_chat(self, channel: str, chat_id: str) -> None:

@@ -220,7 +220,7 @@ class OutboxRows:
         try:
             await SqlChannelStore(self.session).link_message(
                 self.channel, row.chat_id, message_id, row.case_number, purpose, now,
-                caption=caption,
+                caption=caption, context=row.payload.get("context"),
             )  # fmt: skip
         except NotFound:
             return False
@@ -231,7 +231,7 @@ class OutboxRows:
         self, row: OutboxRow, message_id: str, now: datetime, *, caption: bool
     ) -> None:
         """The case moved while this row was on its way (read by the deliverer, then rewritten
-        by the move: handlers/notify.py keep_cards_true): what went out is the old card, so
+        by the move: handlers/card_edits.py keep_cards_true): what went out is the old card, so
         the message just sent is edited to what the row says now."""
         stored = await self._payload(row.id)
         if stored is None or all(stored.get(k) == row.payload.get(k) for k in REWRITTEN):

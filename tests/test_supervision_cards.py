@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from sqlalchemy import select
 
 from bot.web.chat.render import plain_text
@@ -92,7 +93,55 @@ async def test_a_telegram_supervision_card_follows_its_case(world, tmp_path, fak
     await deliver_all(sender)
     now = fake.current(SUPERVISOR, card["message_id"])
     assert "已结案" in now["text"] and "reply_markup" not in now
-    assert "回复本消息" not in now["text"]  # no instruction is asked for a closed case
+    assert "回复这条消息" not in now["text"]  # no instruction is asked for a closed case
+
+
+async def bind_supervision_groups(world) -> None:
+    """The supervisors' and the leaders' group chats (-300, -301), bound after the first
+    supervision cards went out privately."""
+    async with world["sessions"]() as session:
+        now = world["uow"].clock.now()
+        for purpose, chat in (("supervisors", "-300"), ("leaders", "-301")):
+            bind = await create_invite(session, purpose="bind_chat", chat_purpose=purpose,
+                                       now=now)  # fmt: skip
+            await SqlChannelStore(session).redeem_invite(bind.code, "telegram", "7005", "韩冰",
+                                                         chat, now)  # fmt: skip
+        await session.commit()
+
+
+@pytest.mark.parametrize("delivered", [True, False], ids=["edited", "rewritten_in_outbox"])
+async def test_a_private_supervision_card_keeps_its_button_and_overdue_line_once_groups_are_bound(
+    world, tmp_path, fake, media, delivered
+):
+    """Sent to the supervisor's own chat while no supervisors' or leaders' group was bound,
+    the card is kept true as the supervisor's card still (the role it was sent to is kept with
+    the message, not worked out from today's bindings), and it still says which stage was due
+    when. The same whether it was out already (edited) or still in the outbox (rewritten)."""
+    await enrol_supervisor(world)
+    bot, sender = Bot(world, tmp_path), sender_for(fake, world, media)
+    number = await report(bot)
+    await bot.press("7001", "a:sv:")
+    await bot.press("7002", "a:pu:")
+    await bot.press("7003", "as:housing:")
+    world["uow"].clock.set(datetime(2026, 11, 25, 0, 0, tzinfo=SHANGHAI))
+    await Sweeper(world["wf"], ReminderNotifier()).sweep(world["uow"])
+    overdue = "本环节（待部门签收）时限 11-24 23:59"
+    if delivered:
+        await deliver_all(sender)
+        card = fake.last_sent(SUPERVISOR)
+        assert overdue in card["text"] and data_of(card) == [f"a:su:{number}"]
+
+    await bind_supervision_groups(world)
+    await bot.press("7004", "a:ac:", chat="-100")
+    await deliver_all(sender)
+    [card] = [m for m in fake.sent(SUPERVISOR) if "督办" in m["text"]]
+    now = fake.current(SUPERVISOR, card["message_id"])
+    assert data_of(now) == [f"a:su:{number}"] and "回复这条消息" in now["text"]
+    headline = now["text"].split("\n")[0]
+    assert "案件此后已有进展" in headline and overdue in headline
+    await bot.send("7005", callback_data=data_of(now)[0], callback_id="su1")
+    out = await bot.send("7005", text="今天内联系群众")
+    assert out[0].text == RECORDED.format(number)
 
 
 async def test_a_supervision_card_sent_in_supervision_loses_assign_and_close_once_assigned(

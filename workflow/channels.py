@@ -91,6 +91,8 @@ class ShownMessage:
     locale: str | None = None  # the language of the person whose private chat it is
     # An outbox row not sent yet (message_id is then empty): rewritten in place, not edited.
     pending_row: int | None = None
+    # What the edit needs that the case does not say, kept as it was sent (Outgoing.context).
+    context: dict[str, Any] | None = None
 
 
 class ChannelStore(Protocol):

@@ -101,6 +101,9 @@ class MessageLinkRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # A photo's caption (Telegram edits it with editMessageCaption, not editMessageText).
     caption: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # What an edit of the message needs that the case does not say (Outgoing.context): the
+    # role its buttons were for, a supervision card's overdue stage. None: nothing kept.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ProcessedUpdateRow(Base):
