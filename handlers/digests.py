@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from handlers.messages import Outgoing
 from handlers.ports import UnitOfWork
 from handlers.render import Renderer
+from handlers.units import unit_targets
 from handlers.weekly import build_weekly, fit, previous_week, render_weekly_message
 from workflow.clock import SHANGHAI
 from workflow.deadlines import WorkCalendar
@@ -32,7 +33,7 @@ LIST_LIMITS = (10, 5, 3, 1, 0)
 # How far back to look for the previous working day (the longest holiday is 8-9 days).
 _MAX_LOOKBACK_DAYS = 31
 
-# Who reads a unit's digest when it has no bound group: (chat purpose, role, by area?).
+# The unit whose cards a digest's unit gets, by its kind: (chat purpose, role).
 _UNIT_CHATS = {
     "department": ("department", Role.DEPARTMENT_HANDLER),
     "township": ("township", Role.TOWNSHIP_OPERATOR),
@@ -166,17 +167,16 @@ class Digests:
         return fit(render, LIST_LIMITS, render(0))
 
     async def _chats(self, uow: UnitOfWork, unit: UnitRef) -> list[tuple[str, str, str]]:
-        """The unit's bound group chats (and the web workspaces of its people who have no other
-        chat), else the private chats of the people who serve it (as units.unit_targets)."""
+        """The chats that get the unit's cards (handlers/units.py `unit_targets`): its bound
+        group chats (and the web workspaces of its people who have no other chat account),
+        else, or when its only groups take no button presses (a WeCom app chat), also its
+        people's own chats."""
         purpose, role = _UNIT_CHATS[unit.kind]
-        ids: dict[str, int] = (
-            {"department_id": unit.id} if unit.kind == "department" else {"area_id": unit.id}
-        )
-        groups = await uow.channels.chats_for(purpose, **ids)
-        if groups:
-            desks = await uow.channels.desk_chats_with_role(role, **ids)
-            return [(b.channel, b.chat_id, self.default_locale) for b in groups] + list(desks)
-        return list(await uow.channels.private_chats_with_role(role, **ids))
+        department = unit.kind == "department"
+        return await unit_targets(
+            uow.channels, purpose, role, None if department else unit.id,
+            unit.id if department else None, self.default_locale,
+        )  # fmt: skip
 
     # Weekly analysis -----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from storage.channel import SqlChannelStore
 from storage.invites import create_invite
 from storage.rows import DigestRunRow, OutboxRow, PersonRow
 from storage.uow import SqlUnitOfWork, UnitOfWorkFactory
+from storage.wecom import WeComStore
 from tests.support.weeks import KnownWeek, at
 from workflow.clock import SHANGHAI
 from workflow.commands import ValidateCase
@@ -120,6 +121,25 @@ async def test_morning_digest_contents_once_across_two_processes(county: KnownWe
     for again in (first, second, Digests()):  # later sweeps, a restarted process
         assert await again.run_due(other_process, at(24, 16)) == 0
     assert len(await sent(week)) == 4
+
+
+async def test_a_unit_whose_only_group_is_a_wecom_app_chat_is_told_there_and_privately(
+    county: KnownWeek,
+):
+    """A WeCom app group chat shows text only (handlers/units.py NOTICE_ONLY_GROUPS), so the
+    unit's people get their cards in their own chats too; its digest goes the same way: to
+    the app chat and to the handler's own chat (7101), in his language."""
+    week = county
+    store = WeComStore(week.sessions, "wecom:ww1:1000002")
+    municipal = await store.unit("municipal")
+    assert municipal is not None
+    app_chat = f"appchat:{municipal.chatid}"
+    assert await store.bind(municipal, app_chat, week.clock.now())
+    await week.build(until=TUESDAY_MORNING)
+    await Digests().run_due(week.uow, TUESDAY_MORNING)
+    texts = await sent(week)
+    assert texts[app_chat].startswith("<b>📋 每日早报 · 城市管理局</b>")
+    assert texts["7101"].startswith("<b>📋 Morning digest · Urban Management Bureau</b>")
 
 
 async def test_overdue_and_waiting_lists_a_day_later(county: KnownWeek):
