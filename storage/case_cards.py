@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -149,8 +149,12 @@ class CaseCards:
     async def private_chats_with_role(
         self, role: Role, *, area_id: int | None = None, department_id: int | None = None
     ) -> list[tuple[str, str, str]]:
-        """Private chats of everyone holding `role` over that area or department."""
-        return await self._chats_holding(role, area_id, department_id)
+        """Private chats of everyone holding `role` over that area or department. A staff web
+        workspace is among them only for a person with no chat account elsewhere (as
+        desk_chats_with_role): one in Telegram too gets each card there, not twice."""
+        return await self._chats_holding(
+            role, area_id, department_id, ~(_workspace() & _has_chat_elsewhere())
+        )
 
     async def desk_chats_with_role(
         self, role: Role, *, area_id: int | None = None, department_id: int | None = None
@@ -159,18 +163,9 @@ class CaseCards:
         area or department who have no chat account on any other channel: a unit's bound
         group chat does not reach a clerk who has no Telegram or WeChat, so their workspace
         gets the unit's cards too."""
-        other = aliased(IdentityRow)
-        elsewhere = (
-            select(other.id)
-            .where(other.person_id == PersonRow.id, other.channel != WEB_CHANNEL)
-            .exists()
-        )
         return await self._chats_holding(
-            role, area_id, department_id,
-            IdentityRow.channel == WEB_CHANNEL,
-            IdentityRow.external_id.startswith(PERSON_PREFIX),
-            ~elsewhere,
-        )  # fmt: skip
+            role, area_id, department_id, _workspace() & ~_has_chat_elsewhere()
+        )
 
     async def _chats_holding(
         self, role: Role, area_id: int | None, department_id: int | None, *where: Any
@@ -192,3 +187,18 @@ class CaseCards:
         for c, e, lang in (await self.session.execute(stmt)).all():
             seen.setdefault((c, e), lang)
         return [(c, e, lang) for (c, e), lang in seen.items()]
+
+
+def _workspace() -> ColumnElement[bool]:
+    """The identity is a staff web workspace (a web chat "p-<code>")."""
+    return and_(
+        IdentityRow.channel == WEB_CHANNEL, IdentityRow.external_id.startswith(PERSON_PREFIX)
+    )
+
+
+def _has_chat_elsewhere() -> ColumnElement[bool]:
+    """The identity's person has a chat account on a channel other than the web chat."""
+    other = aliased(IdentityRow)
+    return (
+        select(other.id).where(other.person_id == PersonRow.id, other.channel != WEB_CHANNEL)
+    ).exists()

@@ -278,9 +278,34 @@ async def test_a_group_reaches_the_desk_of_only_those_without_another_chat(desk:
         await store.redeem_invite(invite.code, "telegram", "4242", "罗斌", "4242",
                                   desk.app.clock.now())  # fmt: skip
         assert await store.desk_chats_with_role(role, department_id=housing) == []
-        assert ("web", CLERK, "zh_CN") in await store.private_chats_with_role(
-            role, department_id=housing
+        # Without a group too: the workspace is for those with no other chat account.
+        private = await store.private_chats_with_role(role, department_id=housing)
+        assert ("telegram", "4242", "zh_CN") in private and ("web", CLERK, "zh_CN") not in private
+
+
+async def test_a_clerk_also_in_telegram_gets_each_card_once_there(desk: Desk):
+    """Housing has no group: its cards go to its handler's own chats. A clerk with a workspace
+    who is in Telegram too gets each card in Telegram only, not a second copy at the desk (the
+    workspace is for people with no other chat account, as when a group is bound)."""
+    await desk.account("clerk", person="P-H-02")
+    async with desk.app.sessions() as session:
+        invite = await create_invite(session, purpose="enrol", person_code="P-H-02",
+                                     now=desk.app.clock.now())  # fmt: skip
+        await SqlChannelStore(session).redeem_invite(invite.code, "telegram", "4242", "罗斌",
+                                                     "4242", desk.app.clock.now())  # fmt: skip
+        await session.commit()
+    async with desk.client() as client:
+        number = await report(Browser(client), "井盖松动")
+    await to_housing(desk, number)
+    async with desk.app.sessions() as session:
+        rows = await session.execute(
+            select(OutboxRow.channel, OutboxRow.chat_id).where(
+                OutboxRow.case_number == number,
+                OutboxRow.payload["purpose"].as_string() == "case_card",
+                OutboxRow.chat_id.in_([CLERK, "4242"]),
+            )
         )
+        assert rows.all() == [("telegram", "4242")]
 
 
 async def test_without_any_login_the_workspace_says_how_to_get_one(engine, tmp_path, clock):
