@@ -99,6 +99,7 @@ class Shuoshi:
         self.counting = False
         self.per_step: Counter[str] = Counter()  # statements per step of the dialogue
         self.updates_per_step: Counter[str] = Counter()
+        self.seconds_per_step: Counter[str] = Counter()
 
     def reset(self) -> None:
         """Forget the warm-up's figures."""
@@ -106,6 +107,7 @@ class Shuoshi:
         self.updates = self.statements = 0
         self.per_step.clear()
         self.updates_per_step.clear()
+        self.seconds_per_step.clear()
 
     def count(self, *_: object) -> None:
         if self.counting:
@@ -116,7 +118,9 @@ class Shuoshi:
         self.counting = True
         start = time.perf_counter()
         await self.dp.feed_update(self.bot, upd)
-        self.elapsed += time.perf_counter() - start
+        took = time.perf_counter() - start
+        self.elapsed += took
+        self.seconds_per_step[step] += took
         self.counting = False
         self.updates += 1
         self.per_step[step] += self.statements - before
@@ -241,7 +245,8 @@ async def main(residents: int, rounds: int) -> None:
     print(f"SQL statements per update: {system.statements / system.updates:.1f} on average")
     for step, statements in system.per_step.items():
         n = system.updates_per_step[step]
-        print(f"  {step:<12} {statements / n:5.1f} per update ({n} updates)")
+        ms = 1000 * system.seconds_per_step[step] / n
+        print(f"  {step:<12} {statements / n:5.1f} per update, {ms:5.2f} ms ({n} updates)")
     print("  (goal: <= 4 statements for a plain text update)")
     print(f"peak memory (max RSS): {peak_mb:,.0f} MB")
 

@@ -113,6 +113,8 @@ def environment(locale: str = DEFAULT_LOCALE) -> Environment:
         # Chat texts go out in Telegram's HTML parse mode: user text inside them is escaped.
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
         extensions=["jinja2.ext.i18n"],
+        # Templates ship with the code: no stat() of the file on every render.
+        auto_reload=False,
     )
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["local"] = _local_time

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.case_memo import known_case, remember_case
 from storage.rows import CaseAttachmentRow, CaseCounterRow, CaseRow, TransitionRow
-from storage.sql import affected, upsert
+from storage.sql import affected, dialect_of, per_dialect, table_of
 from workflow.clock import ensure_aware
 from workflow.errors import ConcurrentUpdate, NotFound
 from workflow.model import Action, Case, DeadlineClass, Rating, Role, State, TrailEntry
@@ -27,6 +27,32 @@ _TIMES = (
     "created_at", "stage_entered_at", "stage_due_at", "due_basis_at", "due_at", "original_due_at",
     "accepted_at", "resolved_at", "closed_at", "first_response_at", "next_reminder_at",
 )  # fmt: skip
+
+
+# Built once (Core tables, no ORM bookkeeping per execution): every report runs them.
+_CASES = table_of(CaseRow)
+_TRAIL = table_of(TransitionRow)
+_INSERT_CASE = insert(_CASES).returning(_CASES.c.id)
+_UPDATE_CASE = update(_CASES).where(
+    _CASES.c.id == bindparam("k_id"), _CASES.c.version == bindparam("k_version")
+)
+_LAST_SEQ = select(func.max(_TRAIL.c.seq)).where(_TRAIL.c.case_id == bindparam("case_id"))
+# One statement for a transition's entries (submit and route come together); the rows come back
+# in no set order, each with its seq to match it to its entry.
+_INSERT_TRAIL = insert(_TRAIL).returning(_TRAIL.c.seq, _TRAIL.c.id)
+_INSERT_LINKS = insert(table_of(CaseAttachmentRow))
+_COUNTERS = table_of(CaseCounterRow)
+_NEXT_NUMBER = per_dialect(
+    lambda insert_: (
+        insert_(_COUNTERS)
+        .values(prefix=bindparam("prefix"), day=bindparam("day"), last=1)
+        .on_conflict_do_update(
+            index_elements=[_COUNTERS.c.prefix, _COUNTERS.c.day],
+            set_={"last": _COUNTERS.c.last + 1},
+        )
+        .returning(_COUNTERS.c.last)
+    )
+)
 
 
 def case_from_row(row: CaseRow) -> Case:
@@ -94,9 +120,7 @@ class SqlCaseRepository:
         return row
 
     async def add(self, case: Case) -> None:
-        result = await self.session.execute(
-            insert(CaseRow).values(**_row_values(case), version=1).returning(CaseRow.id)
-        )
+        result = await self.session.execute(_INSERT_CASE, {**_row_values(case), "version": 1})
         case.id = result.scalar_one()
         case.version = 1
         await self._append(case, first_seq=1)
@@ -106,69 +130,54 @@ class SqlCaseRepository:
         if case.id is None:
             raise ValueError("save() needs a case loaded from the repository")
         result = await self.session.execute(
-            update(CaseRow)
-            .where(CaseRow.id == case.id, CaseRow.version == case.version)
-            .values(**_row_values(case), version=case.version + 1)
-        )
+            _UPDATE_CASE,
+            {
+                **_row_values(case), "version": case.version + 1,
+                "k_id": case.id, "k_version": case.version,
+            },
+        )  # fmt: skip
         if affected(result) != 1:
             raise ConcurrentUpdate(
                 message=f"case {case.number} was changed by someone else", case=case.number
             )
         case.version += 1
-        last = (
-            await self.session.execute(
-                select(func.max(TransitionRow.seq)).where(TransitionRow.case_id == case.id)
-            )
-        ).scalar_one()
+        last = (await self.session.execute(_LAST_SEQ, {"case_id": case.id})).scalar_one()
         await self._append(case, first_seq=(last or 0) + 1)
         remember_case(self.session, case)
 
     async def _append(self, case: Case, first_seq: int) -> None:
-        for offset, entry in enumerate(case.new_entries):
-            result = await self.session.execute(
-                insert(TransitionRow)
-                .values(
-                    case_id=case.id,
-                    seq=first_seq + offset,
-                    action=entry.action.value,
-                    from_state=entry.from_state.value,
-                    to_state=entry.to_state.value,
-                    actor_id=entry.actor_id,
-                    actor_role=entry.actor_role.value,
-                    comment=entry.comment,
-                    data=entry.data,
-                    at=entry.at,
-                )
-                .returning(TransitionRow.id)
-            )
-            transition_id = result.scalar_one()
-            if entry.attachment_ids:
-                await self.session.execute(
-                    insert(CaseAttachmentRow),
-                    [
-                        {
-                            "case_id": case.id,
-                            "transition_id": transition_id,
-                            "attachment_id": attachment_id,
-                            "position": position,
-                        }
-                        for position, attachment_id in enumerate(entry.attachment_ids)
-                    ],
-                )
-        case.new_entries.clear()
+        entries = case.new_entries
+        if not entries:
+            return
+        result = await self.session.execute(
+            _INSERT_TRAIL,
+            [
+                {
+                    "case_id": case.id, "seq": first_seq + offset, "action": entry.action.value,
+                    "from_state": entry.from_state.value, "to_state": entry.to_state.value,
+                    "actor_id": entry.actor_id, "actor_role": entry.actor_role.value,
+                    "comment": entry.comment, "data": entry.data, "at": entry.at,
+                }
+                for offset, entry in enumerate(entries)
+            ],
+        )  # fmt: skip
+        ids = {seq: id_ for seq, id_ in result}
+        links = [
+            {
+                "case_id": case.id, "transition_id": ids[first_seq + offset],
+                "attachment_id": attachment_id, "position": position,
+            }
+            for offset, entry in enumerate(entries)
+            for position, attachment_id in enumerate(entry.attachment_ids)
+        ]  # fmt: skip
+        if links:
+            await self.session.execute(_INSERT_LINKS, links)
+        entries.clear()
 
     async def next_number(self, prefix: str, day: date) -> str:
         """JL-20261121-0042: a per-day counter bumped atomically inside the transaction."""
-        stmt = (
-            upsert(self.session, CaseCounterRow)
-            .values(prefix=prefix, day=day, last=1)
-            .on_conflict_do_update(
-                index_elements=[CaseCounterRow.prefix, CaseCounterRow.day],
-                set_={"last": CaseCounterRow.last + 1},
-            )
-            .returning(CaseCounterRow.last)
-        )
-        value = (await self.session.execute(stmt)).scalar_one()
+        stmt = _NEXT_NUMBER[dialect_of(self.session)]
+        value = (await self.session.execute(stmt, {"prefix": prefix, "day": day})).scalar_one()
         return f"{prefix}-{day:%Y%m%d}-{value:04d}"
 
     async def open_cases(self) -> list[Case]:

@@ -31,7 +31,7 @@ from storage.rows import (
     ProcessedUpdateRow,
     RoleAssignmentRow,
 )
-from storage.sql import affected, dialect_of, table_of, upsert
+from storage.sql import affected, dialect_of, per_dialect, table_of, upsert
 from workflow.channels import Conversation, Person, ShownMessage
 from workflow.errors import ConcurrentUpdate, NotFound
 
@@ -87,6 +87,16 @@ def _conversation_update() -> Update:
     )
 
 
+def _conversation_delete() -> Any:
+    conv = table_of(ConversationRow).c
+    return delete(table_of(ConversationRow)).where(
+        conv.channel == bindparam("k_channel"),
+        conv.chat_id == bindparam("k_chat_id"),
+        conv.user_id == bindparam("k_user_id"),
+        conv.version == bindparam("k_version"),
+    )
+
+
 def _processed_marks() -> dict[str, Any]:
     """The processed-mark insert per dialect: a repeat inserts nothing."""
     table = table_of(ProcessedUpdateRow)
@@ -99,6 +109,10 @@ def _processed_marks() -> dict[str, Any]:
 
 _TURN_STATE = _turn_state_statement()
 _CONVERSATION_UPDATE = _conversation_update()
+_CONVERSATION_DELETE = _conversation_delete()
+_CONVERSATION_INSERT = per_dialect(
+    lambda insert_: insert_(table_of(ConversationRow)).on_conflict_do_nothing()
+)
 _PROCESSED_MARK = _processed_marks()
 
 
@@ -154,41 +168,29 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
     async def save_conversation(self, conversation: Conversation, now: datetime) -> None:
         """Insert, or update the version that was read; an idle conversation is deleted."""
         c = conversation
-        key = (
-            ConversationRow.channel == c.channel,
-            ConversationRow.chat_id == c.chat_id,
-            ConversationRow.user_id == c.user_id,
-        )
+        key = {"k_channel": c.channel, "k_chat_id": c.chat_id, "k_user_id": c.user_id}
         if c.idle:
             if c.version:
                 result = await self.session.execute(
-                    delete(ConversationRow).where(*key, ConversationRow.version == c.version)
+                    _CONVERSATION_DELETE, {**key, "k_version": c.version}
                 )
                 if affected(result) != 1 and await self._conversation_exists(c):
                     raise self._stale(c)
             c.version = 0
             return
         if c.version == 0:
-            stmt = (
-                upsert(self.session, ConversationRow)
-                .values(
-                    channel=c.channel,
-                    chat_id=c.chat_id,
-                    user_id=c.user_id,
-                    step=c.step,
-                    draft=c.draft,
-                    version=1,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing()
-            )
-            result = await self.session.execute(stmt)
+            result = await self.session.execute(
+                _CONVERSATION_INSERT[dialect_of(self.session)],
+                {
+                    "channel": c.channel, "chat_id": c.chat_id, "user_id": c.user_id,
+                    "step": c.step, "draft": c.draft, "version": 1, "updated_at": now,
+                },
+            )  # fmt: skip
         else:
             result = await self.session.execute(
                 _CONVERSATION_UPDATE,
                 {
-                    "k_channel": c.channel, "k_chat_id": c.chat_id, "k_user_id": c.user_id,
-                    "k_version": c.version, "step": c.step, "draft": c.draft,
+                    **key, "k_version": c.version, "step": c.step, "draft": c.draft,
                     "version": c.version + 1, "updated_at": now,
                 },
             )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.rows import (
@@ -15,12 +15,40 @@ from storage.rows import (
     PersonRow,
     RoleAssignmentRow,
 )
-from storage.sql import affected
+from storage.sql import affected, table_of
 from workflow.channels import ChatBinding, InviteUse, Person, Place, RoleGrant
 from workflow.errors import GuardFailed, NotFound
 from workflow.model import HUMAN_ROLES, Role
 
 _ROLE_ORDER = {role: i for i, role in enumerate(HUMAN_ROLES)}
+
+# Built once: a first /start runs these (Core tables where no ORM object is needed).
+_IDENTITIES = table_of(IdentityRow)
+_LINKED_PERSON = (
+    select(PersonRow)
+    .join(IdentityRow, IdentityRow.person_id == PersonRow.id)
+    .where(IdentityRow.channel == bindparam("channel"))
+    .where(IdentityRow.external_id == bindparam("external_id"))
+)
+_MOVE_IDENTITY = (
+    update(_IDENTITIES)
+    .where(_IDENTITIES.c.channel == bindparam("k_channel"))
+    .where(_IDENTITIES.c.external_id == bindparam("k_external_id"))
+)
+_INSERT_IDENTITY = insert(_IDENTITIES)
+_INSERT_GRANT = insert(table_of(RoleAssignmentRow))
+
+
+def _chats_for_statement(by_area: bool, by_department: bool) -> Any:
+    query = select(ChatBindingRow).where(ChatBindingRow.purpose == bindparam("purpose"))
+    if by_area:
+        query = query.where(ChatBindingRow.area_id == bindparam("area_id"))
+    if by_department:
+        query = query.where(ChatBindingRow.department_id == bindparam("department_id"))
+    return query.order_by(ChatBindingRow.id)
+
+
+_CHATS_FOR = {(a, d): _chats_for_statement(a, d) for a in (False, True) for d in (False, True)}
 
 
 def _binding(row: ChatBindingRow) -> ChatBinding:
@@ -93,9 +121,7 @@ class ChannelPeople:
     async def _linked_person(self, channel: str, external_id: str) -> PersonRow | None:
         return (
             await self.session.execute(
-                select(PersonRow)
-                .join(IdentityRow, IdentityRow.person_id == PersonRow.id)
-                .where(IdentityRow.channel == channel, IdentityRow.external_id == external_id)
+                _LINKED_PERSON, {"channel": channel, "external_id": external_id}
             )
         ).scalar_one_or_none()
 
@@ -124,19 +150,26 @@ class ChannelPeople:
         await self.session.flush()
         return person
 
-    async def _link(self, channel: str, external_id: str, person_id: int, now: datetime) -> None:
-        """Point the chat account at the person, moving it when it pointed at someone else."""
-        moved = await self.session.execute(
-            update(IdentityRow)
-            .where(IdentityRow.channel == channel, IdentityRow.external_id == external_id)
-            .values(person_id=person_id)
-        )
-        if affected(moved) == 0:
-            await self.session.execute(
-                insert(IdentityRow).values(
-                    channel=channel, external_id=external_id, person_id=person_id, created_at=now
-                )
+    async def _link(
+        self, channel: str, external_id: str, person_id: int, now: datetime, *,
+        new: bool = False,
+    ) -> None:  # fmt: skip
+        """Point the chat account at the person, moving it when it pointed at someone else
+        (new: the account is linked to no one yet, so there is nothing to move)."""
+        if not new:
+            moved = await self.session.execute(
+                _MOVE_IDENTITY,
+                {"k_channel": channel, "k_external_id": external_id, "person_id": person_id},
             )
+            if affected(moved) != 0:
+                return
+        await self.session.execute(
+            _INSERT_IDENTITY,
+            {
+                "channel": channel, "external_id": external_id, "person_id": person_id,
+                "created_at": now,
+            },
+        )  # fmt: skip
 
     async def _grant(
         self, person_id: int, role: str, area_id: int | None, department_id: int | None
@@ -169,14 +202,14 @@ class ChannelPeople:
         person = await self._linked_person(channel, external_id)
         if person is None or not person.active:
             # A person the org file removed stays removed; the account starts afresh.
+            account_is_new = person is None
             person = await self._new_person(name, language, now)
-            await self._link(channel, external_id, person.id, now)
+            await self._link(channel, external_id, person.id, now, new=account_is_new)
             # A new person holds nothing yet: nothing to take back, check or read back.
             role = Role.RESIDENT.value
             await self.session.execute(
-                insert(RoleAssignmentRow).values(
-                    person_id=person.id, role=role, area_id=grid_id, department_id=None
-                )
+                _INSERT_GRANT,
+                {"person_id": person.id, "role": role, "area_id": grid_id, "department_id": None},
             )
             return Person(
                 id=person.id, name=person.name, language=person.language,
@@ -318,10 +351,7 @@ class ChannelPeople:
     ) -> list[ChatBinding]:
         """Chats bound for a purpose: grid (area_id: a grid), township (area_id: a township),
         department (department_id), county / supervisors / leaders (no ids)."""
-        query = select(ChatBindingRow).where(ChatBindingRow.purpose == purpose)
-        if area_id is not None:
-            query = query.where(ChatBindingRow.area_id == area_id)
-        if department_id is not None:
-            query = query.where(ChatBindingRow.department_id == department_id)
-        rows = await self.session.execute(query.order_by(ChatBindingRow.id))
+        query = _CHATS_FOR[area_id is not None, department_id is not None]
+        params = {"purpose": purpose, "area_id": area_id, "department_id": department_id}
+        rows = await self.session.execute(query, params)
         return [_binding(row) for row in rows.scalars()]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -54,6 +54,33 @@ class CaseView:
     timeline: list[TimelineItem]
 
 
+def _trail_statement() -> Any:
+    """One round trip for a case's trail: each entry with its actor's name and its photos (one
+    row per photo), and the reporter's name alongside. Built once: every card runs it."""
+    actor = aliased(PersonRow)
+    case_id = bindparam("case_id")
+    reporter = (
+        select(PersonRow.name).where(PersonRow.id == bindparam("reporter_id")).scalar_subquery()
+    )
+    return (
+        select(
+            TransitionRow, actor.name, CaseAttachmentRow.id, AttachmentRow.public_sha256, reporter
+        )
+        .outerjoin(actor, actor.id == TransitionRow.actor_id)
+        .outerjoin(
+            CaseAttachmentRow,
+            (CaseAttachmentRow.transition_id == TransitionRow.id)
+            & (CaseAttachmentRow.case_id == case_id),
+        )
+        .outerjoin(AttachmentRow, AttachmentRow.id == CaseAttachmentRow.attachment_id)
+        .where(TransitionRow.case_id == case_id)
+        .order_by(TransitionRow.seq, CaseAttachmentRow.position)
+    )
+
+
+_TRAIL = _trail_statement()
+
+
 async def case_view(
     session: AsyncSession, number: str, org: OrgCache | None = None, case: Case | None = None
 ) -> CaseView:
@@ -71,27 +98,8 @@ async def case_view(
     areas = await lookups.areas([case.grid_id, case.village_id, case.township_id])
     category = await lookups.category(case.category_id)
     department = await lookups.department(case.department_id) if case.department_id else None
-    # One round trip for the trail: each entry with its actor's name and its photos (one row
-    # per photo), and the reporter's name alongside.
-    actor = aliased(PersonRow)
-    reporter = select(PersonRow.name).where(PersonRow.id == case.reporter_id).scalar_subquery()
-    trail = (
-        await session.execute(
-            select(
-                TransitionRow, actor.name, CaseAttachmentRow.id, AttachmentRow.public_sha256,
-                reporter,
-            )
-            .outerjoin(actor, actor.id == TransitionRow.actor_id)
-            .outerjoin(
-                CaseAttachmentRow,
-                (CaseAttachmentRow.transition_id == TransitionRow.id)
-                & (CaseAttachmentRow.case_id == case.id),
-            )
-            .outerjoin(AttachmentRow, AttachmentRow.id == CaseAttachmentRow.attachment_id)
-            .where(TransitionRow.case_id == case.id)
-            .order_by(TransitionRow.seq, CaseAttachmentRow.position)
-        )
-    ).all()  # fmt: skip
+    params = {"case_id": case.id, "reporter_id": case.reporter_id}
+    trail = (await session.execute(_TRAIL, params)).all()
     timeline: list[TimelineItem] = []
     for t, name, linked, sha, _reporter in trail:
         if not timeline or timeline[-1].seq != t.seq:

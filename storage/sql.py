@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Result, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,6 +25,18 @@ def upsert(session: AsyncSession, table: Any) -> Insert:
     if dialect_of(session) == "postgresql":
         return cast(Insert, pg_insert(table))
     return sqlite_insert(table)
+
+
+_S = TypeVar("_S")
+
+
+def per_dialect(build: Callable[[Callable[[Table], Insert]], _S]) -> dict[str, _S]:
+    """A statement that needs its dialect's INSERT (ON CONFLICT ...), built once per dialect
+    at import; `session_dialect` picks the one for a session."""
+    return {
+        "sqlite": build(sqlite_insert),
+        "postgresql": build(lambda table: cast(Insert, pg_insert(table))),
+    }
 
 
 def affected(result: Result[Any]) -> int:

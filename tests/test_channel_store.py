@@ -204,6 +204,29 @@ async def test_enrol_resident_is_idempotent_and_moves_grids(env: Env):
     assert info.value.code == "unknown_grid"
 
 
+async def test_an_account_of_a_removed_person_enrols_as_a_new_one(env: Env):
+    """The org file removed the person behind the account: a /start makes a new resident and
+    moves the account to it (the old person keeps nothing, and no second identity appears)."""
+    now = env.clock.now()
+    first = await env.run(
+        lambda s, _: s.enrol_resident("telegram", "u1", "王小明", "zh_CN", env.areas[G1], now)
+    )
+    async with env.sessions() as session:
+        person = await session.get(PersonRow, first.id)
+        assert person is not None
+        person.active = False
+        await session.commit()
+    again = await env.run(
+        lambda s, _: s.enrol_resident("telegram", "u1", "王小明", "zh_CN", env.areas[G2], now)
+    )
+    assert again.id != first.id
+    assert again.roles == (RoleGrant(Role.RESIDENT, frozenset({env.areas[G2]})),)
+    assert await env.run(lambda s, _: s.person_for("telegram", "u1")) == again
+    assert await env.run(lambda s, _: s.identities_of(again.id)) == [("telegram", "u1")]
+    assert await env.run(lambda s, _: s.identities_of(first.id)) == []
+    assert await env.count(IdentityRow, IdentityRow.channel == "telegram") == 1
+
+
 async def test_person_for_groups_roles_and_ignores_inactive_people(env: Env):
     leader = env.people["P-L-01"]
     code = await env.invite(purpose="enrol", person_code="P-L-01")
