@@ -224,6 +224,12 @@ class OutboxSettings(_Strict):
     # Added to every limit: sends count from when they go out, and this absorbs the jitter of
     # the way to Telegram (bot/ratelimit.py).
     safety_margin_seconds: float = Field(0.05, ge=0, le=1)
+    # Background rows (cards, notices, digests) leave answers this many places of the 1 s
+    # window that free within answer_wait_seconds, and an answer's place for that long after
+    # it frees (bot/ratelimit.py). With answer_wait_seconds >= answer_reserve /
+    # messages_per_second the background alone still gets all of the 30/s.
+    answer_reserve: int = Field(6, ge=0, le=1000)
+    answer_wait_seconds: float = Field(0.25, ge=0, le=1)
     max_attempts: int = Field(20, ge=1, le=1000)
     backoff_base_seconds: float = Field(5.0, gt=0, le=3600)
     backoff_cap_seconds: float = Field(900.0, gt=0, le=86400)

@@ -32,6 +32,18 @@ How this module counts:
   it then counts from that later moment (never later than its answer): a call delayed on the
   way does not let the next ones bunch up behind it.
 
+Answers ahead of background sends (bot/telegram/sender.py marks them; `answer_reserve` 0
+switches this off). Telegram's window is shared, and a second's worth of background rows sent
+at once fills it for a whole second: an answer written just after waited up to a second for a
+place. So a background send, on top of the window itself:
+
+- keeps `answer_reserve` places free within `answer_wait`: it counts the sends of the last
+  1 s + margin - `answer_wait` against 30 - `answer_reserve`, so however full the window, that
+  many places free within `answer_wait`. With `answer_wait` >= `answer_reserve` / 30 s the
+  background alone still gets all of 30/s, only spread out instead of in bursts;
+- does not take an answer's place until `answer_wait` after it left the window: a
+  conversation's next answer tends to come about then, and the background would take it.
+
 Time is the injected Clock's, counted in whole microseconds, so tests advance a ManualClock
 and land exactly on the moment a window frees; nothing here reads the system time itself.
 """
@@ -68,6 +80,11 @@ class RateLimits:
     chat_interval: float | None = 1.0  # seconds between two messages in one chat
     group_per_minute: int | None = 20  # messages per 60 s in one group
     margin: float = 0.05  # seconds added to every limit: the jitter of the way to Telegram
+    # Background sends leave answers `answer_reserve` places of the overall window that free
+    # within `answer_wait` seconds, and an answer's place for as long after it frees (module
+    # docstring); 0: off.
+    answer_reserve: int = 0
+    answer_wait: float = 0.15
 
     @classmethod
     def unlimited(cls) -> RateLimits:
@@ -76,13 +93,15 @@ class RateLimits:
 
 
 class _Entry:
-    """One send in a window: when it counts from, and how many messages it posted."""
+    """One send in a window: when it counts from, how many messages it posted, and how much
+    longer it counts for background sends (an answer's place, held for the next answer)."""
 
-    __slots__ = ("at", "cost")
+    __slots__ = ("at", "cost", "held")
 
-    def __init__(self, at: int, cost: int) -> None:
+    def __init__(self, at: int, cost: int, held: int = 0) -> None:
         self.at = at
         self.cost = cost
+        self.held = held
 
 
 class _Window:
@@ -94,24 +113,32 @@ class _Window:
         self.entries: list[_Entry] = []
 
     def expire(self, now: int) -> None:
-        self.entries = [e for e in self.entries if e.at > now - self.length_us]
+        self.entries = [e for e in self.entries if e.at + e.held > now - self.length_us]
 
-    def wait_us(self, now: int, cost: int) -> int:
-        """Microseconds until `cost` more fit; a cost above capacity waits for an empty window."""
+    def wait_us(
+        self, now: int, cost: int, capacity: int = 0, length_us: int = 0, held: bool = False
+    ) -> int:
+        """Microseconds until `cost` more fit; a cost above capacity waits for an empty window.
+        The answers' reserve asks with a smaller `capacity` over the last `length_us`, or with
+        answers' places `held` longer."""
         self.expire(now)
-        excess = sum(e.cost for e in self.entries) + min(cost, self.capacity) - self.capacity
+        capacity = max(1, capacity or self.capacity)
+        length_us = length_us or self.length_us
+        ends = sorted((e.at + length_us + (e.held if held else 0), e.cost) for e in self.entries)
+        ends = [(end, c) for end, c in ends if end > now]
+        excess = sum(c for _, c in ends) + min(cost, capacity) - capacity
         freed = 0
-        for entry in sorted(self.entries, key=lambda e: e.at):
+        for end, c in ends:
             if excess <= 0:
                 break
-            freed += entry.cost
+            freed += c
             if freed >= excess:
-                return entry.at + self.length_us - now
+                return end - now
         return 0
 
-    def add(self, now: int, cost: int) -> _Entry:
+    def add(self, now: int, cost: int, held: int = 0) -> _Entry:
         self.expire(now)
-        entry = _Entry(now, cost)
+        entry = _Entry(now, cost, held)
         self.entries.append(entry)
         return entry
 
@@ -143,19 +170,27 @@ class RateLimiter:
         self._paused_until = 0
         self._records = 0
         self._margin_us = round(self.limits.margin * _US)
+        self._answer_wait_us = round(self.limits.answer_wait * _US)
         self._round_trips: deque[int] = deque(maxlen=_RECENT_CALLS)
 
     def _now(self) -> int:
         return _ticks(self.clock.now())
 
-    def _global_wait_us(self, now: int, cost: int) -> int:
+    def _global_wait_us(self, now: int, cost: int, background: bool = False) -> int:
         wait = max(0, self._paused_until - now)
-        if self._overall is not None:
-            wait = max(wait, self._overall.wait_us(now, cost))
+        window = self._overall
+        if window is not None:
+            wait = max(wait, window.wait_us(now, cost, held=background))
+            if background and self.limits.answer_reserve:
+                capacity = window.capacity - self.limits.answer_reserve
+                recent = max(1, window.length_us - self._answer_wait_us)
+                wait = max(wait, window.wait_us(now, cost, capacity, recent))
         return wait
 
-    def _wait_us(self, chat_id: str, now: int, cost: int) -> int:
-        wait = max(self._global_wait_us(now, cost), self._next_free.get(chat_id, 0) - now)
+    def _wait_us(self, chat_id: str, now: int, cost: int, background: bool = False) -> int:
+        wait = max(
+            self._global_wait_us(now, cost, background), self._next_free.get(chat_id, 0) - now
+        )
         group = self._groups.get(chat_id)
         if group is not None:
             wait = max(wait, group.wait_us(now, cost))
@@ -165,23 +200,27 @@ class RateLimiter:
         """Seconds until `chat_id` may send `cost` messages (0.0: now)."""
         return self._wait_us(str(chat_id), self._now(), cost) / _US
 
-    def ready_at(self, chat_id: str | int, cost: int = 1) -> datetime:
-        """The exact moment `chat_id` may send `cost` messages, on the injected clock."""
+    def ready_at(self, chat_id: str | int, cost: int = 1, *, background: bool = False) -> datetime:
+        """The exact moment `chat_id` may send `cost` messages, on the injected clock; a
+        `background` send leaves the answers' reserve of the overall window."""
         now = self.clock.now()
-        return now + timedelta(microseconds=self._wait_us(str(chat_id), _ticks(now), cost))
+        wait = self._wait_us(str(chat_id), _ticks(now), cost, background)
+        return now + timedelta(microseconds=wait)
 
-    def global_wait(self, cost: int = 1) -> float:
+    def global_wait(self, cost: int = 1, *, background: bool = False) -> float:
         """Seconds until any chat at all may send (the overall window or a 429 pause)."""
-        return self._global_wait_us(self._now(), cost) / _US
+        return self._global_wait_us(self._now(), cost, background) / _US
 
-    def record(self, chat_id: str | int, cost: int = 1) -> Send:
+    def record(self, chat_id: str | int, cost: int = 1, *, answer: bool = False) -> Send:
         """Count a send of `cost` messages to `chat_id` as its request goes out (so that calls
-        in flight count); pass the result to `finished` when the call comes back."""
+        in flight count); pass the result to `finished` when the call comes back. An `answer`
+        keeps its place from background sends for `answer_wait` after it leaves the window."""
         chat = str(chat_id)
         now = self._now()
         entries = []
         if self._overall is not None:
-            entries.append(self._overall.add(now, cost))
+            held = self._answer_wait_us if answer and self.limits.answer_reserve else 0
+            entries.append(self._overall.add(now, cost, held))
         if self._interval_us:
             start = max(self._next_free.get(chat, 0), now)
             self._next_free[chat] = start + cost * self._interval_us + self._margin_us

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.ratelimit import RateLimits
 from storage.outbox import ANSWER
 from tests.support.chat import RESIDENT, Bot
 from tests.support.outbox import queue, rows
@@ -60,13 +61,58 @@ async def test_the_waiting_chats_older_rows_go_first_in_its_own_order(world, fak
 
 
 async def test_a_paced_pass_stops_waiting_for_the_window_when_new_rows_are_committed(
-    world, fake, media
+    world, fake, media, monkeypatch
 ):
     sender = make_sender(world, fake, media)
     for chat in BACKGROUND[:40]:
         await queue(world, chat, f"digest {chat}")
-    sender.wake()  # a turn committed rows meanwhile: maybe an answer, for the next pass
+    real = fake.execute
+
+    async def execute(method, params, files=None):  # type: ignore[no-untyped-def]
+        if len(fake.calls_of("sendMessage")) == 29:
+            sender.wake()  # a turn committed rows meanwhile: maybe an answer, for the next pass
+        return await real(method, params, files)
+
+    monkeypatch.setattr(fake, "execute", execute)
     # Without the wake-up this pass would wait for the full window (the clock never moves).
     async with asyncio.timeout(10):
         assert await sender.deliver_pending(paced=True) == 30
     assert sender.wake_at is not None  # the other 10 go when the window frees
+
+
+async def test_background_rows_leave_the_answer_reserve_so_a_later_answer_goes_at_once(
+    world, fake, media
+):
+    sender = make_sender(world, fake, media, RateLimits(margin=0.0, answer_reserve=3))
+    await background(world)
+    assert await sender.deliver_pending() == 27  # the background takes 27 of the 30
+    await queue(world, str(RESIDENT), "answer", answer=True)
+    sender.wake()
+    assert await sender.deliver_pending() == 1  # on the same clock: no window to wait for
+    assert texts(fake, RESIDENT) == ["answer"]
+
+
+async def test_a_pass_starts_no_background_row_once_new_rows_are_committed(
+    world, fake, media, monkeypatch
+):
+    """Background rows go out while an answer is being written: once its commit wakes the
+    sender, the pass ends (though the window has room), and the next serves the answer
+    before the backlog, instead of after it."""
+    sender = make_sender(world, fake, media)
+    for chat in BACKGROUND[:10]:
+        await queue(world, chat, f"digest {chat}")
+    real = fake.execute
+
+    async def execute(method, params, files=None):  # type: ignore[no-untyped-def]
+        result = await real(method, params, files)
+        if len(fake.calls_of("sendMessage")) == 3 and not fake.sent(RESIDENT):
+            await queue(world, str(RESIDENT), "answer", answer=True)  # a turn meanwhile
+            sender.wake()
+        return result
+
+    monkeypatch.setattr(fake, "execute", execute)
+    assert await sender.deliver_pending(paced=True) == 3
+    assert sender.wake_at is not None and sender.wake_at <= sender.clock.now()
+    await sender.deliver_pending(paced=True)
+    chats = [c.params["chat_id"] for c in fake.calls_of("sendMessage")]
+    assert chats[3] == RESIDENT and len(chats) == 11

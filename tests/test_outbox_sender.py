@@ -401,7 +401,8 @@ async def test_from_settings_keeps_telegrams_limits(world, fake, media):
         fake.make_bot(), world["sessions"], media, world["uow"].clock, settings
     )
     assert sender.limiter.limits == RateLimits(per_second=30, chat_interval=1.0,
-                                               group_per_minute=5)  # fmt: skip
+                                               group_per_minute=5, answer_reserve=6,
+                                               answer_wait=0.25)  # fmt: skip
     assert sender.retry == RetryPolicy(max_attempts=3, backoff_base=5.0, backoff_cap=900.0)
     assert (sender.concurrency, sender.batch_size) == (4, 200)
 

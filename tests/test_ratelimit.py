@@ -55,6 +55,36 @@ def test_thirty_per_second_overall_in_a_sliding_window():
     assert lim.wait_time("3000", cost=21) == 0.5  # the other ten leave at T0 + 1.5 s
 
 
+def test_background_sends_leave_answers_places_within_answer_wait():
+    lim, clock = limiter(answer_reserve=3, answer_wait=0.15)
+    for i in range(27):
+        lim.record(str(1000 + i))
+    # 27 of 30 in the last 0.85 s: the rest is the answers' until the 27 are 0.85 s old
+    assert lim.global_wait(background=True) == 0.85
+    assert lim.ready_at("2000", background=True) == T0 + timedelta(seconds=0.85)
+    assert lim.global_wait() == 0 and lim.wait_time("2000") == 0  # an answer goes at once
+    clock.advance(seconds=0.85)
+    assert lim.global_wait(background=True) == 0
+    for i in range(3):
+        lim.record(str(3000 + i))  # background fills the window...
+    assert lim.global_wait() == 0.15  # ...and the next answer waits no longer than 0.15 s
+    assert lim.global_wait(background=True) == 0.15
+
+
+def test_an_answers_place_is_held_from_background_sends_for_answer_wait_after_it_leaves():
+    """A conversation's next answer comes about when its last one leaves the window: the
+    place stays the answers' for `answer_wait` longer, so a background row does not take it."""
+    lim, clock = limiter(per_second=3, answer_reserve=1, answer_wait=0.2)
+    for chat in ("1", "2", "3"):
+        lim.record(chat, answer=True)
+    clock.advance(seconds=1)
+    assert lim.global_wait() == 0  # the window is free for answers
+    assert lim.global_wait(background=True) == 0.2  # not yet for the background
+    lim.record("1", answer=True)
+    clock.advance(seconds=0.2)
+    assert lim.global_wait(background=True) == 0  # the places nobody answered in are free
+
+
 def test_twenty_per_minute_in_a_group_on_top_of_one_per_second():
     lim, clock = limiter()
     group = "-100"

@@ -138,6 +138,8 @@ class OutboxSender:
             chat_interval=settings.chat_interval_seconds or None,
             group_per_minute=settings.group_messages_per_minute,
             margin=settings.safety_margin_seconds,
+            answer_reserve=settings.answer_reserve,
+            answer_wait=settings.answer_wait_seconds,
         )
         retry = RetryPolicy(
             max_attempts=settings.max_attempts,
@@ -214,6 +216,7 @@ class OutboxSender:
         left for later without holding up the others. Chats waiting for an answer to what
         their user just did go first; then every chat oldest first (background rows get what
         of the overall window the answers leave)."""
+        self._wake.clear()  # from here on a wake-up means rows these reads may not have seen
         for row in await self._answer_heads(now, batch):
             if not await self._start(work, row):
                 return
@@ -243,10 +246,17 @@ class OutboxSender:
 
     async def _start(self, work: _PassState, row: OutboxRow, *, background: bool = False) -> bool:
         """Start delivering `row` if its chat may send now; False: the pass goes no further
-        (the lease was lost, or nobody may send now). A `background` row does not wait for
-        the overall window once new rows were committed (a wake-up): they may hold an answer,
-        which the next pass serves first, instead of after this pass's backlog."""
+        (the lease was lost, or nobody may send now). A `background` row leaves the answers'
+        places of the overall window (bot/ratelimit.py), and once new rows were committed (a
+        wake-up) neither starts nor waits for the window: they may hold an answer, which the
+        next pass serves first, instead of after this pass's backlog."""
         if not self.may_send():
+            return False
+        if background and self._wake.is_set():
+            # New rows were committed since this pass read its answers: they may hold one,
+            # and this row would take its place in the window. The next pass, at once, serves
+            # answers first.
+            work.wakes.append(self.clock.now())
             return False
         if row.chat_id in work.busy:
             return True  # its previous row is still in flight (or it went first as an answer)
@@ -256,15 +266,15 @@ class OutboxSender:
             await self._fail(row, f"unreadable message: {failure_reason(exc)}")
             return True
         done = min(int(row.payload.get(PARTS_DONE) or 0), len(parts) - 1)
-        ready = await self._ready(work, row.chat_id, parts[done].cost, yielding=background)
+        ready = await self._ready(work, row.chat_id, parts[done].cost, background=background)
         if ready > self.clock.now():
             work.wakes.append(ready)
             # nobody may send now: the rest waits too
-            return self.limiter.global_wait() <= 0
+            return self.limiter.global_wait(background=background) <= 0
         claim = self.clock.now() + CLAIM
         if not await self.queue.claim(row.id, self.clock.now(), claim):
             return True  # another sender has it, or it is no longer due
-        send = self.limiter.record(row.chat_id, parts[done].cost)
+        send = self.limiter.record(row.chat_id, parts[done].cost, answer=not background)
         task = asyncio.create_task(self._deliver(row, parts, done, send, claim))
         work.start(task, row.chat_id)
         if len(work.in_flight) >= self.concurrency:
@@ -272,7 +282,7 @@ class OutboxSender:
         return True
 
     async def _ready(
-        self, work: _PassState, chat_id: str, cost: int, *, yielding: bool = False
+        self, work: _PassState, chat_id: str, cost: int, *, background: bool = False
     ) -> datetime:
         """When `chat_id` may send `cost` messages. While only the overall window (or a pause)
         holds everyone back and calls are in flight, the pass waits here for the first of: a
@@ -282,18 +292,29 @@ class OutboxSender:
         with nothing in flight, while it is young (`wait_until`)."""
         while True:
             now = self.clock.now()
-            ready = self.limiter.ready_at(chat_id, cost)
-            wait = self.limiter.global_wait(cost)
+            ready = self.limiter.ready_at(chat_id, cost, background=background)
+            wait = self.limiter.global_wait(cost, background=background)
             if ready <= now or wait <= 0:
                 return ready
-            if yielding and self._wake.is_set():
+            if background and self._wake.is_set():
                 return ready  # new rows: the pass ends here, the next one serves answers first
             if work.in_flight:
                 await self._settle(work, everything=False, at_most=wait)
             elif work.wait_until is not None and ready <= work.wait_until:
-                await asyncio.sleep(wait)
+                await self._pause(wait, background)
             else:
                 return ready
+
+    async def _pause(self, seconds: float, background: bool) -> None:
+        """Wait for the window; a background row stops waiting when new rows are committed
+        (they may hold an answer, which the reserve lets go at once)."""
+        if not background:
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
 
     async def _settle(
         self, work: _PassState, *, everything: bool, at_most: float | None = None
