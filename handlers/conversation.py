@@ -221,8 +221,7 @@ class Conversations:
         channels = uow.channels
         # First: a turn of this chat in another process (an album's next photo) waits here
         # until ours commits, and then reads our draft instead of racing it.
-        await channels.lock_chat(msg.channel, msg.chat_id)
-        if msg.update_key and not await channels.mark_processed(msg.channel, msg.update_key, now):
+        if not await channels.begin_turn(msg.channel, msg.chat_id, msg.update_key or None, now):
             log.info("update %s already processed; ignored", msg.update_key)
             return None
         if record is not None and (message_id := await record(uow)) is not None:

@@ -3,6 +3,7 @@ plus the channel store, the reminder records and the reports (storage implements
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from workflow.cards import CaseCard, ProposedDepartment
@@ -42,9 +43,12 @@ Chat = tuple[str, str, str]  # channel, chat id, locale
 class ChatStore(ChannelStore, Protocol):
     """The channel store plus what chat messages read of cases and people."""
 
-    async def lock_chat(self, channel: str, chat_id: str) -> None:
-        """Hold this chat's turns to one at a time (across processes) until the transaction
-        ends; the turn's first statement."""
+    async def begin_turn(
+        self, channel: str, chat_id: str, update_key: str | None, now: datetime
+    ) -> bool:
+        """The turn's first statement: hold this chat's turns to one at a time (across
+        processes) until the transaction ends, and mark the update processed when it has a
+        key; False when it was processed already (a redelivery: nothing to do)."""
 
     async def turn_state(
         self, channel: str, chat_id: str, user_id: str

@@ -10,7 +10,17 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, Update, bindparam, delete, literal, select, update
+from sqlalchemy import (
+    BindParameter,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    delete,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.case_cards import CaseCards
 from storage.channel_people import ChannelPeople, grants
 from storage.channel_places import ChannelPlaces
-from storage.chat_locks import lock_chat
+from storage.chat_locks import LOCKED, lock_chat, locked_params
 from storage.org_cache import OrgCache, generation_column, seen
 from storage.outbox import flush_outbox
 from storage.rows import (
@@ -107,6 +117,23 @@ def _processed_marks() -> dict[str, Any]:
     }
 
 
+def _locked_mark() -> Insert:
+    """PostgreSQL: the processed mark that first waits for, then takes, the chat's turn lock
+    (storage/chat_locks.py `LOCKED`): one statement for both."""
+    table = table_of(ProcessedUpdateRow)
+    c = table.c
+    row = select(
+        bindparam("channel", type_=c.channel.type),
+        bindparam("key", type_=c.key.type),
+        bindparam("at", type_=c.at.type),
+    ).where(LOCKED)
+    return (
+        pg_insert(table)
+        .from_select([c.channel, c.key, c.at], row)
+        .on_conflict_do_nothing(index_elements=[c.channel, c.key])
+    )
+
+
 _TURN_STATE = _turn_state_statement()
 _CONVERSATION_UPDATE = _conversation_update()
 _CONVERSATION_DELETE = _conversation_delete()
@@ -114,6 +141,7 @@ _CONVERSATION_INSERT = per_dialect(
     lambda insert_: insert_(table_of(ConversationRow)).on_conflict_do_nothing()
 )
 _PROCESSED_MARK = _processed_marks()
+_LOCKED_MARK = _locked_mark()
 
 
 def processed_key(key: str) -> str:
@@ -341,6 +369,25 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
         """This chat's turns one at a time across processes, until this transaction ends
         (storage/chat_locks.py; nothing to do on SQLite)."""
         await lock_chat(self.session, channel, chat_id)
+
+    async def begin_turn(
+        self, channel: str, chat_id: str, update_key: str | None, now: datetime
+    ) -> bool:
+        """A turn's first statement: this chat's turns one at a time until this transaction
+        ends, and the update marked processed (when it has a key). False for a redelivery.
+        On PostgreSQL the lock is part of the mark's INSERT (storage/chat_locks.py says why
+        that is sound), so an update pays one statement for both."""
+        if update_key is None:
+            await self.lock_chat(channel, chat_id)
+            return True
+        if dialect_of(self.session) != "postgresql":
+            return await self.mark_processed(channel, update_key, now)
+        result = await self.session.execute(
+            _LOCKED_MARK,
+            {"channel": channel, "key": processed_key(update_key), "at": now}
+            | locked_params(channel, chat_id),
+        )
+        return affected(result) == 1
 
     async def mark_processed(self, channel: str, key: str, now: datetime) -> bool:
         """True the first time an update is seen; False for a redelivery (even a concurrent one)."""

@@ -15,7 +15,7 @@ from storage.outbox import SqlOutbox
 from storage.reminders import SqlReminderStore
 from storage.reports import SqlReports
 from storage.sqlite_driver import quick_statements
-from storage.wakeups import TOPICS, Wakeups, send_announced
+from storage.wakeups import TOPICS, Wakeups, take_announced
 from storage.webchat import WebChatStore
 from workflow.clock import Clock
 
@@ -68,8 +68,9 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         # Outbox rows and web chat messages written here wake their deliverers and streams:
-        # other processes through NOTIFY (sent on commit), this one right after the commit.
-        topics = await send_announced(self.session)
+        # other processes through the tables' NOTIFY triggers (sent on commit), this one right
+        # after the commit.
+        topics = take_announced(self.session)
         await self.session.commit()
         if topics and self._wakeups is not None:
             self._wakeups.publish(topics)

@@ -3,11 +3,14 @@
 A transaction that writes an outbox row or a web chat message notes a topic on its session
 (`announce`): `outbox:<channel>` for a row to deliver, `web:<chat id>` for a message in a web
 chat's history. When the unit of work commits, the topics are published to this process's
-`Wakeups` hub at once; on PostgreSQL they are also sent with `pg_notify` inside the same
-transaction, so PostgreSQL delivers them on commit (and never for a rollback) to every process
-that `listen`s: a web chat stream held by one process sees a message written by another, and a
-sender wakes for rows an intake process wrote, within milliseconds instead of at its next
-planned pass. SQLite has one process, so the hub alone is complete there.
+`Wakeups` hub at once. On PostgreSQL the database tells the other processes itself: triggers on
+`outbox` and `web_messages` (migration 0014) call `pg_notify` with the same topics for every
+INSERT, on the channel "shuoshi.<schema>", so PostgreSQL delivers them on commit (and never for
+a rollback) to every process that `listen`s: a web chat stream held by one process sees a
+message written by another, and a sender wakes for rows an intake process wrote, within
+milliseconds instead of at its next planned pass. The application sends no NOTIFY statement of
+its own (a turn pays one statement fewer). SQLite has one process, so the hub alone is complete
+there.
 
 While a process's listener is down (the database restarted, the connection dropped) the hub
 says so (`live` is False) and its subscribers fall back to polling; once the listener is back
@@ -30,11 +33,9 @@ log = logging.getLogger(__name__)
 TOPICS = "shuoshi_wakeup_topics"  # session.info key: topics of the open transaction
 RESYNC = "*"  # published when the listener (re)connects: reread everything
 # One channel per schema: a test's schema (or a second deployment in the same database) does
-# not wake this one. The name is built the same way by the notifier and the listener.
+# not wake this one. The name is built the same way by the triggers (migration 0014, which
+# spells out this prefix and the topics below: keep them in step) and the listener.
 _CHANNEL_PREFIX = "shuoshi."
-_NOTIFY = text(
-    "SELECT pg_notify(:prefix || current_schema(), t) FROM unnest(CAST(:topics AS text[])) AS t"
-)
 
 
 def outbox_topic(channel: str) -> str:
@@ -51,12 +52,10 @@ def announce(session: AsyncSession, topic: str) -> None:
     session.info.setdefault(TOPICS, set()).add(topic)
 
 
-async def send_announced(session: AsyncSession) -> set[str]:
-    """Just before the commit: the topics of this transaction, sent with pg_notify on
-    PostgreSQL (one statement for all of them; delivered only if the commit succeeds)."""
+def take_announced(session: AsyncSession) -> set[str]:
+    """At the commit: the topics of this transaction, for this process's hub (other processes
+    hear the same topics from the database's triggers)."""
     topics: set[str] = session.info.pop(TOPICS, set())
-    if topics and session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(_NOTIFY, {"prefix": _CHANNEL_PREFIX, "topics": sorted(topics)})
     return topics
 
 

@@ -31,7 +31,9 @@ from workflow.policy import WorkflowPolicy
 from workflow.ports import OutgoingMessage
 from workflow.services import Workflow
 
-# processed mark, conversation + person (one read), conversation write, outbox rows
+# processed mark, conversation + person (one read), conversation write, outbox rows; the same on
+# PostgreSQL: the chat's turn lock is taken by the processed mark's INSERT (storage/chat_locks.py)
+# and the NOTIFY waking other processes is sent by the outbox's trigger (storage/wakeups.py)
 PLAIN_TEXT_STATEMENTS = 4
 # mark, turn read, actor, case number, case, the two trail entries (one INSERT), the card's trail
 # (with its photos and the reporter's name), the holder unit's group bindings and members,
@@ -101,12 +103,6 @@ def counting(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(engine.sync_engine, "before_cursor_execute", hook)
 
 
-def expected(engine: AsyncEngine) -> int:
-    # PostgreSQL adds the chat's advisory lock (storage/chat_locks.py) and the NOTIFY that
-    # wakes other processes' senders (storage/wakeups.py); SQLite needs neither.
-    return PLAIN_TEXT_STATEMENTS + 2 * (engine.dialect.name == "postgresql")
-
-
 async def test_a_plain_text_update_costs_four_statements(engine, resident: Resident):
     await resident.send(text="/start JL-XGC-01-G1")
     out = await resident.send(text="📝 我要说事")
@@ -114,10 +110,10 @@ async def test_a_plain_text_update_costs_four_statements(engine, resident: Resid
     with counting(engine) as statements:
         out = await resident.send(text="东门井盖破损，夜里有人踩空")
     assert "照片" in out[0].text  # the description was taken: the dialogue moved on
-    assert len(statements) == expected(engine), statements
+    assert len(statements) == PLAIN_TEXT_STATEMENTS, statements
     with counting(engine) as statements:
         await resident.send(text="不留电话")  # anything at the photo step: asked again
-    assert len(statements) == expected(engine), statements
+    assert len(statements) == PLAIN_TEXT_STATEMENTS, statements
 
 
 def _message(n: int) -> OutgoingMessage:
@@ -140,8 +136,8 @@ async def test_a_turns_outbox_rows_go_in_with_one_statement(engine, clock):
             for n in range(3):
                 await uow.outbox.add(_message(n))
             await uow.commit()
-    inserts = [s for s in statements if not s.startswith("SELECT pg_notify")]  # wake-up
-    assert [s.split("(")[0].strip() for s in inserts] == ["INSERT INTO outbox"]
+    # (no NOTIFY of ours on PostgreSQL: the outbox's trigger sends it)
+    assert [s.split("(")[0].strip() for s in statements] == ["INSERT INTO outbox"]
     assert await _stored(engine) == ["m0", "m1", "m2"]
 
     async with uows() as uow:
@@ -183,7 +179,7 @@ async def test_a_new_residents_start_writes_the_person_without_reading_it_back(
     assert out and "西郭城村第一网格" in out[0].text  # enrolled in that grid
     # mark, turn read, person lookup, person, identity (an insert: the account is new), grant,
     # outbox
-    assert len(statements) == 7 + 2 * (engine.dialect.name == "postgresql"), statements
+    assert len(statements) == 7, statements
     uows = UnitOfWorkFactory(session_factory(engine), resident.clock)
     async with uows() as uow:
         person = await uow.channels.person_for("telegram", "5002")
@@ -202,8 +198,5 @@ async def test_confirming_a_report_reads_the_case_and_its_card_once(engine, resi
     with counting(engine) as statements:
         out = await resident.press(out, "cf:", "5002")
     assert "JL-" in out[0].text  # filed: the reply names the new case
-    # PostgreSQL: the chat lock, and the NOTIFY for the outbox rows
-    assert len(statements) == CONFIRM_STATEMENTS + 2 * (engine.dialect.name == "postgresql"), (
-        statements
-    )
+    assert len(statements) == CONFIRM_STATEMENTS, statements
     assert sum("FROM cases" in s for s in statements) == 0  # written, never read back

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from bot import runner
 from bot.app import App, open_app
@@ -25,6 +25,8 @@ from bot.telegram.sender import OutboxSender
 from bot.web.chat.app import setup_webchat
 from storage.db import session_factory
 from storage.org_file import load_org_file
+from storage.rows import OutboxRow, WebMessageRow
+from storage.sql import table_of
 from storage.uow import UnitOfWorkFactory
 from storage.wakeups import Wakeups, listen, outbox_topic
 from tests.conftest import PG_SKIP_REASON, PG_URL
@@ -149,6 +151,52 @@ async def test_the_listener_comes_back_after_losing_its_connection(engine, world
             assert await asyncio.wait_for(heard.get(), 5) == outbox_topic("telegram")
     finally:
         await other.dispose()
+
+
+def _outbox_row(channel: str, chat: str, now) -> dict:  # type: ignore[no-untyped-def]
+    return {"channel": channel, "chat_id": chat, "payload": {"text": "hi"}, "status": "pending",
+            "attempts": 0, "created_at": now, "next_attempt_at": now}  # fmt: skip
+
+
+def _web_message(chat: str, now) -> dict:  # type: ignore[no-untyped-def]
+    return {"chat_id": chat, "direction": "in", "payload": {"text": "hi"}, "created_at": now}
+
+
+async def test_the_database_wakes_listeners_for_every_insert_without_a_notify_of_ours(
+    engine, clock
+):
+    """Migration 0014's triggers: rows inserted by any statement of any session (no unit of
+    work, so nothing of ours announces them) wake the listeners on commit, each topic once per
+    transaction, and a rolled-back insert wakes nobody."""
+    postgresql_only(engine)
+    hub = Wakeups()  # a hub only the database talks to
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    hub.subscribe(heard.put_nowait)
+    now = clock.now()
+    outbox, web = table_of(OutboxRow), table_of(WebMessageRow)
+    sessions = session_factory(engine)
+    async with listening(engine, hub):
+        assert await heard.get() == "*"
+        async with sessions() as session:
+            await session.execute(
+                insert(outbox),
+                [_outbox_row("telegram", "5001", now), _outbox_row("telegram", "5002", now),
+                 _outbox_row("wecom", "u1", now)],
+            )  # fmt: skip
+            await session.execute(insert(outbox), [_outbox_row("telegram", "5003", now)])
+            await session.execute(insert(web), [_web_message("r-a", now)])
+            await session.commit()
+        async with sessions() as session:
+            await session.execute(insert(outbox), [_outbox_row("wechat", "o1", now)])
+            await session.execute(insert(web), [_web_message("r-b", now)])
+            await session.rollback()
+        async with sessions() as session:  # notifications come in commit order: the last
+            await session.execute(insert(web), [_web_message("r-last", now)])
+            await session.commit()
+        topics = []
+        while not topics or topics[-1] != "web:r-last":
+            topics.append(await asyncio.wait_for(heard.get(), 5))
+    assert sorted(topics[:-1]) == ["outbox:telegram", "outbox:wecom", "web:r-a"]
 
 
 @contextlib.asynccontextmanager

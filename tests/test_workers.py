@@ -8,7 +8,9 @@ import contextlib
 import logging
 import socket
 from collections import Counter
+from dataclasses import replace
 
+import pytest
 from sqlalchemy import func, select, text
 
 from bot.app import open_app
@@ -30,6 +32,7 @@ from tests.support.net import STOP_SECONDS, free_port
 from tests.support.outbox import queue
 from tests.support.paths import EXAMPLE_COUNTY
 from tests.support.texts import BOUND_TO_G1
+from workflow.channels import Conversation
 
 CHATS = [str(6000 + n) for n in range(30)]
 PER_CHAT = 6
@@ -171,6 +174,58 @@ async def test_turns_of_one_chat_wait_for_each_other_across_processes(engine, wo
 WAITING = text(
     "SELECT count(*) FROM pg_locks WHERE pid = :pid AND locktype = 'advisory' AND NOT granted"
 )
+
+
+async def test_a_turn_that_waited_for_its_chat_reads_what_the_turn_before_wrote(engine, world):
+    """PostgreSQL takes the chat's lock in the processed mark's INSERT (begin_turn), whose
+    snapshot is older than the wait: the turn's read, the next statement, must still see the
+    draft the turn before it committed meanwhile, and a redelivery of that turn's update,
+    waiting as well, is then found processed."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer and one process: nothing waits")
+    other = await another_engine(engine)
+    others = session_factory(other)
+    now = world["uow"].clock.now()
+    pids: dict[str, int] = {}
+
+    async def turn(update_key: str) -> tuple[bool, Conversation]:
+        async with others() as session:
+            store = SqlChannelStore(session)
+            pids[update_key] = (await session.execute(BACKEND_PID)).scalar_one()
+            await session.commit()  # a fresh transaction: begin_turn is its first statement
+            began = await store.begin_turn("telegram", "5001", update_key, now)
+            _person, conv = await store.turn_state("telegram", "5001", "5001")
+            await session.commit()
+            return began, conv
+
+    try:
+        async with world["sessions"]() as first:
+            store = SqlChannelStore(first)
+            assert await store.begin_turn("telegram", "5001", "m:5001:1", now)
+            _person, conv = await store.turn_state("telegram", "5001", "5001")
+            assert conv.version == 0
+            await store.save_conversation(replace(conv, step="report_photo"), now)
+            waiting = [asyncio.create_task(turn(key)) for key in ("m:5001:2", "m:5001:1")]
+            for _ in range(2000):  # until PostgreSQL shows both waiting (no sleep: ask it)
+                blocked = [
+                    (await first.execute(WAITING, {"pid": p})).scalar_one()
+                    for p in list(pids.values())
+                ]
+                if len(blocked) == 2 and all(blocked):
+                    break
+                await first.execute(text("SELECT 1"))
+            else:
+                raise AssertionError("the other turns did not wait for the chat")
+            assert not any(task.done() for task in waiting)
+            await first.commit()
+        (began, seen), (again, _) = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+    finally:
+        await other.dispose()
+    assert began and (seen.step, seen.version) == ("report_photo", 1)
+    assert not again  # the first turn's update, delivered again: already processed
+
+
+BACKEND_PID = text("SELECT pg_backend_pid()")
 
 
 async def test_an_album_arriving_at_two_processes_keeps_both_photos_without_retries(
