@@ -129,5 +129,6 @@ class InboxProcessor:
             if retry_at is not None:
                 delay = min(delay, max(0.0, (retry_at - self.clock.now()).total_seconds()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(delay, 0.005))
+                async with asyncio.timeout(max(delay, 0.005)):  # not wait_for (bot/runner.py)
+                    await self._wake.wait()
             self._wake.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -151,29 +151,28 @@ async def serve(
         # What was committed goes out before we stop; the rest waits in the outbox. Each flush
         # is bounded: a slow network or a locked database must not keep Ctrl-C from working.
         if tasks:  # the web chat's delivery ran here
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(webchat.deliver_pending(), SHUTDOWN_SECONDS)
-        if telegram is not None:
-            with contextlib.suppress(Exception):  # only while we hold the lease
-                await asyncio.wait_for(telegram.sender.deliver_pending(), SHUTDOWN_SECONDS)
-        if wechat is not None:
-            with contextlib.suppress(Exception):  # only while we hold the lease
-                await asyncio.wait_for(wechat.sender.deliver_pending(), SHUTDOWN_SECONDS)
-        if wecom is not None:
-            with contextlib.suppress(Exception):  # only while we hold the lease
-                await asyncio.wait_for(wecom.sender.deliver_pending(), SHUTDOWN_SECONDS)
+            await bounded(webchat.deliver_pending())
+        for channel in (telegram, wechat, wecom):
+            if channel is not None:  # only while we hold the lease
+                await bounded(channel.sender.deliver_pending())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if telegram is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(telegram.close(), SHUTDOWN_SECONDS)
-        if wechat is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(wechat.close(), SHUTDOWN_SECONDS)
-        if wecom is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(wecom.close(), SHUTDOWN_SECONDS)
+        for channel in (telegram, wechat, wecom):
+            if channel is not None:
+                await bounded(channel.close())
+
+
+async def bounded(step: Awaitable[Any]) -> None:
+    """One step of the shutdown: at most SHUTDOWN_SECONDS, and its failure stops no other.
+
+    asyncio.timeout, never asyncio.wait_for, here and in every loop a shutdown cancels: on
+    Python 3.11 wait_for runs what it waits for in a task of its own and, when that task ends
+    just as the waiter is cancelled, returns its result and drops the cancellation. A sender
+    cancelled as a wake-up arrived went on delivering forever, and `serve` never stopped."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(SHUTDOWN_SECONDS):
+            await step
 
 
 def wake_on(hub: Wakeups, channel: str, wake: Callable[[], None]) -> Callable[[], None]:

@@ -113,13 +113,17 @@ class WriteLock:
         self.waiting = 0  # connections queued for it (figures, tests)
 
     async def acquire(self, holder: object) -> None:
-        if not self._lock.locked():
-            await self._lock.acquire()  # free: taken at once, no task for the timeout
+        if not self._lock.locked() and not self.waiting:
+            await self._lock.acquire()  # free and nobody queued: taken at once, no timer
             self.holder = holder
             return
         self.waiting += 1
         try:
-            await asyncio.wait_for(self._lock.acquire(), WRITE_WAIT_SECONDS)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for waits in a task of its own
+            # and, when that task takes the lock just as the waiter is cancelled, returns and
+            # drops the cancellation (bot/runner.py `bounded`)
+            async with asyncio.timeout(WRITE_WAIT_SECONDS):
+                await self._lock.acquire()
         except TimeoutError:
             raise sqlite3.OperationalError("database is locked") from None
         finally:

@@ -142,10 +142,14 @@ async def _listen_once(engine: AsyncEngine, hub: Wakeups, check_seconds: float) 
             log.info("wake-up listener connected")
             hub.set_live(True)
             while not lost.is_set():
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for may drop the
+                # cancellation that stops this listener (storage/write_lock.py)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), check_seconds)
+                    async with asyncio.timeout(check_seconds):
+                        await lost.wait()
                 if not lost.is_set():
-                    await asyncio.wait_for(raw.fetchval("SELECT 1"), check_seconds)
+                    async with asyncio.timeout(check_seconds):
+                        await raw.fetchval("SELECT 1")
             raise ConnectionError("the listening connection was closed")
         finally:
             await conn.invalidate()

@@ -176,3 +176,27 @@ def test_the_checker_sees_a_test_module_importing_another(tmp_path, monkeypatch,
     (tmp_path / "tests" / "test_x.py").write_text(source)
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert imported_test_modules(tmp_path / "tests" / "test_x.py")
+
+
+def wait_for_calls() -> list[str]:
+    found = []
+    for package in ("bot", "handlers", "workflow", "storage"):
+        for path in python_files(package):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                called = (
+                    isinstance(node, ast.Attribute)
+                    and node.attr == "wait_for"
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "asyncio"
+                )
+                imported = isinstance(node, ast.ImportFrom) and node.module == "asyncio"
+                if called or (imported and any(a.name == "wait_for" for a in node.names)):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_no_asyncio_wait_for_where_a_shutdown_cancels():
+    """Bounded waits use asyncio.timeout, which waits in the task itself: on Python 3.11
+    asyncio.wait_for may drop a cancellation, and a loop cancelled at shutdown ran on forever
+    (bot/runner.py `bounded`, tests/test_stopping.py)."""
+    assert wait_for_calls() == []

@@ -6,6 +6,7 @@ How rows are chosen, paced, retried and failed is described in docs/outbox.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,7 +180,8 @@ class OutboxSender:
                 delay = max(delay, MIN_PAUSE)
             if delay > 0:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):  # not wait_for (bot/runner.py)
+                        await self._wake.wait()
                     # Woken by a commit: under load every intake commit of every process wakes
                     # us, so wake-ups within COALESCE of the last pass's start share one pass
                     # (a lone message still leaves at once).
@@ -311,10 +313,9 @@ class OutboxSender:
         if not background:
             await asyncio.sleep(seconds)
             return
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):  # not wait_for (bot/runner.py)
+                await self._wake.wait()
 
     async def _settle(
         self, work: _PassState, *, everything: bool, at_most: float | None = None

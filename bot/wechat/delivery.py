@@ -74,7 +74,8 @@ class QueueSender(ABC):
             if self.wake_at is not None:
                 delay = min(delay, max(0.0, (self.wake_at - self.clock.now()).total_seconds()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(delay, 0.005))
+                async with asyncio.timeout(max(delay, 0.005)):  # not wait_for (bot/runner.py)
+                    await self._wake.wait()
             self._wake.clear()
 
     async def deliver_pending(self) -> int:

@@ -293,7 +293,8 @@ class WebChat(Inbound):
                 if not self.app.uow.wakeups.live:
                     wait = min(wait, POLL_SECONDS)
                 try:
-                    await asyncio.wait_for(listener.wait(), wait)
+                    async with asyncio.timeout(wait):  # not wait_for (bot/runner.py)
+                        await listener.wait()
                 except TimeoutError:
                     await response.write(b": keepalive\n\n")
         except ConnectionResetError:

@@ -71,7 +71,8 @@ class Delivery:
             if delivered:
                 continue  # there may be more than one batch waiting
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle_seconds)
+                async with asyncio.timeout(idle_seconds):  # not wait_for (bot/runner.py)
+                    await self._wake.wait()
                 # Every process's commits wake every process: a burst shares one pass (as
                 # the Telegram sender does); a chat's own answers were delivered by its post.
                 await asyncio.sleep(max(0.0, started + COALESCE - loop.time()))
