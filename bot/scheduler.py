@@ -8,6 +8,7 @@ default of one second, which would silently drop a run that started late on a bu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -93,6 +94,9 @@ def start_scheduler(
 
     async def tick() -> None:
         # A plain coroutine function: APScheduler would run an awaitable object in a thread.
+        task = asyncio.current_task()
+        if task is not None:  # APScheduler's task, named for the logs (storage/write_lock.py)
+            task.set_name(JOB_ID)
         await work()
 
     scheduler.add_job(

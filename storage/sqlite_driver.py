@@ -11,8 +11,8 @@ concurrent webhooks the slowest updates waited hundreds of milliseconds and the 
 starved. Here a connection takes a process-wide asyncio lock before the statement that opens a
 write transaction (SQLite's BEGIN comes with the first INSERT/UPDATE/DELETE, so reads before it
 never hold it) and gives it back when the transaction ends; waiters queue in order, so the
-sender gets its turn between intake's transactions. Other processes still meet the busy
-handler, as before.
+sender gets its turn between intake's transactions (storage/write_lock.py, which logs who holds
+it when a writer waits long). Other processes still meet the busy handler, as before.
 
 A unit of work's statements are short (point reads and small writes of one turn): inside
 `quick_statements()` its reads and its commit also run on the loop's thread, so a turn makes no
@@ -22,7 +22,6 @@ dashboard's, the weekly analysis) stay outside it and run in the thread.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import sqlite3
 from collections.abc import Iterator
@@ -38,9 +37,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util import await_only
 
-# How long a connection waits for another one's write transaction: the busy timeout's length,
-# and then the same error SQLite gives, so a stuck writer fails loudly instead of hanging.
-WRITE_WAIT_SECONDS = 30.0
+from storage.write_lock import WriteLock
 
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
 
@@ -103,39 +100,6 @@ def _run(
         cursor.close()
 
 
-class WriteLock:
-    """The process's single SQLite writer: held from a write transaction's first statement to
-    its commit or rollback."""
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self.holder: object | None = None
-        self.waiting = 0  # connections queued for it (figures, tests)
-
-    async def acquire(self, holder: object) -> None:
-        if not self._lock.locked() and not self.waiting:
-            await self._lock.acquire()  # free and nobody queued: taken at once, no timer
-            self.holder = holder
-            return
-        self.waiting += 1
-        try:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for waits in a task of its own
-            # and, when that task takes the lock just as the waiter is cancelled, returns and
-            # drops the cancellation (bot/runner.py `bounded`)
-            async with asyncio.timeout(WRITE_WAIT_SECONDS):
-                await self._lock.acquire()
-        except TimeoutError:
-            raise sqlite3.OperationalError("database is locked") from None
-        finally:
-            self.waiting -= 1
-        self.holder = holder
-
-    def release(self, holder: object) -> None:
-        if self.holder is holder:
-            self.holder = None
-            self._lock.release()
-
-
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     __slots__ = ("_description", "_lastrowid", "_rowcount")
 
@@ -178,7 +142,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         adapt: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
         try:
             if _opens_write(operation):
-                adapt.take_write_lock()
+                adapt.take_write_lock(operation)
             driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
             try:
                 result = self._now_or_in_thread(adapt, driver, operation, parameters, many)
@@ -228,9 +192,9 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         self.write_lock = write_lock
         self.busy_ms = int(busy_seconds * 1000)  # the connection's own busy timeout
 
-    def take_write_lock(self) -> None:
+    def take_write_lock(self, statement: str) -> None:
         if self.write_lock.holder is not self:
-            await_only(self.write_lock.acquire(self))
+            await_only(self.write_lock.acquire(self, statement))
 
     def release_write_lock(self) -> None:
         self.write_lock.release(self)

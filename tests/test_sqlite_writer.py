@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import aiosqlite
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
+from storage import write_lock
 from storage.db import create_engine, session_factory
 from storage.uow import UnitOfWorkFactory
 from workflow.clock import SystemClock
@@ -165,3 +167,77 @@ async def test_a_write_waits_for_another_process_holding_the_database(sqlite, tm
     finally:
         other.close()
         await engine.dispose()
+
+
+def lock_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "storage.write_lock"]
+
+
+async def holding(sessions, text: str, release: asyncio.Event, held: asyncio.Event) -> None:
+    """A write transaction kept open until `release` is set."""
+    async with sessions() as session:
+        await session.execute(insert(notes).values(text=text))
+        held.set()
+        await release.wait()
+        await session.commit()
+
+
+async def test_a_writer_that_waits_long_names_the_holder_in_one_line(sqlite, monkeypatch, caplog):
+    monkeypatch.setattr(write_lock, "WARN_SECONDS", 0.0)  # "long" at once: no sleeping here
+    sessions = session_factory(sqlite)
+    release, held = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(holding(sessions, "digest", release, held), name="sweep")
+    await held.wait()
+
+    async def write() -> None:
+        async with sessions() as session:
+            await session.execute(insert(notes).values(text="sent"))
+            await session.commit()
+
+    waiter = asyncio.create_task(write(), name="wecom-sender")
+    await until(lambda: lock_lines(caplog))
+    (line,) = lock_lines(caplog)
+    assert re.fullmatch(
+        r"SQLite write lock: task 'wecom-sender' still waits after \d+\.\d s; held \d+\.\d s "
+        r"by task 'sweep', whose transaction began with: INSERT INTO notes \(text\) VALUES "
+        r"\(\?\) \(1 waiting\)",
+        line,
+    ), line
+    assert [r.levelname for r in caplog.records if r.name == "storage.write_lock"] == ["WARNING"]
+    release.set()
+    await asyncio.gather(holder, waiter)  # the wait goes on after the line
+    assert lock_lines(caplog) == [line]
+
+
+async def test_a_writer_that_gives_up_says_who_held_the_lock(sqlite, monkeypatch, caplog):
+    monkeypatch.setattr(write_lock, "WRITE_WAIT_SECONDS", 0.0)
+    sessions = session_factory(sqlite)
+    release, held = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(holding(sessions, "first", release, held), name="lease")
+    await held.wait()
+    with pytest.raises(Exception, match="database is locked"):
+        async with sessions() as session:
+            await session.execute(insert(notes).values(text="second"))
+    (line,) = lock_lines(caplog)
+    assert line.startswith("SQLite write lock: task ") and " gave up after 0.0 s; held " in line
+    assert "by task 'lease', whose transaction began with: INSERT INTO notes" in line
+    release.set()
+    await holder
+
+
+async def test_a_second_session_writing_inside_a_write_transaction_fails_at_once(sqlite, caplog):
+    """It would wait for its own task's transaction: WRITE_WAIT_SECONDS of nothing, then the
+    same error. Now the error comes at once, with the line."""
+    sessions = session_factory(sqlite)
+    async with sessions() as outer:
+        await outer.execute(insert(notes).values(text="turn"))
+        with pytest.raises(Exception, match="database is locked"):
+            async with sessions() as inner:
+                await inner.execute(insert(notes).values(text="token"))
+        await outer.commit()
+    (line,) = lock_lines(caplog)
+    assert " would wait for itself after 0.0 s; held " in line
+    assert "whose transaction began with: INSERT INTO notes (text) VALUES (?) (0 waiting)" in line
+    async with sessions() as session:
+        texts = (await session.execute(select(notes.c.text))).scalars()
+        assert list(texts) == ["turn"]

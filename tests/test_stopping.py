@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pytest
 
-from storage.sqlite_driver import WriteLock
+from storage.write_lock import WriteLock
 
 STOP = 10  # seconds: a loop that stops does so in milliseconds; one that does not, never
 

@@ -13,9 +13,9 @@ from tests.support.paths import EXAMPLE_COUNTY
 
 # How long a test waits for `serve` to stop: a stop takes well under a second, and each of its
 # steps is bounded (the web server's cleanup, the last flushes, the channels' close), so only
-# a write lock held through all of them takes a few SHUTDOWN_SECONDS. A stop that never ended
-# was a cancellation Python 3.11's asyncio.wait_for dropped (tests/test_stopping.py): more time
-# would not have helped it.
+# a write lock held through all of them takes a few SHUTDOWN_SECONDS, and its waiters log the
+# holder (storage/write_lock.py). A stop that never ended was a cancellation Python 3.11's
+# asyncio.wait_for dropped (tests/test_stopping.py): more time would not have helped it.
 STOP_SECONDS = 3 * SHUTDOWN_SECONDS
 
 
