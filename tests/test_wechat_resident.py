@@ -117,6 +117,26 @@ async def test_a_scan_when_already_following_moves_the_resident(wx):
     )
 
 
+async def test_a_photo_sent_as_the_token_expired_is_fetched_before_the_turn_writes(wx, caplog):
+    """The photo is downloaded before the turn's transaction opens: the token renewed on the
+    way (forgotten, then saved, each in a session of its own) waits for no write lock of the
+    turn's, which would have waited for itself (storage/write_lock.py)."""
+    await wx.cb.follow(RESIDENT, scene="JL-XGC-01-G1")
+    await wx.cb.click(RESIDENT, "report")
+    await wx.settle()
+    await wx.cb.choose(RESIDENT, "安全隐患")
+    await wx.settle()
+    await wx.cb.text(RESIDENT, "井盖丢失，很危险")
+    await wx.settle()
+    requests = wx.fake.token_requests
+    wx.fake.expire_tokens()
+    await wx.cb.image(RESIDENT, jpeg("red"))
+    await wx.settle()
+    assert wx.fake.texts(RESIDENT)[-1].startswith(_zh("photo_received", count=1, limit=9))
+    assert wx.fake.token_requests == requests + 1
+    assert [r.getMessage() for r in caplog.records if r.name == "storage.write_lock"] == []
+
+
 async def test_a_picture_that_is_no_photo_is_refused_and_the_draft_stays(wx):
     from tests.support.texts import refusal
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from bot.wechat.client import WeChatError
 from handlers.messages import PRIVATE, Incoming, Location, PhotoRef
 from handlers.render import Renderer
-from storage.media import MediaRefused, MediaStore
+from storage.media import MediaRefused, MediaStore, StoredPhoto
 from storage.wechat import WeChatStore
 
 log = logging.getLogger(__name__)
@@ -62,22 +62,30 @@ class MediaSource(Protocol):
 
 
 class WeChatPhotos:
-    """Fetches an image by its MediaId into the media store (a PhotoSaver); the WeCom app's
-    members' photos come the same way."""
+    """Fetches an image by its MediaId into the media store (a PhotoFetcher); the WeCom app's
+    members' photos come the same way.
+
+    The download and Pillow happen before the turn's transaction opens (handlers/conversation.py
+    _fetch_ahead): inside it SQLite's writer would wait for WeChat's answer, and a token renewed
+    on the way (saved in a session of its own) would wait for the turn's own write lock."""
 
     def __init__(self, api: MediaSource, media: MediaStore) -> None:
         self.api = api
         self.media = media
 
     async def save(self, uow: Any, channel: str, ref: PhotoRef) -> int:
+        return await self.save_fetched(uow, await self.fetch(channel, ref))
+
+    async def fetch(self, channel: str, ref: PhotoRef) -> StoredPhoto:
         try:
             data = await self.api.get_media(ref.file_id)
         except WeChatError as exc:
             # An expired or unknown MediaId (kept 3 days by WeChat): say so, keep the draft.
             raise MediaRefused("not_an_image", str(exc), reason="damaged") from exc
-        row = await self.media.save_photo(
-            uow.session, data, now=uow.clock.now(), channel=channel, channel_file_id=ref.file_id
-        )
+        return await self.media.store_photo(data, channel=channel, channel_file_id=ref.file_id)
+
+    async def save_fetched(self, uow: Any, fetched: StoredPhoto) -> int:
+        row = await self.media.add_photo_row(uow.session, fetched, now=uow.clock.now())
         return row.id
 
 
