@@ -2,7 +2,8 @@
 
 Feeds the whole resident conversation (start with a grid code, report, category, description,
 album of two photos, done, location, no phone, confirm) for many residents through aiogram's
-Dispatcher into shuoshi, and prints updates per second. In the same run it prints the anchor:
+Dispatcher into shuoshi (the photos downloaded from a fake Bot API in another process, as from
+Telegram), and prints updates per second. In the same run it prints the anchor:
 aiogram dispatching the same number of updates to a handler that does one SQLAlchemy insert
 each. Both are warmed up first (untimed), then measured in turn for several rounds, so that the
 machine's load moves both alike; it prints each round, the median and lowest ratio
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import io
 import itertools
+import multiprocessing
 import resource
 import sqlite3
 import statistics
@@ -26,10 +28,13 @@ import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import aiosqlite
-from aiogram import Dispatcher, Router
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Message, Update
 from PIL import Image
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select
@@ -49,6 +54,7 @@ from storage.org_file import load_org_file
 from storage.rows import OutboxRow
 from storage.uow import UnitOfWorkFactory
 from tests.fake_telegram import FakeTelegram
+from tests.fake_telegram.rules import DEFAULT_TOKEN
 from workflow.clock import SystemClock
 from workflow.policy import WorkflowPolicy
 from workflow.services import Workflow
@@ -61,6 +67,31 @@ def jpeg(color: tuple[int, int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), color).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+def serve_fake(pipe: Connection) -> None:
+    """The fake Bot API in its own process, as Telegram's servers are not in shuoshi's: its
+    getFile and downloads must not be timed as shuoshi's work. Sends back its address and the
+    two photos, then serves until told to stop."""
+
+    async def serve() -> None:
+        async with FakeTelegram() as fake:
+            files = [fake.register_file(jpeg(c), folder="photos", ext="jpg")
+                     for c in ((200, 30, 30), (30, 30, 200))]  # fmt: skip
+            photos = [
+                {"file_id": f.file_id, "file_unique_id": f.file_unique_id,
+                 "file_size": f.file_size, "width": 320, "height": 240}
+                for f in files
+            ]  # fmt: skip
+            pipe.send((fake.base_url, photos))
+            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+
+    asyncio.run(serve())
+
+
+def make_bot(base_url: str) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(base_url))
+    return Bot(token=DEFAULT_TOKEN, session=session)
 
 
 def message(user: int, **fields) -> dict:
@@ -80,8 +111,8 @@ def update(**fields) -> Update:
 class Shuoshi:
     """The system under test, fed update by update; timing covers feed_update only."""
 
-    def __init__(self, fake: FakeTelegram, sessions, media: MediaStore) -> None:
-        self.bot = fake.make_bot()
+    def __init__(self, bot: Bot, sessions, media: MediaStore) -> None:
+        self.bot = bot
         self.sessions = sessions
         conversations = Conversations(
             UnitOfWorkFactory(sessions, SystemClock()),
@@ -202,15 +233,12 @@ async def main(residents: int, rounds: int) -> None:
             await seed_calendar(session, datetime.now(UTC))
             await session.commit()
         await load_org_file(sessions, ROOT / "bot" / "examples" / "county.yaml")
-        async with FakeTelegram() as fake:
-            files = [fake.register_file(jpeg(c), folder="photos", ext="jpg")
-                     for c in ((200, 30, 30), (30, 30, 200))]  # fmt: skip
-            photos = [
-                {"file_id": f.file_id, "file_unique_id": f.file_unique_id,
-                 "file_size": f.file_size, "width": 320, "height": 240}
-                for f in files
-            ]  # fmt: skip
-            system = Shuoshi(fake, sessions, MediaStore(Path(tmp) / "media"))
+        ours, theirs = multiprocessing.Pipe()
+        server = multiprocessing.get_context("spawn").Process(target=serve_fake, args=(theirs,))
+        server.start()
+        try:
+            base_url, photos = await asyncio.get_running_loop().run_in_executor(None, ours.recv)
+            system = Shuoshi(make_bot(base_url), sessions, MediaStore(Path(tmp) / "media"))
             anchor_url = f"sqlite+aiosqlite:///{tmp}/anchor.db"
             # Warm-up, untimed for both: what a running server has done before its first
             # update (catalogs read, templates compiled, aiogram's generic models built).
@@ -232,6 +260,9 @@ async def main(residents: int, rounds: int) -> None:
                 anchor_rate = n / await anchor(same, system.bot, anchor_url)
                 results.append((rate, anchor_rate))
             await system.bot.session.close()
+        finally:
+            ours.send("stop")
+            server.join(10)
         await engine.dispose()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"residents: {residents} per round, rounds: {rounds}, updates: {system.updates}")

@@ -128,6 +128,23 @@ def environment(locale: str = DEFAULT_LOCALE) -> Environment:
     return env
 
 
+_CONSTANTS: dict[tuple[str, str, str], str] = {}
+
+
+def _constant(locale: str, template: str, macro: str) -> str:
+    """A macro called without arguments, such as a button's label: a macro that takes none
+    says the same every time in a language (the templates ship with the code), so it is
+    rendered once; every update compares its text with the menu's labels."""
+    key = (locale, template, macro)
+    text = _CONSTANTS.get(key)
+    if text is None:
+        found = getattr(environment(locale).get_template(template).module, macro)
+        text = str(found()).strip()
+        if not found.arguments and not found.catch_kwargs and not found.catch_varargs:
+            _CONSTANTS[key] = text
+    return text
+
+
 class Renderer:
     """Renders templates in one locale; unknown locales fall back to zh_CN."""
 
@@ -145,6 +162,8 @@ class Renderer:
 
     def macro(self, template: str, macro: str, /, **params: Any) -> str:
         """Render one macro of a message file such as cli.j2."""
+        if not params:
+            return _constant(self.locale, template, macro)
         module = self.env.get_template(template).module
         return str(getattr(module, macro)(**params)).strip()
 

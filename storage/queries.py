@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -58,7 +58,7 @@ def _trail_statement() -> Any:
     """One round trip for a case's trail: each entry with its actor's name and its photos (one
     row per photo), and the reporter's name alongside. Built once: every card runs it."""
     actor = aliased(PersonRow)
-    case_id = bindparam("case_id")
+    case_id: BindParameter[int] = bindparam("case_id")
     reporter = (
         select(PersonRow.name).where(PersonRow.id == bindparam("reporter_id")).scalar_subquery()
     )

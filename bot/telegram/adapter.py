@@ -19,6 +19,7 @@ from aiogram.types import (
     Message,
 )
 
+import bot.telegram.responses  # noqa: F401  (the Bot API answers' classes, made once and held)
 from handlers.conversation import Conversations
 from handlers.messages import (
     Incoming,
