@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -152,9 +152,7 @@ class CaseCards:
         """Private chats of everyone holding `role` over that area or department. A staff web
         workspace is among them only for a person with no chat account elsewhere (as
         desk_chats_with_role): one in Telegram too gets each card there, not twice."""
-        return await self._chats_holding(
-            role, area_id, department_id, ~(_workspace() & _has_chat_elsewhere())
-        )
+        return await self._chats_holding("private", role, area_id, department_id)
 
     async def desk_chats_with_role(
         self, role: Role, *, area_id: int | None = None, department_id: int | None = None
@@ -163,28 +161,17 @@ class CaseCards:
         area or department who have no chat account on any other channel: a unit's bound
         group chat does not reach a clerk who has no Telegram or WeChat, so their workspace
         gets the unit's cards too."""
-        return await self._chats_holding(
-            role, area_id, department_id, _workspace() & ~_has_chat_elsewhere()
-        )
+        return await self._chats_holding("desk", role, area_id, department_id)
 
     async def _chats_holding(
-        self, role: Role, area_id: int | None, department_id: int | None, *where: Any
+        self, kind: str, role: Role, area_id: int | None, department_id: int | None
     ) -> list[tuple[str, str, str]]:
         """(channel, chat, language) of the active people holding `role` there, each chat once
         (one person may hold the role over several grids)."""
-        stmt = (
-            select(IdentityRow.channel, IdentityRow.external_id, PersonRow.language)
-            .join(PersonRow, PersonRow.id == IdentityRow.person_id)
-            .join(RoleAssignmentRow, RoleAssignmentRow.person_id == PersonRow.id)
-            .where(RoleAssignmentRow.role == role.value, PersonRow.active.is_(True), *where)
-            .order_by(IdentityRow.id)
-        )
-        if area_id is not None:
-            stmt = stmt.where(RoleAssignmentRow.area_id == area_id)
-        if department_id is not None:
-            stmt = stmt.where(RoleAssignmentRow.department_id == department_id)
+        stmt = _HOLDING[kind, area_id is not None, department_id is not None]
+        params = {"role": role.value, "area_id": area_id, "department_id": department_id}
         seen: dict[tuple[str, str], str] = {}
-        for c, e, lang in (await self.session.execute(stmt)).all():
+        for c, e, lang in (await self.session.execute(stmt, params)).all():
             seen.setdefault((c, e), lang)
         return [(c, e, lang) for (c, e), lang in seen.items()]
 
@@ -202,3 +189,30 @@ def _has_chat_elsewhere() -> ColumnElement[bool]:
     return (
         select(other.id).where(other.person_id == PersonRow.id, other.channel != WEB_CHANNEL)
     ).exists()
+
+
+def _holding_statement(kind: str, by_area: bool, by_department: bool) -> Any:
+    """The chats of a role's holders: "private" all but the workspaces of people with a chat
+    elsewhere, "desk" only those workspaces. Built once per shape: every new case runs one."""
+    workspace, elsewhere = _workspace(), _has_chat_elsewhere()
+    which = ~(workspace & elsewhere) if kind == "private" else workspace & ~elsewhere
+    stmt = (
+        select(IdentityRow.channel, IdentityRow.external_id, PersonRow.language)
+        .join(PersonRow, PersonRow.id == IdentityRow.person_id)
+        .join(RoleAssignmentRow, RoleAssignmentRow.person_id == PersonRow.id)
+        .where(RoleAssignmentRow.role == bindparam("role"), PersonRow.active.is_(True), which)
+        .order_by(IdentityRow.id)
+    )
+    if by_area:
+        stmt = stmt.where(RoleAssignmentRow.area_id == bindparam("area_id"))
+    if by_department:
+        stmt = stmt.where(RoleAssignmentRow.department_id == bindparam("department_id"))
+    return stmt
+
+
+_HOLDING = {
+    (kind, by_area, by_department): _holding_statement(kind, by_area, by_department)
+    for kind in ("private", "desk")
+    for by_area in (False, True)
+    for by_department in (False, True)
+}

@@ -20,7 +20,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -40,6 +40,39 @@ REWRITTEN = ("text", "buttons")  # what a move changes in a card still waiting (
 def is_edit(payload: dict[str, Any]) -> bool:
     """The row changes a message already sent (a card whose case moved on)."""
     return bool(payload.get("edit_message_id"))
+
+
+def _due_heads_statement(answers_only: bool) -> Any:
+    """Built once per shape (aliases cost milliseconds to make): every sender pass runs it."""
+    earlier = aliased(OutboxRow)
+    waiting_before = exists().where(
+        earlier.chat_id == OutboxRow.chat_id,
+        earlier.status == "pending",
+        earlier.channel == OutboxRow.channel,
+        earlier.id < OutboxRow.id,
+    )
+    query = select(OutboxRow).where(
+        OutboxRow.status == "pending",
+        OutboxRow.next_attempt_at <= bindparam("now"),
+        OutboxRow.channel == bindparam("channel"),
+        OutboxRow.id > bindparam("after"),
+        ~waiting_before,
+    )
+    if answers_only:
+        answer = aliased(OutboxRow)
+        query = query.where(
+            exists().where(
+                answer.chat_id == OutboxRow.chat_id,  # (chat_id, status) index
+                answer.status == "pending",
+                answer.channel == OutboxRow.channel,
+                answer.created_at >= bindparam("answers_since"),  # JSON only of fresh rows
+                answer.payload[ANSWER].as_string().is_not(None),
+            )
+        )
+    return query.order_by(OutboxRow.id).limit(bindparam("batch"))
+
+
+_DUE_HEADS = {answers_only: _due_heads_statement(answers_only) for answers_only in (False, True)}
 
 
 class OutboxRows:
@@ -68,32 +101,11 @@ class OutboxRows:
         `answers_since`: only the heads of chats with an answer (ANSWER) written since then
         still pending. The head itself may be an older background row of that chat: priority
         picks which chat goes next, never the order within a chat."""
-        earlier = aliased(OutboxRow)
-        waiting_before = exists().where(
-            earlier.chat_id == OutboxRow.chat_id,
-            earlier.status == "pending",
-            earlier.channel == OutboxRow.channel,
-            earlier.id < OutboxRow.id,
-        )
-        query = select(OutboxRow).where(
-            OutboxRow.status == "pending",
-            OutboxRow.next_attempt_at <= now,
-            OutboxRow.channel == self.channel,
-            OutboxRow.id > after,
-            ~waiting_before,
-        )
-        if answers_since is not None:
-            answer = aliased(OutboxRow)
-            query = query.where(
-                exists().where(
-                    answer.chat_id == OutboxRow.chat_id,  # (chat_id, status) index
-                    answer.status == "pending",
-                    answer.channel == OutboxRow.channel,
-                    answer.created_at >= answers_since,  # JSON only of the chat's fresh rows
-                    answer.payload[ANSWER].as_string().is_not(None),
-                )
-            )
-        result = await self.session.execute(query.order_by(OutboxRow.id).limit(batch))
+        params = {
+            "now": now, "after": after, "batch": batch, "channel": self.channel,
+            "answers_since": answers_since,
+        }  # fmt: skip
+        result = await self.session.execute(_DUE_HEADS[answers_since is not None], params)
         return list(result.scalars())
 
     async def claim(self, row_id: int, now: datetime, until: datetime) -> bool:
