@@ -116,3 +116,29 @@ async def test_a_pass_starts_no_background_row_once_new_rows_are_committed(
     await sender.deliver_pending(paced=True)
     chats = [c.params["chat_id"] for c in fake.calls_of("sendMessage")]
     assert chats[3] == RESIDENT and len(chats) == 11
+
+
+async def test_rows_committed_after_a_pass_began_end_its_background_too(
+    world, fake, media, monkeypatch
+):
+    """A turn commits while the pass answers button presses: its rows are newer than the
+    pass's `now`, so not due in its reads; the wake-up they sent still ends the pass before
+    the background, and the next one serves the answer first."""
+    clock = world["uow"].clock
+    sender = make_sender(world, fake, media)
+    for chat in BACKGROUND[:10]:
+        await queue(world, chat, f"digest {chat}")
+    real = sender._answer_callbacks
+
+    async def callbacks(now):  # type: ignore[no-untyped-def]
+        await real(now)
+        clock.advance(seconds=0.001)
+        await queue(world, str(RESIDENT), "answer", answer=True)  # a turn meanwhile
+        sender.wake()
+
+    monkeypatch.setattr(sender, "_answer_callbacks", callbacks)
+    assert await sender.deliver_pending(paced=True) == 0
+    monkeypatch.setattr(sender, "_answer_callbacks", real)
+    await sender.deliver_pending(paced=True)
+    chats = [c.params["chat_id"] for c in fake.calls_of("sendMessage")]
+    assert chats[0] == RESIDENT and len(chats) == 11

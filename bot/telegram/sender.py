@@ -200,6 +200,9 @@ class OutboxSender:
         async with self._pass:
             if not self.may_send():
                 return 0
+            # From here on a wake-up means rows this pass may not see: committed after `now`,
+            # they are not due in its reads.
+            self._wake.clear()
             now = self.clock.now()
             await self._answer_callbacks(now)
             work = _PassState(now + PASS_WAIT if paced else None)
@@ -218,7 +221,6 @@ class OutboxSender:
         left for later without holding up the others. Chats waiting for an answer to what
         their user just did go first; then every chat oldest first (background rows get what
         of the overall window the answers leave)."""
-        self._wake.clear()  # from here on a wake-up means rows these reads may not have seen
         for row in await self._answer_heads(now, batch):
             if not await self._start(work, row):
                 return
