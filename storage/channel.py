@@ -26,12 +26,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.case_cards import CaseCards
+from storage.case_memo import remember_grants
 from storage.channel_people import ChannelPeople, grants
 from storage.channel_places import ChannelPlaces
 from storage.chat_locks import LOCKED, lock_chat, locked_params
 from storage.org_cache import OrgCache, generation_column, seen
 from storage.outbox import flush_outbox
 from storage.rows import (
+    AreaRow,
     CaseRow,
     ConversationRow,
     IdentityRow,
@@ -56,10 +58,11 @@ def _turn_state_statement() -> Select[Any]:
     user_id: BindParameter[str] = bindparam("user_id")
     conv, identity = table_of(ConversationRow).c, table_of(IdentityRow).c
     person, role = table_of(PersonRow).c, table_of(RoleAssignmentRow).c
+    area = table_of(AreaRow).c
     return (
         select(
             conv.step, conv.draft, conv.version, person.id, person.name, person.language,
-            role.role, role.area_id, role.department_id, generation_column(),
+            role.role, role.area_id, role.department_id, area.kind, generation_column(),
         )
         .select_from(one)
         .outerjoin(
@@ -74,6 +77,7 @@ def _turn_state_statement() -> Select[Any]:
             table_of(PersonRow), (person.id == identity.person_id) & person.active.is_(True)
         )
         .outerjoin(table_of(RoleAssignmentRow), role.person_id == person.id)
+        .outerjoin(table_of(AreaRow), area.id == role.area_id)
     )  # fmt: skip
 
 
@@ -184,13 +188,15 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             )
         ).all()
         step, draft, version, person_id, name, language = rows[0][:6]
-        seen(self.session, rows[0][9])  # the organisation's generation, for its cached copy
+        seen(self.session, rows[0][10])  # the organisation's generation, for its cached copy
         conv = Conversation(channel=channel, chat_id=chat_id, user_id=user_id)
         if version is not None:
             conv.step, conv.draft, conv.version = step, dict(draft or {}), version
         if person_id is None:
             return None, conv
-        roles = grants([tuple(r[6:9]) for r in rows if r[6] is not None])
+        held = [tuple(r[6:10]) for r in rows if r[6] is not None]
+        remember_grants(self.session, person_id, held)  # the actor of this turn's commands
+        roles = grants([g[:3] for g in held])
         return Person(id=person_id, name=name, language=language, roles=roles), conv
 
     async def save_conversation(self, conversation: Conversation, now: datetime) -> None:

@@ -8,6 +8,7 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.case_memo import known_grants
 from storage.org_cache import OrgCache
 from storage.rows import AreaRow, CategoryRow, DepartmentRow, PersonRow, RoleAssignmentRow
 from workflow.errors import NotFound, NotPermitted
@@ -34,6 +35,9 @@ class SqlOrgDirectory:
 
     async def actor(self, person_id: int, role: Role) -> Actor:
         """The person in the given role, with every grid, township and department it covers."""
+        known = known_grants(self.session, person_id)  # read with the turn (case_memo.py)
+        if known is not None:
+            return _actor(person_id, role, [(a, d, k) for r, a, d, k in known if r == role.value])
         # One statement: the person (active or not), left-joined to their grants of this role.
         rows = (
             await self.session.execute(
@@ -57,24 +61,7 @@ class SqlOrgDirectory:
             (area, department, kind) for _active, grant, area, department, kind in rows
             if grant is not None
         ]  # fmt: skip
-        if not grants:
-            raise NotPermitted(
-                "role_not_held",
-                f"person {person_id} does not hold the role {role.value}",
-                role=role.value,
-            )
-        grids = frozenset(a for a, _d, kind in grants if a is not None and kind == "grid")
-        townships = frozenset(
-            a for a, _d, kind in grants if a is not None and kind in ("township", "street")
-        )
-        departments = frozenset(d for _a, d, _k in grants if d is not None)
-        return Actor(
-            person_id=person_id,
-            role=role,
-            grid_ids=grids,
-            township_ids=townships,
-            department_ids=departments,
-        )
+        return _actor(person_id, role, grants)
 
     async def grid_place(self, grid_code: str) -> GridPlace:
         return await self._cached(("grid", grid_code), lambda: self._grid_place(grid_code))
@@ -149,3 +136,27 @@ class SqlOrgDirectory:
         if code is None:
             raise NotFound("no_county", "no county loaded: run `shuoshi org load FILE`")
         return code
+
+
+def _actor(
+    person_id: int, role: Role, grants: list[tuple[int | None, int | None, str | None]]
+) -> Actor:
+    """The actor from its grants of the role: (area id, department id, area kind) each."""
+    if not grants:
+        raise NotPermitted(
+            "role_not_held",
+            f"person {person_id} does not hold the role {role.value}",
+            role=role.value,
+        )
+    grids = frozenset(a for a, _d, kind in grants if a is not None and kind == "grid")
+    townships = frozenset(
+        a for a, _d, kind in grants if a is not None and kind in ("township", "street")
+    )
+    departments = frozenset(d for _a, d, _k in grants if d is not None)
+    return Actor(
+        person_id=person_id,
+        role=role,
+        grid_ids=grids,
+        township_ids=townships,
+        department_ids=departments,
+    )

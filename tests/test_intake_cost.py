@@ -35,11 +35,11 @@ from workflow.services import Workflow
 # PostgreSQL: the chat's turn lock is taken by the processed mark's INSERT (storage/chat_locks.py)
 # and the NOTIFY waking other processes is sent by the outbox's trigger (storage/wakeups.py)
 PLAIN_TEXT_STATEMENTS = 4
-# mark, turn read, actor, case number, case, the two trail entries (one INSERT), the card's trail
-# (with its photos and the reporter's name), the holder unit's group bindings and members,
-# conversation, outbox rows: the case is read once, its card built once, names come from the
-# org cache
-CONFIRM_STATEMENTS = 11
+# mark, turn read (the actor's grants with it), case number, case, the two trail entries (one
+# INSERT), the card's trail (with its photos and the reporter's name), the holder unit's group
+# bindings and members, conversation, outbox rows: the case is read once, its card built once,
+# names come from the org cache
+CONFIRM_STATEMENTS = 10
 
 
 class Resident:
@@ -153,21 +153,38 @@ async def test_a_turns_outbox_rows_go_in_with_one_statement(engine, clock):
     assert await _stored(engine) == ["m0", "m1", "m2", "m3", "m5"]
 
 
-async def test_an_actor_is_read_in_one_statement(engine, resident: Resident):
-    """Every workflow command names its actor: the person and their grants of the role in one
-    read, and still the two refusals (no such active person; role not held)."""
+async def test_an_actor_is_read_in_one_statement_and_the_turns_with_the_turn(
+    engine, resident: Resident
+):
+    """Every workflow command names its actor: the turn's person comes with the turn's read
+    (no statement), anyone else with one; still the two refusals (no such active person; role
+    not held), and a grant written in the transaction is seen."""
     await resident.send(text="/start JL-XGC-01-G1")
+    await resident.send("5002", text="/start JL-XGC-01-G2")
     uows = UnitOfWorkFactory(session_factory(engine), resident.clock)
     async with uows() as uow:
+        other = await uow.channels.person_for("telegram", "5002")
+    async with uows() as uow:
         person, _ = await uow.channels.turn_state("telegram", "5001", "5001")
-        assert person is not None
+        assert person is not None and other is not None
         with counting(engine) as statements:
             actor = await uow.org.actor(person.id, Role.RESIDENT)
-        assert len(statements) == 1 and actor.person_id == person.id
+        assert statements == [] and actor.person_id == person.id
+        assert len(actor.grid_ids) == 1 and actor.township_ids == frozenset()
+        with counting(engine) as statements:
+            someone = await uow.org.actor(other.id, Role.RESIDENT)
+        assert len(statements) == 1 and someone.grid_ids != actor.grid_ids
         with pytest.raises(NotPermitted):
             await uow.org.actor(person.id, Role.COUNTY_DISPATCHER)
         with pytest.raises(NotFound):
             await uow.org.actor(person.id + 1000, Role.RESIDENT)
+        # The person moves to G2 in this transaction: the actor follows, read again.
+        now = resident.clock.now()
+        await uow.channels.enrol_resident(
+            "telegram", "5001", "-", "zh_CN", min(someone.grid_ids), now
+        )
+        moved = await uow.org.actor(person.id, Role.RESIDENT)
+        assert moved.grid_ids == someone.grid_ids
 
 
 async def test_a_new_residents_start_writes_the_person_without_reading_it_back(

@@ -94,7 +94,7 @@ def rows_open_to(case: Case, action: Action, actor: Actor) -> list[Transition]:
             case=case.number,
         )
     ctx = GuardContext(
-        case=case, actor=actor, params={}, policy=WorkflowPolicy(), now=case.created_at
+        case=case, actor=actor, params={}, policy=_CASE_ONLY_POLICY, now=case.created_at
     )
     open_rows = [t for t in rows if all(g(ctx) for g in t.guards if g.case_only)]
     if not open_rows:
@@ -102,6 +102,11 @@ def rows_open_to(case: Case, action: Action, actor: Actor) -> list[Transition]:
             case, action, [next(g for g in t.guards if g.case_only and not g(ctx)) for t in rows]
         )
     return open_rows
+
+
+# Case-only guards read the case alone; the context still wants a policy. Made once: parsing
+# its limits on every check cost more than the check (every press and every card's buttons).
+_CASE_ONLY_POLICY = WorkflowPolicy()
 
 
 def _refuse(case: Case, action: Action, failures: list[Guard]) -> NoReturn:
