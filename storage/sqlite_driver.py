@@ -217,16 +217,27 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         try:
             conn = self._connection._connection
             if conn is not None and conn.in_transaction:
-                if _quick.get():
-                    # WAL commit without fsync (synchronous=NORMAL): cheaper than the hand-off
-                    await_only(_nothing())
-                    conn.commit()
-                else:
+                if not _quick.get() or not self._commit_now(conn):
                     super().commit()
         except Exception as error:
             self._handle_exception(error)
         finally:
             self.release_write_lock()
+
+    def _commit_now(self, conn: sqlite3.Connection) -> bool:
+        """A WAL commit without fsync (synchronous=NORMAL) is cheaper than the hand-off; it
+        never waits here: should SQLite answer busy, False, and the thread commits."""
+        await_only(_nothing())
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.commit()
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error):
+                raise
+            return False
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_ms}")
+        return True
 
     def close(self) -> None:
         try:
