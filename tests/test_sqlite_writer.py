@@ -82,30 +82,35 @@ async def test_a_failed_write_gives_the_writer_back(sqlite):
     assert count == 2
 
 
+def count_hops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the trips to aiosqlite's thread from here on: [n]."""
+    hops = [0]
+    real = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops[0] += 1
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return hops
+
+
 async def test_a_write_transaction_runs_its_statements_without_thread_hops(sqlite, monkeypatch):
     """Inside the write transaction statements run on the loop's thread; only the commit goes
     to aiosqlite's thread."""
     sessions = session_factory(sqlite)
     async with sessions() as session:  # warm the pool: connecting is a hop of its own
         await session.execute(select(notes.c.id))
-    hops = 0
-    real = aiosqlite.Connection._execute
-
-    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal hops
-        hops += 1
-        return await real(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    hops = count_hops(monkeypatch)
     async with sessions() as session:
         for n in range(3):
             await session.execute(insert(notes).values(text=str(n)))
             await session.execute(select(func.count()).select_from(notes))
         await session.commit()
-    assert hops == 1
+    assert hops[0] == 1
     async with sessions() as session:  # a read outside a write transaction: in the thread
         await session.execute(select(func.count()).select_from(notes))
-    assert hops == 2
+    assert hops[0] == 2
 
 
 async def test_a_unit_of_work_makes_no_thread_hop_a_reading_does(sqlite, monkeypatch):
@@ -114,26 +119,18 @@ async def test_a_unit_of_work_makes_no_thread_hop_a_reading_does(sqlite, monkeyp
     factory = UnitOfWorkFactory(session_factory(sqlite), SystemClock())
     async with factory.reading() as uow:  # warm the pool: connecting is a hop of its own
         await uow.session.execute(select(notes.c.id))
-    hops = 0
-    real = aiosqlite.Connection._execute
-
-    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal hops
-        hops += 1
-        return await real(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    hops = count_hops(monkeypatch)
     async with factory() as uow:
         await uow.session.execute(select(func.count()).select_from(notes))
         await uow.session.execute(insert(notes).values(text="turn"))
         await uow.commit()
-    assert hops == 0
+    assert hops[0] == 0
     async with factory() as uow:  # the commit landed
         count = (await uow.session.execute(select(func.count()).select_from(notes))).scalar()
-    assert count == 1 and hops == 0
+    assert count == 1 and hops[0] == 0
     async with factory.reading() as uow:
         await uow.session.execute(select(func.count()).select_from(notes))
-    assert hops == 1
+    assert hops[0] == 1
 
 
 async def test_a_write_waits_for_another_process_holding_the_database(sqlite, tmp_path: Path):

@@ -57,16 +57,22 @@ async def enrol_supervisor(world) -> None:
         await session.commit()
 
 
-async def test_a_telegram_supervision_card_follows_its_case(world, tmp_path, fake, media):
+async def overdue_at_housing(world, tmp_path, fake, media):  # type: ignore[no-untyped-def]
+    """A report assigned to housing, whose acceptance is due two days on: at the deadline the
+    sweep writes the supervision card (not yet delivered). Returns (bot, sender, number)."""
     await enrol_supervisor(world)
     bot, sender = Bot(world, tmp_path), sender_for(fake, world, media)
     number = await report(bot)
     await bot.press("7001", "a:sv:")
     await bot.press("7002", "a:pu:")
     await bot.press("7003", "as:housing:")
-    # Acceptance is due two days on: at the deadline the sweep sends the supervision card.
     world["uow"].clock.set(datetime(2026, 11, 25, 0, 0, tzinfo=SHANGHAI))
     await Sweeper(world["wf"], ReminderNotifier()).sweep(world["uow"])
+    return bot, sender, number
+
+
+async def test_a_telegram_supervision_card_follows_its_case(world, tmp_path, fake, media):
+    bot, sender, number = await overdue_at_housing(world, tmp_path, fake, media)
     await deliver_all(sender)
     card = fake.last_sent(SUPERVISOR)
     assert "督办" in card["text"] and data_of(card) == [f"a:su:{number}"]
@@ -117,14 +123,7 @@ async def test_a_private_supervision_card_keeps_its_button_and_overdue_line_once
     the card is kept true as the supervisor's card still (the role it was sent to is kept with
     the message, not worked out from today's bindings), and it still says which stage was due
     when. The same whether it was out already (edited) or still in the outbox (rewritten)."""
-    await enrol_supervisor(world)
-    bot, sender = Bot(world, tmp_path), sender_for(fake, world, media)
-    number = await report(bot)
-    await bot.press("7001", "a:sv:")
-    await bot.press("7002", "a:pu:")
-    await bot.press("7003", "as:housing:")
-    world["uow"].clock.set(datetime(2026, 11, 25, 0, 0, tzinfo=SHANGHAI))
-    await Sweeper(world["wf"], ReminderNotifier()).sweep(world["uow"])
+    bot, sender, number = await overdue_at_housing(world, tmp_path, fake, media)
     overdue = "本环节（待部门签收）时限 11-24 23:59"
     if delivered:
         await deliver_all(sender)

@@ -10,6 +10,7 @@ from handlers.render import Renderer
 from storage.rows import AttachmentRow
 from tests.support.images import jpeg
 from tests.support.texts import said
+from tests.support.wechat import describe_hazard
 
 RESIDENT = "o-resident-1"
 ZH = Renderer("zh_CN")
@@ -121,12 +122,7 @@ async def test_a_photo_sent_as_the_token_expired_is_fetched_before_the_turn_writ
     """The photo is downloaded before the turn's transaction opens: the token renewed on the
     way (forgotten, then saved, each in a session of its own) waits for no write lock of the
     turn's, which would have waited for itself (storage/write_lock.py)."""
-    await wx.cb.follow(RESIDENT, scene="JL-XGC-01-G1")
-    await wx.cb.click(RESIDENT, "report")
-    await wx.settle()
-    await wx.cb.choose(RESIDENT, "安全隐患")
-    await wx.settle()
-    await wx.cb.text(RESIDENT, "井盖丢失，很危险")
+    await describe_hazard(wx, RESIDENT, "井盖丢失，很危险")
     await wx.settle()
     requests = wx.fake.token_requests
     wx.fake.expire_tokens()

@@ -98,6 +98,17 @@ async def wx_plain(tmp_path: Any) -> AsyncIterator[WeChatEnv]:
         yield env
 
 
+async def describe_hazard(env: WeChatEnv, openid: str, text: str) -> None:
+    """`openid` follows through grid G1's QR code, starts a report of a safety hazard and
+    describes it (not yet settled)."""
+    await env.cb.follow(openid, scene="JL-XGC-01-G1")
+    await env.cb.click(openid, "report")
+    await env.settle()
+    await env.cb.choose(openid, "安全隐患")
+    await env.settle()
+    await env.cb.text(openid, text)
+
+
 async def report_case(
     env: WeChatEnv, openid: str, *, photo: bytes | None = None,
     location: tuple[float, float] | None = None,
@@ -107,12 +118,7 @@ async def report_case(
     from bot.wechat.render import plain
     from tests.support.texts import said
 
-    await env.cb.follow(openid, scene="JL-XGC-01-G1")
-    await env.cb.click(openid, "report")
-    await env.settle()
-    await env.cb.choose(openid, "安全隐患")
-    await env.settle()
-    await env.cb.text(openid, "井盖丢失")
+    await describe_hazard(env, openid, "井盖丢失")
     if photo is not None:
         await env.cb.image(openid, photo)
     await env.settle()
