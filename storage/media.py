@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from PIL import ExifTags, Image, ImageSequence, JpegImagePlugin
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.image_headers import declared_size, sniff, webp_is_lossless
 from storage.rows import AttachmentRow
+from storage.sql import table_of
 from workflow.errors import WorkflowError
 
 MAX_PHOTO_BYTES = 20 * 1024 * 1024  # Telegram bots cannot download larger files anyway.
@@ -60,6 +62,10 @@ class MediaRefused(WorkflowError):
     """An upload that is not stored; code and params let the chat layer explain why."""
 
     code = "media_refused"
+
+
+_ATTACHMENTS = table_of(AttachmentRow)
+_INSERT_ATTACHMENT = insert(_ATTACHMENTS).returning(_ATTACHMENTS.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,23 +298,17 @@ class MediaStore:
     async def add_photo_row(
         self, session: AsyncSession, photo: StoredPhoto, *, now: datetime
     ) -> AttachmentRow:
-        """The row of a photo store_photo wrote; the caller commits with its change."""
+        """The row of a photo store_photo wrote; the caller commits with its change. One
+        INSERT (no ORM flush); the row returned is a detached copy to read its values from."""
         stored = photo.stored
-        row = AttachmentRow(
-            kind="photo",
-            mime_type=stored.info.mime_type,
-            size=photo.size,
-            sha256=stored.sha256,
-            public_sha256=stored.public_sha256,
-            width=stored.info.width,
-            height=stored.info.height,
-            channel=photo.channel,
-            channel_file_id=photo.channel_file_id,
-            created_at=now.astimezone(UTC),
-        )
-        session.add(row)
-        await session.flush()
-        return row
+        values = {
+            "kind": "photo", "mime_type": stored.info.mime_type, "size": photo.size,
+            "sha256": stored.sha256, "public_sha256": stored.public_sha256,
+            "width": stored.info.width, "height": stored.info.height, "channel": photo.channel,
+            "channel_file_id": photo.channel_file_id, "created_at": now.astimezone(UTC),
+        }  # fmt: skip
+        row_id = (await session.execute(_INSERT_ATTACHMENT, values)).scalar_one()
+        return AttachmentRow(id=row_id, **values)
 
     def _store(self, data: bytes) -> _Stored:
         info = self.inspect_photo(data)
