@@ -36,6 +36,7 @@ _MOVE_IDENTITY = (
     .where(_IDENTITIES.c.external_id == bindparam("k_external_id"))
 )
 _INSERT_IDENTITY = insert(_IDENTITIES)
+_INSERT_PERSON = insert(table_of(PersonRow)).returning(table_of(PersonRow).c.id)
 _INSERT_GRANT = insert(table_of(RoleAssignmentRow))
 
 
@@ -143,12 +144,13 @@ class ChannelPeople:
         )
 
     async def _new_person(self, name: str, language: str, now: datetime) -> PersonRow:
-        person = PersonRow(
-            code=None, name=name or "-", phone=None, language=language, active=True, created_at=now
-        )
-        self.session.add(person)
-        await self.session.flush()
-        return person
+        """One INSERT (no ORM flush); the row returned is a detached copy to read from."""
+        values = {
+            "code": None, "name": name or "-", "phone": None, "language": language,
+            "active": True, "created_at": now,
+        }  # fmt: skip
+        person_id = (await self.session.execute(_INSERT_PERSON, values)).scalar_one()
+        return PersonRow(id=person_id, **values)
 
     async def _link(
         self, channel: str, external_id: str, person_id: int, now: datetime, *,
