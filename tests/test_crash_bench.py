@@ -69,6 +69,24 @@ async def test_the_audit_counts_every_kind_of_loss(engine, clock, tmp_path):
     assert (figures.delivered_twice, figures.over_twice, figures.stuck) == (2, 1, 1)
     assert figures.missing_photos == 1 and not figures.ok
     assert any("c:77" in note for note in figures.notes)
+    assert any("row" in note and "'late'" in note for note in figures.notes)  # the stuck one
+
+
+async def test_rows_for_a_channel_the_run_does_not_deliver_are_not_stuck(engine, clock):
+    """The example county gives staff a wecom_userid and the bench runs no WeCom sender: their
+    cards stay pending, which no kill caused; a pending row of a channel it delivers is stuck."""
+    now = clock.now()
+    async with session_factory(engine)() as session:
+        for channel, chat in (("wecom", "HuChunMei"), ("telegram", "700"), ("web", "r-1")):
+            row = dict(channel=channel, chat_id=chat, payload={"text": "card"}, status="pending")
+            session.add(OutboxRow(**row, created_at=now, next_attempt_at=now))
+        await session.commit()
+        polling, web = Figures("polling", "pg", 0, 0, 0.0), Figures("web", "pg", 0, 0, 0.0)
+        await count_figures(session, polling, "telegram", [], Counter())
+        await count_figures(session, web, "web", [], None)
+
+    assert (polling.stuck, polling.unserved) == (2, 1)  # telegram and web; wecom apart
+    assert (web.stuck, web.unserved) == (1, 2)  # the web chat's run has no Telegram either
 
 
 async def test_what_the_residents_read_and_what_the_api_handed_out():
