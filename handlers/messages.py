@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 PRIVATE = "private"
@@ -134,9 +135,17 @@ class Outgoing:
     context: dict[str, Any] | None = None
 
     def payload(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["buttons"] = [[asdict(b) for b in row] for row in self.buttons]
+        """The outbox row's JSON: a copy (dataclasses.asdict's deep recursion cost more than the
+        rest of a plain turn's Python; every field is a value or a list/dict of values)."""
+        data = {name: getattr(self, name) for name in _OUTGOING_FIELDS}
+        data["buttons"] = [[{"text": b.text, "data": b.data} for b in row] for row in self.buttons]
+        data["photos"] = list(self.photos)
+        data["keyboard"] = [list(row) for row in self.keyboard]
+        data["context"] = copy.deepcopy(self.context) if self.context is not None else None
         return data
+
+
+_OUTGOING_FIELDS = tuple(f.name for f in fields(Outgoing))
 
 
 def outgoing_from_payload(payload: dict[str, Any]) -> Outgoing:
