@@ -14,6 +14,7 @@ from storage.calendar import seed_calendar
 from storage.db import Engine, SessionFactory, create_engine, session_factory, upgrade_schema
 from storage.media import MediaStore
 from storage.uow import UnitOfWorkFactory
+from workflow.channels import ALL_CHANNELS
 from workflow.clock import Clock, SystemClock
 from workflow.services import Workflow
 
@@ -42,6 +43,8 @@ class App:
     workflow: Workflow
     media: MediaStore
     renderer: Renderer = field(default_factory=Renderer)
+    # The channels this deployment delivers (enabled_channels): messages go to these only.
+    channels: frozenset[str] = ALL_CHANNELS
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -73,6 +76,18 @@ async def open_app(settings: Settings, clock: Clock | None = None, *, migrate: b
     return assemble(settings, engine, sessions, clock)
 
 
+def enabled_channels(settings: Settings) -> frozenset[str]:
+    """The channels these settings deliver: the web chat always, Telegram with a token, WeChat
+    and WeCom when configured. A chat on any other channel is never addressed: no sender
+    would take its outbox rows, and its person's other chats (or staff workspace) get them."""
+    configured = {
+        "telegram": settings.telegram.token is not None,
+        "wechat": settings.wechat.enabled,
+        "wecom": settings.wecom.enabled,
+    }
+    return frozenset({"web"} | {name for name, on in configured.items() if on})
+
+
 def assemble(
     settings: Settings,
     engine: Engine,
@@ -82,13 +97,17 @@ def assemble(
     media: MediaStore | None = None,
 ) -> App:
     """The App's parts wired from its settings, on an engine that is already open and upgraded."""
+    channels = enabled_channels(settings)
     return App(
         settings=settings,
         engine=engine,
         sessions=sessions,
         clock=clock,
         uow=UnitOfWorkFactory(sessions, clock),
-        workflow=Workflow(settings.workflow.policy(), on_events=Notifier(settings.locale)),
+        workflow=Workflow(
+            settings.workflow.policy(), on_events=Notifier(settings.locale, channels)
+        ),
         media=media or MediaStore(settings.media_root),
         renderer=Renderer(settings.locale),
+        channels=channels,
     )

@@ -61,7 +61,7 @@ class PeriodicWork:
 
 
 def make_sweeper(app: App) -> Sweeper:
-    return Sweeper(app.workflow, ReminderNotifier(app.settings.locale))
+    return Sweeper(app.workflow, ReminderNotifier(app.settings.locale, app.channels))
 
 
 def make_digests(app: App) -> Digests:
@@ -75,6 +75,7 @@ def make_digests(app: App) -> Digests:
         weekly_at=schedule.weekly_analysis_at,
         default_locale=app.settings.locale,
         weekly_url=public.rstrip("/") + "/dashboard/weekly" if public else None,
+        enabled=app.channels,
     )
 
 

@@ -16,6 +16,7 @@ from handlers.units import (
     card_buttons,
     holder_unit,
     instruct_line,
+    private_chats,
     rating_buttons,
     unit_targets,
 )
@@ -79,7 +80,7 @@ async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
         locales: dict[tuple[str, str], str] = {}
         if holder is not None:
             for channel, chat_id, locale in await unit_targets(
-                telling.chats, *holder, telling.default_locale
+                telling.chats, *holder, telling.default_locale, telling.enabled
             ):
                 locales[(channel, chat_id)] = locale
         held_by = set(locales)
@@ -90,7 +91,9 @@ async def keep_cards_true(telling: Telling, events: list[CaseEvent]) -> Told:
             locales,
         )
         if card.reporter_id is not None and any(m.purpose == "rating" for m in shown):
-            for channel, chat_id, locale in await telling.chats.private_chats_of(card.reporter_id):
+            for channel, chat_id, locale in await private_chats(
+                telling.chats, card.reporter_id, telling.enabled
+            ):
                 locales.setdefault((channel, chat_id), locale)
         for message in shown:
             key = (message.channel, message.chat_id)
@@ -174,7 +177,13 @@ async def _supervisor_chats(
     found: set[tuple[str, str]] = set()
     for purpose in ("supervisors", "leaders"):
         for channel, chat_id, locale in await unit_targets(
-            telling.chats, purpose, Role.SUPERVISOR, None, None, telling.default_locale
+            telling.chats,
+            purpose,
+            Role.SUPERVISOR,
+            None,
+            None,
+            telling.default_locale,
+            telling.enabled,
         ):
             locales.setdefault((channel, chat_id), locale)
             found.add((channel, chat_id))

@@ -17,6 +17,7 @@ from handlers.ports import UnitOfWork
 from handlers.render import Renderer
 from handlers.units import unit_targets
 from handlers.weekly import build_weekly, fit, previous_week, render_weekly_message
+from workflow.channels import ALL_CHANNELS, ChatBinding
 from workflow.clock import SHANGHAI
 from workflow.deadlines import WorkCalendar
 from workflow.model import Role
@@ -71,6 +72,7 @@ class Digests:
         weekly_at: time = time(9, 0),
         default_locale: str = "zh_CN",
         weekly_url: str | None = None,
+        enabled: frozenset[str] = ALL_CHANNELS,
     ) -> None:
         if not 0 <= weekly_day <= 6:
             raise ValueError(f"weekly_day must be 0 (Monday) to 6 (Sunday), not {weekly_day}")
@@ -79,6 +81,7 @@ class Digests:
         self.weekly_at = weekly_at
         self.default_locale = default_locale
         self.weekly_url = weekly_url
+        self.enabled = enabled  # the channels delivered (bot/app.py): nothing goes to others
         # The latest period of each kind this process finished: later sweeps skip it without a
         # query (only the latest is kept: an older period is never due again).
         self._finished: dict[str, str] = {}
@@ -175,10 +178,14 @@ class Digests:
         department = unit.kind == "department"
         return await unit_targets(
             uow.channels, purpose, role, None if department else unit.id,
-            unit.id if department else None, self.default_locale,
+            unit.id if department else None, self.default_locale, self.enabled,
         )  # fmt: skip
 
     # Weekly analysis -----------------------------------------------------------------------
+
+    async def _bound(self, uow: UnitOfWork, purpose: str) -> list[ChatBinding]:
+        """The chats bound for `purpose` on the channels this deployment delivers."""
+        return [b for b in await uow.channels.chats_for(purpose) if b.channel in self.enabled]
 
     async def _weekly(self, uow_factory: Callable[[], UnitOfWork], now: datetime) -> int:
         if now.weekday() < self.weekly_day or now.time() < self.weekly_at:
@@ -196,9 +203,7 @@ class Digests:
                 if not await uow.reports.claim_run(WEEKLY, WEEKLY_TARGET, key, now):
                     self._finished[WEEKLY] = key
                     return 0
-                chats = await uow.channels.chats_for("leaders") or await uow.channels.chats_for(
-                    "supervisors"
-                )
+                chats = await self._bound(uow, "leaders") or await self._bound(uow, "supervisors")
                 if not chats:
                     # Not recorded: a leaders' chat bound later today still gets this week's.
                     if self._warned_week != key:

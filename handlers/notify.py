@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers.card_edits import keep_cards_true
 from handlers.messages import Outgoing
-from handlers.ports import CaseCard, ChatStore
+from handlers.ports import CaseCard
 from handlers.render import Renderer
 from handlers.telling import NoticeHandler, Telling, Told
 from handlers.units import (
@@ -12,10 +12,12 @@ from handlers.units import (
     HolderUnit,
     card_buttons,
     holder_unit,
+    private_chats,
     rating_buttons,
     unit_targets,
 )
 from workflow.bus import MessageBus
+from workflow.channels import ALL_CHANNELS
 from workflow.events import (
     CaseAccepted,
     CaseAssigned,
@@ -52,7 +54,7 @@ def news_to_reporter(template: str) -> NoticeHandler:
 
     async def tell(event: CaseEvent, telling: Telling) -> Told:
         card = await telling.card(event.case_number)
-        return await _to_reporter(telling.chats, card, template, event)
+        return await _to_reporter(telling, card, template, event)
 
     tell.__name__ = tell.__qualname__ = f"news_to_reporter({template!r})"
     return tell
@@ -64,10 +66,8 @@ async def ask_for_rating(event: CaseResolved, telling: Telling) -> Told:
     card = await telling.card(event.case_number)
     rates = card.reporter_role is None or Role(card.reporter_role) in RATERS
     if not rates:
-        return await _to_reporter(
-            telling.chats, card, "news_resolved", event, photos=card.result_photos
-        )
-    return await _to_reporter(telling.chats, card, "news_resolved", event, rating=True)
+        return await _to_reporter(telling, card, "news_resolved", event, photos=card.result_photos)
+    return await _to_reporter(telling, card, "news_resolved", event, rating=True)
 
 
 async def card_to_holder(event: CaseEvent, telling: Telling) -> Told:
@@ -94,7 +94,7 @@ async def page_emergency(event: CaseRouted, telling: Telling) -> Told:
         if holder is not None and unit.purpose == holder.purpose:
             continue  # the holder gets the card with its buttons anyway
         for channel, chat_id, locale in await unit_targets(
-            telling.chats, *unit, telling.default_locale
+            telling.chats, *unit, telling.default_locale, telling.enabled
         ):
             r = Renderer(locale)
             text = r.macro("chat.html.j2", "emergency_page", card=card, event=event)
@@ -114,7 +114,7 @@ async def instruction_to_holder(event: CaseSupervised, telling: Telling) -> Told
         return []
     out: Told = []
     for channel, chat_id, locale in await unit_targets(
-        telling.chats, *unit, telling.default_locale
+        telling.chats, *unit, telling.default_locale, telling.enabled
     ):
         text = Renderer(locale).macro(
             "chat.html.j2", "instruction", card=card, event=event,
@@ -132,7 +132,7 @@ async def note_to_reporter(event: ProgressNoted, telling: Telling) -> Told:
     card = await telling.card(event.case_number)
     if card.reporter_id is not None and event.entry.actor_id == card.reporter_id:
         return []  # nobody is told of their own words
-    return await _to_reporter(telling.chats, card, "news_progress", event,
+    return await _to_reporter(telling, card, "news_progress", event,
                               photos=card.last_photos)  # fmt: skip
 
 
@@ -184,12 +184,15 @@ UNTOLD: frozenset[type[Event]] = frozenset({CaseReported, CaseRated, CaseClosedU
 class Notifier:
     """The workflow's event hook: writes outbox rows inside the same unit of work."""
 
-    def __init__(self, default_locale: str = "zh_CN") -> None:
+    def __init__(
+        self, default_locale: str = "zh_CN", enabled: frozenset[str] = ALL_CHANNELS
+    ) -> None:
         self.default_locale = default_locale
+        self.enabled = enabled  # the channels delivered (bot/app.py): nothing goes to others
         self.bus: MessageBus[Telling, tuple[str, Outgoing]] = MessageBus(HANDLERS)
 
     async def __call__(self, uow: UnitOfWork, events: list[CaseEvent]) -> None:
-        telling = Telling(uow, self.default_locale)
+        telling = Telling(uow, self.default_locale, enabled=self.enabled)
         # The cards already out are corrected first, so the chat that acted sees its card
         # change before any new message arrives.
         told = [(m.case_number, c, m) for c, m in await keep_cards_true(telling, events)]
@@ -207,13 +210,14 @@ class Notifier:
 
 
 async def _to_reporter(
-    chats: ChatStore, card: CaseCard, template: str, event: CaseEvent, rating: bool = False,
+    telling: Telling, card: CaseCard, template: str, event: CaseEvent, rating: bool = False,
     photos: list[str] | None = None,
 ) -> Told:  # fmt: skip
+    chats, enabled = telling.chats, telling.enabled
     if card.reporter_id is None:
         return []
     out: Told = []
-    for channel, chat_id, locale in await chats.private_chats_of(card.reporter_id):
+    for channel, chat_id, locale in await private_chats(chats, card.reporter_id, enabled):
         r = Renderer(locale)
         buttons = rating_buttons(r, card.number) if rating else []
         extra = {"rating": False} if template == "news_resolved" and not rating else {}
@@ -231,7 +235,13 @@ async def _to_unit(
 ) -> Told:  # fmt: skip
     """The case card with its buttons, to the unit's group chats, else its people directly."""
     targets = await unit_targets(
-        telling.chats, purpose, role, area_id, department_id, telling.default_locale
+        telling.chats,
+        purpose,
+        role,
+        area_id,
+        department_id,
+        telling.default_locale,
+        telling.enabled,
     )
     out: Told = []
     for channel, chat_id, locale in targets:

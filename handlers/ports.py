@@ -68,14 +68,17 @@ class ChatStore(ChannelStore, Protocol):
     async def private_chats_of(self, person_id: int) -> list[Chat]: ...
 
     async def private_chats_with_role(
-        self, role: Role, *, area_id: int | None = None, department_id: int | None = None
-    ) -> list[Chat]: ...
+        self, role: Role, *, area_id: int | None = None, department_id: int | None = None,
+        channels: frozenset[str] = ...,
+    ) -> list[Chat]:  # fmt: skip
+        """Their private chats on the delivered `channels` (default: all)."""
 
     async def desk_chats_with_role(
-        self, role: Role, *, area_id: int | None = None, department_id: int | None = None
-    ) -> list[Chat]:
+        self, role: Role, *, area_id: int | None = None, department_id: int | None = None,
+        channels: frozenset[str] = ...,
+    ) -> list[Chat]:  # fmt: skip
         """The staff web workspaces of people holding `role` there who have no chat account
-        on any other channel (a unit's group chat cannot reach them)."""
+        on any other delivered channel (a unit's group chat cannot reach them)."""
 
 
 class UnitOfWork(SweepUnitOfWork, Protocol):

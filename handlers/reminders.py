@@ -20,6 +20,7 @@ from handlers.units import (
     superior_unit,
     unit_targets,
 )
+from workflow.channels import ALL_CHANNELS
 from workflow.events import ReminderDue
 from workflow.model import Role
 from workflow.ports import OutgoingMessage, SweepUnitOfWork
@@ -32,8 +33,11 @@ Target = tuple[str, str, str]  # channel, chat id, locale
 class ReminderNotifier:
     """The sweeper's reminder hook: outbox rows in the sweep's own transaction."""
 
-    def __init__(self, default_locale: str = "zh_CN") -> None:
+    def __init__(
+        self, default_locale: str = "zh_CN", enabled: frozenset[str] = ALL_CHANNELS
+    ) -> None:
         self.default_locale = default_locale
+        self.enabled = enabled  # the channels delivered (bot/app.py): nothing goes to others
 
     async def __call__(self, uow: SweepUnitOfWork, reminders: list[ReminderDue]) -> None:
         for channel, message in await self.messages(uow, reminders):
@@ -61,14 +65,14 @@ class ReminderNotifier:
                 holder = holder_unit(card.state, card)
                 if holder is None:
                     continue
-                for target in await unit_targets(chats, *holder, self.default_locale):
+                for target in await unit_targets(chats, *holder, self.default_locale, self.enabled):
                     batches.setdefault(target, []).append((card, reminder))
             else:
                 if reminder.audience == "supervisors":
                     unit = HolderUnit("supervisors", Role.SUPERVISOR, None, None)
                 else:
                     unit = superior_unit(card)
-                for target in await unit_targets(chats, *unit, self.default_locale):
+                for target in await unit_targets(chats, *unit, self.default_locale, self.enabled):
                     out.append(self._supervision(target, card, reminder, unit.role))
         for target, items in batches.items():
             out.append(self._holder(target, items))

@@ -9,6 +9,7 @@ from typing import Any
 
 from handlers.messages import Outgoing
 from handlers.ports import CaseCard, ChatStore, chats_of
+from workflow.channels import ALL_CHANNELS
 from workflow.ports import UnitOfWork
 
 
@@ -23,6 +24,8 @@ class Telling:
     uow: UnitOfWork
     default_locale: str
     cards: dict[str, CaseCard] = field(default_factory=dict)
+    # The channels this deployment delivers: nothing is addressed to any other.
+    enabled: frozenset[str] = ALL_CHANNELS
 
     @property
     def chats(self) -> ChatStore:

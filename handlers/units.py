@@ -10,6 +10,7 @@ from handlers.callbacks import AssignTo, CaseAction, RateAs
 from handlers.messages import Button
 from handlers.ports import CaseCard, ChatStore
 from handlers.render import Renderer
+from workflow.channels import ALL_CHANNELS
 from workflow.model import Holder, Rating, Role, State
 from workflow.states import holder_of, superior_of
 from workflow.table import SCREENS, Ask, offered_actions
@@ -60,20 +61,31 @@ def rating_buttons(r: Renderer, number: str) -> list[list[Button]]:
 
 async def unit_targets(
     chats: ChatStore, purpose: str, role: Role, area_id: int | None, department_id: int | None,
-    default_locale: str,
+    default_locale: str, enabled: frozenset[str] = ALL_CHANNELS,
 ) -> list[tuple[str, str, str]]:  # fmt: skip
     """(channel, chat, locale) of a unit: its bound group chats, else its people's own chats
     (also when its only group chats take no presses: NOTICE_ONLY_GROUPS).
 
     A unit with group chats also reaches the staff web workspaces of its people who have no
     other chat account at all (a clerk at a desk): no group can put the card in front of them.
+    Only chats on the `enabled` channels count (those this deployment delivers): a group or
+    account on another channel is as if it were not there, so the same fallbacks apply.
     """
     ids = {"area_id": area_id, "department_id": department_id}
-    groups = await chats.chats_for(purpose, **ids)
+    groups = [b for b in await chats.chats_for(purpose, **ids) if b.channel in enabled]
     targets = [(b.channel, b.chat_id, default_locale) for b in groups]
     if all(b.channel in NOTICE_ONLY_GROUPS for b in groups):
-        return targets + list(await chats.private_chats_with_role(role, **ids))
-    return targets + list(await chats.desk_chats_with_role(role, **ids))
+        people = await chats.private_chats_with_role(role, **ids, channels=enabled)
+    else:
+        people = await chats.desk_chats_with_role(role, **ids, channels=enabled)
+    return targets + list(people)
+
+
+async def private_chats(
+    chats: ChatStore, person_id: int, enabled: frozenset[str]
+) -> list[tuple[str, str, str]]:
+    """(channel, chat, locale) of a person's own chats on the `enabled` channels."""
+    return [c for c in await chats.private_chats_of(person_id) if c[0] in enabled]
 
 
 def unit_of(holder: Holder, card: CaseCard) -> HolderUnit | None:

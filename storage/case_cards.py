@@ -20,6 +20,7 @@ from storage.rows import (
     RoleAssignmentRow,
 )
 from workflow.cards import CaseCard, ProposedDepartment
+from workflow.channels import ALL_CHANNELS
 from workflow.model import Role
 from workflow.table import REPORTER_TIMELINE
 
@@ -147,29 +148,38 @@ class CaseCards:
         return [(c, e, lang) for c, e, lang in rows.all()]
 
     async def private_chats_with_role(
-        self, role: Role, *, area_id: int | None = None, department_id: int | None = None
-    ) -> list[tuple[str, str, str]]:
-        """Private chats of everyone holding `role` over that area or department. A staff web
-        workspace is among them only for a person with no chat account elsewhere (as
-        desk_chats_with_role): one in Telegram too gets each card there, not twice."""
-        return await self._chats_holding("private", role, area_id, department_id)
+        self, role: Role, *, area_id: int | None = None, department_id: int | None = None,
+        channels: frozenset[str] = ALL_CHANNELS,
+    ) -> list[tuple[str, str, str]]:  # fmt: skip
+        """Private chats, on the delivered `channels`, of everyone holding `role` over that area
+        or department. A staff web workspace is among them only for a person with no chat
+        account elsewhere (as desk_chats_with_role): one in Telegram too gets each card there,
+        not twice."""
+        return await self._chats_holding("private", role, area_id, department_id, channels)
 
     async def desk_chats_with_role(
-        self, role: Role, *, area_id: int | None = None, department_id: int | None = None
-    ) -> list[tuple[str, str, str]]:
+        self, role: Role, *, area_id: int | None = None, department_id: int | None = None,
+        channels: frozenset[str] = ALL_CHANNELS,
+    ) -> list[tuple[str, str, str]]:  # fmt: skip
         """The staff web workspaces (web chats "p-<code>") of people holding `role` over that
-        area or department who have no chat account on any other channel: a unit's bound
-        group chat does not reach a clerk who has no Telegram or WeChat, so their workspace
-        gets the unit's cards too."""
-        return await self._chats_holding("desk", role, area_id, department_id)
+        area or department who have no chat account on any other delivered channel: a unit's
+        bound group chat does not reach a clerk who has no Telegram or WeChat, so their
+        workspace gets the unit's cards too (as it does when their only account is on a
+        channel this deployment does not deliver)."""
+        return await self._chats_holding("desk", role, area_id, department_id, channels)
 
     async def _chats_holding(
-        self, kind: str, role: Role, area_id: int | None, department_id: int | None
-    ) -> list[tuple[str, str, str]]:
+        self, kind: str, role: Role, area_id: int | None, department_id: int | None,
+        channels: frozenset[str],
+    ) -> list[tuple[str, str, str]]:  # fmt: skip
         """(channel, chat, language) of the active people holding `role` there, each chat once
         (one person may hold the role over several grids)."""
         stmt = _HOLDING[kind, area_id is not None, department_id is not None]
-        params = {"role": role.value, "area_id": area_id, "department_id": department_id}
+        params = {
+            "role": role.value, "area_id": area_id, "department_id": department_id,
+            # Sorted: the same set gives the same parameters, in any process.
+            "channels": sorted(channels),
+        }  # fmt: skip
         seen: dict[tuple[str, str], str] = {}
         for c, e, lang in (await self.session.execute(stmt, params)).all():
             seen.setdefault((c, e), lang)
@@ -183,19 +193,30 @@ def _workspace() -> ColumnElement[bool]:
     )
 
 
+def _delivered(column: Any) -> ColumnElement[bool]:
+    """The channel is one this deployment delivers (the bound list `channels`: the statements
+    stay built once, whatever the settings)."""
+    return column.in_(bindparam("channels", expanding=True))
+
+
 def _has_chat_elsewhere() -> ColumnElement[bool]:
-    """The identity's person has a chat account on a channel other than the web chat."""
+    """The identity's person has a chat account on a delivered channel other than the web
+    chat: an account on a channel nobody sends to reaches nobody, so it does not count."""
     other = aliased(IdentityRow)
     return (
-        select(other.id).where(other.person_id == PersonRow.id, other.channel != WEB_CHANNEL)
+        select(other.id).where(
+            other.person_id == PersonRow.id, other.channel != WEB_CHANNEL, _delivered(other.channel)
+        )
     ).exists()
 
 
 def _holding_statement(kind: str, by_area: bool, by_department: bool) -> Any:
-    """The chats of a role's holders: "private" all but the workspaces of people with a chat
-    elsewhere, "desk" only those workspaces. Built once per shape: every new case runs one."""
+    """The chats of a role's holders on delivered channels: "private" all but the workspaces
+    of people with a chat elsewhere, "desk" only those workspaces. Built once per shape: every
+    new case runs one."""
     workspace, elsewhere = _workspace(), _has_chat_elsewhere()
     which = ~(workspace & elsewhere) if kind == "private" else workspace & ~elsewhere
+    which = which & _delivered(IdentityRow.channel)
     stmt = (
         select(IdentityRow.channel, IdentityRow.external_id, PersonRow.language)
         .join(PersonRow, PersonRow.id == IdentityRow.person_id)

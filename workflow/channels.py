@@ -8,6 +8,11 @@ from typing import Any, Protocol
 
 from workflow.model import Role
 
+# Every channel shuoshi speaks. A deployment delivers only those it is configured for (bot/app.py
+# decides; the web chat always), and messages are addressed to those alone: an outbox row for a
+# channel no sender takes would wait forever. Tests and benches that say nothing get them all.
+ALL_CHANNELS = frozenset({"telegram", "wechat", "wecom", "web"})
+
 
 @dataclass
 class Conversation:

@@ -94,7 +94,8 @@ async def report(b: Browser, description: str) -> str:
 @pytest.fixture
 async def desk(engine, tmp_path, clock):
     """The production web server behind https://shuoshi.county.example, on loopback."""
-    app = await make_app(engine, tmp_path, clock)
+    # Telegram delivered: the desk's tests bind Telegram groups and chats beside the workspace.
+    app = await make_app(engine, tmp_path, clock, telegram=True)
     web_settings = app.settings.web
     web_settings.host, web_settings.public_url = "127.0.0.1", PUBLIC
     web_app = web.Application()

@@ -37,14 +37,20 @@ def chat_text(macro: str, **params: Any) -> str:
     return plain_text(html_tree(ZH.macro("chat.html.j2", macro, **params)))
 
 
-async def make_app(engine, tmp_path: Path, clock, *, max_photo_bytes: int | None = None) -> App:
-    """An App like open_app's, on the test's database (SQLite file or a PostgreSQL schema)."""
+async def make_app(
+    engine, tmp_path: Path, clock, *, max_photo_bytes: int | None = None, telegram: bool = False
+) -> App:
+    """An App like open_app's, on the test's database (SQLite file or a PostgreSQL schema).
+    With `telegram`, a bot token is set, so messages are addressed to Telegram chats too
+    (nothing here talks to Telegram: no service is started)."""
     sessions = session_factory(engine)
     async with sessions() as session:
         await seed_calendar(session, clock.now())
         await session.commit()
     await load_org_file(sessions, EXAMPLE_COUNTY)
     settings = Settings(data_dir=tmp_path / "data", locale="zh_CN")
+    if telegram:
+        settings = Settings(data_dir=tmp_path / "data", locale="zh_CN", telegram={"token": "1:t"})
     media = MediaStore(tmp_path / "media")
     if max_photo_bytes is not None:
         media = MediaStore(tmp_path / "media", max_bytes=max_photo_bytes)
