@@ -11,141 +11,36 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
-    Insert,
-    Select,
-    Update,
-    bindparam,
-    delete,
-    literal,
     select,
-    update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.case_cards import CaseCards
 from storage.case_memo import remember_grants
 from storage.channel_people import ChannelPeople, grants
 from storage.channel_places import ChannelPlaces
-from storage.chat_locks import LOCKED, lock_chat, locked_params
-from storage.org_cache import OrgCache, generation_column, seen
+from storage.chat_locks import lock_chat, locked_params
+from storage.org_cache import OrgCache, seen
 from storage.outbox import flush_outbox
 from storage.rows import (
-    AreaRow,
     CaseRow,
     ConversationRow,
     IdentityRow,
     MessageLinkRow,
     OutboxRow,
     PersonRow,
-    ProcessedUpdateRow,
-    RoleAssignmentRow,
 )
-from storage.sql import affected, dialect_of, per_dialect, table_of, upsert
+from storage.sql import affected, dialect_of, upsert
+from storage.turn_statements import (
+    CONVERSATION_DELETE,
+    CONVERSATION_INSERT,
+    CONVERSATION_UPDATE,
+    LOCKED_MARK,
+    PROCESSED_MARK,
+    TURN_STATE,
+)
 from workflow.channels import Conversation, Person, ShownMessage
 from workflow.errors import ConcurrentUpdate, NotFound
-
-
-def _turn_state_statement() -> Select[Any]:
-    """Who writes and where they stand, in one round trip: the conversation and the linked
-    active person with one row per role grant, left-joined to a one-row base so that a
-    stranger without a draft still gets a row. Core tables, built once: every update runs it."""
-    one = select(literal(1).label("one")).subquery("one")
-    channel: BindParameter[str] = bindparam("channel")
-    chat_id: BindParameter[str] = bindparam("chat_id")
-    user_id: BindParameter[str] = bindparam("user_id")
-    conv, identity = table_of(ConversationRow).c, table_of(IdentityRow).c
-    person, role = table_of(PersonRow).c, table_of(RoleAssignmentRow).c
-    area = table_of(AreaRow).c
-    return (
-        select(
-            conv.step, conv.draft, conv.version, person.id, person.name, person.language,
-            role.role, role.area_id, role.department_id, area.kind, generation_column(),
-        )
-        .select_from(one)
-        .outerjoin(
-            table_of(ConversationRow),
-            (conv.channel == channel) & (conv.chat_id == chat_id) & (conv.user_id == user_id),
-        )
-        .outerjoin(
-            table_of(IdentityRow),
-            (identity.channel == channel) & (identity.external_id == user_id),
-        )
-        .outerjoin(
-            table_of(PersonRow), (person.id == identity.person_id) & person.active.is_(True)
-        )
-        .outerjoin(table_of(RoleAssignmentRow), role.person_id == person.id)
-        .outerjoin(table_of(AreaRow), area.id == role.area_id)
-    )  # fmt: skip
-
-
-def _conversation_update() -> Update:
-    table = table_of(ConversationRow)
-    conv = table.c
-    return (
-        update(table)
-        .where(
-            conv.channel == bindparam("k_channel"),
-            conv.chat_id == bindparam("k_chat_id"),
-            conv.user_id == bindparam("k_user_id"),
-            conv.version == bindparam("k_version"),
-        )
-        .values(
-            step=bindparam("step"),
-            draft=bindparam("draft"),
-            version=bindparam("version"),
-            updated_at=bindparam("updated_at"),
-        )
-    )
-
-
-def _conversation_delete() -> Any:
-    conv = table_of(ConversationRow).c
-    return delete(table_of(ConversationRow)).where(
-        conv.channel == bindparam("k_channel"),
-        conv.chat_id == bindparam("k_chat_id"),
-        conv.user_id == bindparam("k_user_id"),
-        conv.version == bindparam("k_version"),
-    )
-
-
-def _processed_marks() -> dict[str, Any]:
-    """The processed-mark insert per dialect: a repeat inserts nothing."""
-    table = table_of(ProcessedUpdateRow)
-    keys = [table.c.channel, table.c.key]
-    return {
-        "sqlite": sqlite_insert(table).on_conflict_do_nothing(index_elements=keys),
-        "postgresql": pg_insert(table).on_conflict_do_nothing(index_elements=keys),
-    }
-
-
-def _locked_mark() -> Insert:
-    """PostgreSQL: the processed mark that first waits for, then takes, the chat's turn lock
-    (storage/chat_locks.py `LOCKED`): one statement for both."""
-    table = table_of(ProcessedUpdateRow)
-    c = table.c
-    row = select(
-        bindparam("channel", type_=c.channel.type),
-        bindparam("key", type_=c.key.type),
-        bindparam("at", type_=c.at.type),
-    ).where(LOCKED)
-    return (
-        pg_insert(table)
-        .from_select([c.channel, c.key, c.at], row)
-        .on_conflict_do_nothing(index_elements=[c.channel, c.key])
-    )
-
-
-_TURN_STATE = _turn_state_statement()
-_CONVERSATION_UPDATE = _conversation_update()
-_CONVERSATION_DELETE = _conversation_delete()
-_CONVERSATION_INSERT = per_dialect(
-    lambda insert_: insert_(table_of(ConversationRow)).on_conflict_do_nothing()
-)
-_PROCESSED_MARK = _processed_marks()
-_LOCKED_MARK = _locked_mark()
 
 
 def processed_key(key: str) -> str:
@@ -184,7 +79,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
         conversation), read in one statement: the fixed cost every update pays."""
         rows = (
             await self.session.execute(
-                _TURN_STATE, {"channel": channel, "chat_id": chat_id, "user_id": user_id}
+                TURN_STATE, {"channel": channel, "chat_id": chat_id, "user_id": user_id}
             )
         ).all()
         step, draft, version, person_id, name, language = rows[0][:6]
@@ -206,7 +101,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
         if c.idle:
             if c.version:
                 result = await self.session.execute(
-                    _CONVERSATION_DELETE, {**key, "k_version": c.version}
+                    CONVERSATION_DELETE, {**key, "k_version": c.version}
                 )
                 if affected(result) != 1 and await self._conversation_exists(c):
                     raise self._stale(c)
@@ -214,7 +109,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             return
         if c.version == 0:
             result = await self.session.execute(
-                _CONVERSATION_INSERT[dialect_of(self.session)],
+                CONVERSATION_INSERT[dialect_of(self.session)],
                 {
                     "channel": c.channel, "chat_id": c.chat_id, "user_id": c.user_id,
                     "step": c.step, "draft": c.draft, "version": 1, "updated_at": now,
@@ -222,7 +117,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
             )  # fmt: skip
         else:
             result = await self.session.execute(
-                _CONVERSATION_UPDATE,
+                CONVERSATION_UPDATE,
                 {
                     **key, "k_version": c.version, "step": c.step, "draft": c.draft,
                     "version": c.version + 1, "updated_at": now,
@@ -389,7 +284,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
         if dialect_of(self.session) != "postgresql":
             return await self.mark_processed(channel, update_key, now)
         result = await self.session.execute(
-            _LOCKED_MARK,
+            LOCKED_MARK,
             {"channel": channel, "key": processed_key(update_key), "at": now}
             | locked_params(channel, chat_id),
         )
@@ -398,7 +293,7 @@ class SqlChannelStore(ChannelPeople, ChannelPlaces, CaseCards):
     async def mark_processed(self, channel: str, key: str, now: datetime) -> bool:
         """True the first time an update is seen; False for a redelivery (even a concurrent one)."""
         result = await self.session.execute(
-            _PROCESSED_MARK[dialect_of(self.session)],
+            PROCESSED_MARK[dialect_of(self.session)],
             {"channel": channel, "key": processed_key(key), "at": now},
         )
         return affected(result) == 1

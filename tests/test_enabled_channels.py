@@ -14,7 +14,7 @@ from handlers.notify import Notifier
 from storage.channel import SqlChannelStore
 from storage.invites import create_invite
 from storage.rows import OutboxRow
-from tests.test_wecom_settings import GOOD
+from tests.support.wecom import SETTINGS as GOOD
 from workflow.commands import ActorRef, SubmitCase, ValidateCase
 from workflow.model import Role
 from workflow.policy import WorkflowPolicy

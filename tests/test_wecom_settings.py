@@ -9,9 +9,7 @@ import pytest
 
 from bot.cli.main import main
 from bot.config import ConfigError, load_settings
-
-GOOD = {"corp_id": "ww0123456789abcdef", "agent_id": 1000002, "secret": "s3cr3t-value",
-        "token": "tok", "encoding_aes_key": "A" * 43}  # fmt: skip
+from tests.support.wecom import SETTINGS as GOOD
 
 
 def test_off_by_default_and_complete_when_set():

@@ -44,6 +44,10 @@ from workflow.clock import SHANGHAI, ManualClock
 STAFF = {"P-L-01": "MaJianGuo", "P-T-01": "GuoZhiGang", "P-C-01": "GaoWenJie", "P-H-02": "LuoBin",
          "P-S-01": "HanBing"}  # fmt: skip
 
+# A complete [wecom] section, for tests of the settings alone.
+SETTINGS = {"corp_id": "ww0123456789abcdef", "agent_id": 1000002, "secret": "s3cr3t-value",
+            "token": "tok", "encoding_aes_key": "A" * 43}  # fmt: skip
+
 
 def county_with_wecom(tmp_path: Path, ids: dict[str, str]) -> Path:
     """The example county with `wecom_userid` on the given people (one line each)."""
