@@ -123,6 +123,41 @@ class OutboxRows:
         )
         return affected(claimed) == 1
 
+    async def claim_many(self, row_ids: list[int], now: datetime, until: datetime) -> set[int]:
+        """`claim` for several rows in one statement (one write transaction: a burst's answers
+        are not each queued behind intake's writes); returns the ids it took."""
+        if not row_ids:
+            return set()
+        claimed = await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id.in_(row_ids),
+                OutboxRow.channel == self.channel,
+                OutboxRow.status == "pending",
+                OutboxRow.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=until)
+            .returning(OutboxRow.id)
+        )
+        return set(claimed.scalars())
+
+    async def release_many(
+        self, row_ids: list[int], claimed_until: datetime, due: datetime
+    ) -> None:
+        """Due again at `due` (rows claimed together that did not start): only while each is
+        still the claim that ended at `claimed_until`, never another's."""
+        if not row_ids:
+            return
+        await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id.in_(row_ids),
+                OutboxRow.status == "pending",
+                OutboxRow.next_attempt_at == claimed_until,
+            )
+            .values(next_attempt_at=due)
+        )
+
     async def release(self, row_id: int, claimed_until: datetime, now: datetime) -> None:
         """Due again at once (a multi-call message whose next call waits for the limits);
         only while it is still the claim that ended at `claimed_until`, never another's."""
@@ -332,6 +367,19 @@ class OutboxQueue:
             claimed = await OutboxRows(session, self.channel).claim(row_id, now, until)
             await session.commit()
         return claimed
+
+    async def claim_many(self, row_ids: list[int], now: datetime, until: datetime) -> set[int]:
+        async with self.sessions() as session:
+            claimed = await OutboxRows(session, self.channel).claim_many(row_ids, now, until)
+            await session.commit()
+        return claimed
+
+    async def release_many(
+        self, row_ids: list[int], claimed_until: datetime, due: datetime
+    ) -> None:
+        async with self.sessions() as session:
+            await OutboxRows(session, self.channel).release_many(row_ids, claimed_until, due)
+            await session.commit()
 
     async def release(self, row_id: int, claimed_until: datetime, now: datetime) -> None:
         async with self.sessions() as session:

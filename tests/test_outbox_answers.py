@@ -16,6 +16,7 @@ from storage.outbox import ANSWER
 from tests.support.chat import RESIDENT, Bot
 from tests.support.outbox import queue, rows
 from tests.support.sending import drain, make_sender, texts
+from tests.test_intake_cost import counting
 
 BACKGROUND = [str(9000 + n) for n in range(200)]  # other chats, e.g. a digest to each
 
@@ -142,3 +143,32 @@ async def test_rows_committed_after_a_pass_began_end_its_background_too(
     await sender.deliver_pending(paced=True)
     chats = [c.params["chat_id"] for c in fake.calls_of("sendMessage")]
     assert chats[0] == RESIDENT and len(chats) == 11
+
+
+async def test_a_burst_of_answers_is_claimed_in_one_statement(engine, world, fake, media):
+    # Each claim is a write transaction; on SQLite each waited its turn behind intake's
+    # writes (10-30 ms apart under load), so the burst's last answer waited for its claim.
+    chats = [str(5000 + n) for n in range(12)]
+    for chat in chats:
+        await queue(world, chat, f"answer {chat}", answer=True)
+    sender = make_sender(world, fake, media, concurrency=8)
+    with counting(engine) as statements:
+        assert await sender.deliver_pending() == len(chats)
+    claims = [s for s in statements if s.lstrip().upper().startswith("UPDATE OUTBOX SET NEXT")]
+    assert len(claims) == 1, claims
+    assert all(len(fake.sent(int(chat))) == 1 for chat in chats)
+    assert all(r.status == "sent" for r in await rows(world))
+
+
+async def test_rows_claimed_ahead_that_cannot_start_are_released_at_once(world, fake, media):
+    # The window lets 30 go: the rest of the chunk claimed with them is due again after the
+    # pass (not held for CLAIM), and the next pass waits for the window, not for a retry.
+    for chat in BACKGROUND[:40]:
+        await queue(world, chat, f"digest {chat}")
+    sender = make_sender(world, fake, media, concurrency=8)
+    assert await sender.deliver_pending() == 30
+    clock = world["uow"].clock
+    pending = [r for r in await rows(world) if r.status == "pending"]
+    assert len(pending) == 10 and all(r.next_attempt_at <= clock.now() for r in pending)
+    assert sender.wake_at is not None and sender.wake_at > clock.now()
+    assert await drain(sender) == 10
