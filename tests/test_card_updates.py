@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from bot.web.chat.render import plain_text
 from handlers.messages import PhotoRef
 from storage.channel import SqlChannelStore
-from storage.outbox_queue import OutboxQueue
+from storage.outbox_calls import OutboxQueue
 from storage.rows import CaseRow, OutboxRow, PersonRow
 from tests.support.chat import Bot
 from tests.support.images import jpeg

@@ -4,12 +4,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.calendar import seed_calendar
@@ -19,6 +17,7 @@ from storage.queries import case_view
 from storage.rows import PersonRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY
+from tests.support.engines import counting
 from workflow.commands import ActorRef, SubmitCase
 from workflow.model import Role
 from workflow.policy import WorkflowPolicy
@@ -57,20 +56,6 @@ async def submit(env: Env) -> str:
         category_code="safety", description="井盖破损",
     )  # fmt: skip
     return await Workflow(WorkflowPolicy()).submit(env.uow(), cmd)
-
-
-@contextmanager
-def counting(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def hook(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", hook)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", hook)
 
 
 async def test_the_card_is_read_once_until_the_case_is_written(engine, env: Env):

@@ -6,11 +6,8 @@ SQLAlchemy's cursor hook on the real engine: a statement added to the path fails
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.conversation import Conversations
@@ -25,6 +22,7 @@ from storage.rows import OutboxRow
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import EXAMPLE_COUNTY
 from tests.support.chat import Photos
+from tests.support.engines import counting
 from workflow.errors import NotFound, NotPermitted
 from workflow.model import Role
 from workflow.policy import WorkflowPolicy
@@ -87,20 +85,6 @@ async def resident(engine, clock, tmp_path):  # type: ignore[no-untyped-def]
         await session.commit()
     await load_org_file(sessions, EXAMPLE_COUNTY)
     return Resident(engine, clock, tmp_path)
-
-
-@contextmanager
-def counting(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def hook(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", hook)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", hook)
 
 
 async def test_a_plain_text_update_costs_four_statements(engine, resident: Resident):

@@ -14,9 +14,9 @@ import asyncio
 from bot.ratelimit import RateLimits
 from storage.outbox import ANSWER
 from tests.support.chat import RESIDENT, Bot
+from tests.support.engines import counting
 from tests.support.outbox import queue, rows
 from tests.support.sending import drain, make_sender, texts
-from tests.test_intake_cost import counting
 
 BACKGROUND = [str(9000 + n) for n in range(200)]  # other chats, e.g. a digest to each
 

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from storage.dashboard.lists import failed_messages
 from storage.outbox import failed_deliveries, failed_delivery_count
-from storage.outbox_queue import OutboxQueue, OutboxRows
+from storage.outbox_calls import OutboxQueue
+from storage.outbox_queue import OutboxRows
 from storage.rows import CaseRow, OutboxRow
 from tests.support.outbox import case_row, queue, rows, submit
 from workflow.clock import ensure_aware

@@ -138,7 +138,7 @@ async def test_the_template_link_opens_the_residents_web_chat_where_they_rate(wx
 
 
 async def test_a_row_another_sender_claimed_is_not_sent_twice(wx, monkeypatch):
-    from storage.outbox_queue import OutboxQueue
+    from storage.outbox_calls import OutboxQueue
 
     await wx.cb.follow(RESIDENT, scene="JL-XGC-01-G1")
     await wx.channel.processor.process_pending()

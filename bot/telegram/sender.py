@@ -42,7 +42,7 @@ from handlers.messages import (
 from storage.db import SessionFactory, is_query_error
 from storage.media import MediaStore
 from storage.outbox import ANSWER_WINDOW
-from storage.outbox_queue import OutboxQueue
+from storage.outbox_calls import OutboxQueue
 from storage.rows import OutboxRow
 from workflow.clock import Clock
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from storage.db import SessionFactory
 from storage.inbox import backoff
 from storage.outbox import ANSWER_WINDOW
-from storage.outbox_queue import OutboxQueue
+from storage.outbox_calls import OutboxQueue
 from storage.rows import OutboxRow
 from workflow.clock import Clock
 
