@@ -18,7 +18,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.chat_locks import LOCKED
 from storage.org_cache import generation_column
@@ -100,10 +99,7 @@ def _processed_marks() -> dict[str, Any]:
     """The processed-mark insert per dialect: a repeat inserts nothing."""
     table = table_of(ProcessedUpdateRow)
     keys = [table.c.channel, table.c.key]
-    return {
-        "sqlite": sqlite_insert(table).on_conflict_do_nothing(index_elements=keys),
-        "postgresql": pg_insert(table).on_conflict_do_nothing(index_elements=keys),
-    }
+    return per_dialect(lambda insert_: insert_(table).on_conflict_do_nothing(index_elements=keys))
 
 
 def _locked_mark() -> Insert:
